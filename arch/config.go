@@ -1,0 +1,326 @@
+// Package arch is the model's definition in Go: the configuration of a Mamba
+// or MemMamba model (../shared/SPEC.md, "Notation and configuration"), how it
+// is read from a Hugging Face or mamba_ssm config.json, and the canonical list
+// of weights with their shapes ("Weight names").
+//
+// Every other package (the converter, the model file, the runtime) takes its
+// sizes and names from here, so the SPEC is implemented once.
+package arch
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Model types accepted in config.json's "model_type".
+const (
+	TypeMamba    = "mamba"
+	TypeMemMamba = "memmamba"
+)
+
+// Eviction policies of a Note Block pool.
+const (
+	EvictPriority = "priority"
+	EvictFIFO     = "fifo"
+)
+
+// Config is the resolved configuration of one model: every default applied,
+// every alias folded into its canonical key. Field tags are the canonical
+// config.json keys; the same struct is stored in the model file's header.
+type Config struct {
+	ModelType     string  `json:"model_type" msgpack:"model_type"`
+	VocabSize     int     `json:"vocab_size" msgpack:"vocab_size"`
+	HiddenSize    int     `json:"hidden_size" msgpack:"hidden_size"`
+	NumLayers     int     `json:"num_hidden_layers" msgpack:"num_hidden_layers"`
+	StateSize     int     `json:"state_size" msgpack:"state_size"`
+	ConvKernel    int     `json:"conv_kernel" msgpack:"conv_kernel"`
+	Intermediate  int     `json:"intermediate_size" msgpack:"intermediate_size"`
+	TimeStepRank  int     `json:"time_step_rank" msgpack:"time_step_rank"`
+	LayerNormEps  float64 `json:"layer_norm_epsilon" msgpack:"layer_norm_epsilon"`
+	UseBias       bool    `json:"use_bias" msgpack:"use_bias"`
+	UseConvBias   bool    `json:"use_conv_bias" msgpack:"use_conv_bias"`
+	TieEmbeddings bool    `json:"tie_word_embeddings" msgpack:"tie_word_embeddings"`
+	// Memory is nil for plain Mamba models.
+	Memory *Memory `json:"memory,omitempty" msgpack:"memory,omitempty"`
+}
+
+// Memory is the Note Block configuration of a MemMamba model.
+type Memory struct {
+	PoolSize        int     `json:"pool_size" msgpack:"pool_size"`
+	SummaryDim      int     `json:"summary_dim" msgpack:"summary_dim"`
+	ScoreDim        int     `json:"score_dim" msgpack:"score_dim"`
+	AttnDim         int     `json:"attn_dim" msgpack:"attn_dim"`
+	NumHeads        int     `json:"n_heads" msgpack:"n_heads"`
+	TauNote         float64 `json:"tau_note" msgpack:"tau_note"`
+	TauRetrieve     float64 `json:"tau_retrieve" msgpack:"tau_retrieve"`
+	CrossLayerEvery int     `json:"cross_layer_every" msgpack:"cross_layer_every"`
+	Eviction        string  `json:"eviction" msgpack:"eviction"`
+}
+
+// IsMemMamba reports whether the model has Note Blocks.
+func (c *Config) IsMemMamba() bool { return c.ModelType == TypeMemMamba }
+
+// HasCrossLayer reports whether layer l runs cross-layer retrieval:
+// p > 0 and (l+1) % p == 0.
+func (c *Config) HasCrossLayer(l int) bool {
+	if c.Memory == nil || c.Memory.CrossLayerEvery <= 0 {
+		return false
+	}
+	return (l+1)%c.Memory.CrossLayerEvery == 0
+}
+
+// ParseConfig reads a config.json (Hugging Face MambaConfig, mamba_ssm's
+// MambaConfig with an ssm_cfg, or this project's MemMamba config), applies
+// the SPEC's aliases and defaults, and validates the result. Unknown keys are
+// ignored.
+func ParseConfig(data []byte) (*Config, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	// mamba_ssm nests some SSM keys under ssm_cfg; top-level keys win.
+	if sc, ok := raw["ssm_cfg"]; ok && string(sc) != "null" {
+		var sub map[string]json.RawMessage
+		if err := json.Unmarshal(sc, &sub); err != nil {
+			return nil, fmt.Errorf("config: key \"ssm_cfg\": %w", err)
+		}
+		for k, v := range sub {
+			if _, dup := raw[k]; !dup {
+				raw[k] = v
+			}
+		}
+	}
+	p := parser{raw: raw}
+	c := &Config{}
+	c.ModelType = p.str("model_type", TypeMamba)
+	switch c.ModelType {
+	case TypeMamba, TypeMemMamba:
+	case "mamba_ssm", "MambaForCausalLM":
+		c.ModelType = TypeMamba
+	default:
+		p.fail("model_type", fmt.Errorf("%q is neither %q nor %q", c.ModelType, TypeMamba, TypeMemMamba))
+	}
+	c.VocabSize = p.reqInt("vocab_size")
+	c.HiddenSize = p.reqInt("hidden_size", "d_model")
+	c.NumLayers = p.reqInt("num_hidden_layers", "n_layer")
+	c.StateSize = p.optInt(16, "state_size", "d_state")
+	c.ConvKernel = p.optInt(4, "conv_kernel", "d_conv")
+	expand := p.optInt(2, "expand")
+	c.Intermediate = p.optInt(expand*c.HiddenSize, "intermediate_size", "d_inner")
+	c.TimeStepRank = p.rank(c.HiddenSize)
+	c.LayerNormEps = p.optFloat(1e-5, "layer_norm_epsilon", "rms_norm_eps", "norm_epsilon")
+	c.UseBias = p.optBool(false, "use_bias", "bias")
+	c.UseConvBias = p.optBool(true, "use_conv_bias", "conv_bias")
+	c.TieEmbeddings = p.optBool(true, "tie_word_embeddings", "tie_embeddings")
+	if c.ModelType == TypeMemMamba {
+		mem, err := parseMemory(raw["memory"], c.HiddenSize)
+		if err != nil {
+			p.errs = append(p.errs, err)
+		}
+		c.Memory = mem
+	}
+	if err := errors.Join(p.errs...); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func parseMemory(data json.RawMessage, d int) (*Memory, error) {
+	raw := map[string]json.RawMessage{}
+	if len(data) > 0 && string(data) != "null" {
+		if err := json.Unmarshal(data, &raw); err != nil {
+			return nil, fmt.Errorf("config: key \"memory\": %w", err)
+		}
+	}
+	p := parser{raw: raw, prefix: "memory."}
+	m := &Memory{
+		PoolSize:        p.optInt(50, "pool_size"),
+		SummaryDim:      p.optInt(64, "summary_dim"),
+		ScoreDim:        p.optInt(max(d/4, 1), "score_dim"),
+		AttnDim:         p.optInt(64, "attn_dim"),
+		NumHeads:        p.optInt(4, "n_heads"),
+		TauNote:         p.optFloat(0.5, "tau_note"),
+		TauRetrieve:     p.optFloat(0.3, "tau_retrieve"),
+		CrossLayerEvery: p.optInt(4, "cross_layer_every"),
+		Eviction:        p.str("eviction", EvictPriority),
+	}
+	return m, errors.Join(p.errs...)
+}
+
+// Validate checks that every size is positive and every choice known. Each
+// error names the config key.
+func (c *Config) Validate() error {
+	var errs []error
+	pos := func(key string, v int) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("config: key %q must be positive, got %d", key, v))
+		}
+	}
+	pos("vocab_size", c.VocabSize)
+	pos("hidden_size", c.HiddenSize)
+	pos("num_hidden_layers", c.NumLayers)
+	pos("state_size", c.StateSize)
+	pos("conv_kernel", c.ConvKernel)
+	pos("intermediate_size", c.Intermediate)
+	pos("time_step_rank", c.TimeStepRank)
+	if !(c.LayerNormEps > 0) || math.IsInf(c.LayerNormEps, 0) {
+		errs = append(errs, fmt.Errorf("config: key \"layer_norm_epsilon\" must be positive and finite, got %v", c.LayerNormEps))
+	}
+	switch c.ModelType {
+	case TypeMamba:
+		if c.Memory != nil {
+			errs = append(errs, errors.New("config: key \"memory\" is only valid with model_type \"memmamba\""))
+		}
+	case TypeMemMamba:
+		if c.Memory == nil {
+			errs = append(errs, errors.New("config: model_type \"memmamba\" needs a \"memory\" object"))
+			break
+		}
+		m := c.Memory
+		pos("memory.pool_size", m.PoolSize)
+		pos("memory.summary_dim", m.SummaryDim)
+		pos("memory.score_dim", m.ScoreDim)
+		pos("memory.attn_dim", m.AttnDim)
+		pos("memory.n_heads", m.NumHeads)
+		if m.NumHeads > 0 && m.AttnDim%m.NumHeads != 0 {
+			errs = append(errs, fmt.Errorf("config: key \"memory.attn_dim\" (%d) must be a multiple of \"memory.n_heads\" (%d)", m.AttnDim, m.NumHeads))
+		}
+		if m.CrossLayerEvery < 0 {
+			errs = append(errs, fmt.Errorf("config: key \"memory.cross_layer_every\" must not be negative, got %d", m.CrossLayerEvery))
+		}
+		for _, t := range []struct {
+			key string
+			v   float64
+		}{{"memory.tau_note", m.TauNote}, {"memory.tau_retrieve", m.TauRetrieve}} {
+			if math.IsNaN(t.v) || math.IsInf(t.v, 0) {
+				errs = append(errs, fmt.Errorf("config: key %q must be finite", t.key))
+			}
+		}
+		if m.Eviction != EvictPriority && m.Eviction != EvictFIFO {
+			errs = append(errs, fmt.Errorf("config: key \"memory.eviction\" must be %q or %q, got %q", EvictPriority, EvictFIFO, m.Eviction))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("config: key \"model_type\": unknown %q", c.ModelType))
+	}
+	return errors.Join(errs...)
+}
+
+// JSON returns the canonical config.json of c (every key explicit).
+func (c *Config) JSON() []byte {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		panic(err) // Config holds only plain values.
+	}
+	return b
+}
+
+// parser reads keys with aliases from a decoded JSON object and collects
+// errors that name the key.
+type parser struct {
+	raw    map[string]json.RawMessage
+	prefix string
+	errs   []error
+}
+
+func (p *parser) fail(key string, err error) {
+	p.errs = append(p.errs, fmt.Errorf("config: key %q: %w", p.prefix+key, err))
+}
+
+// lookup returns the first of keys present (and not null).
+func (p *parser) lookup(keys ...string) (string, json.RawMessage, bool) {
+	for _, k := range keys {
+		if v, ok := p.raw[k]; ok && string(v) != "null" {
+			return k, v, true
+		}
+	}
+	return "", nil, false
+}
+
+func (p *parser) reqInt(keys ...string) int {
+	k, v, ok := p.lookup(keys...)
+	if !ok {
+		p.errs = append(p.errs, fmt.Errorf("config: required key %q is missing", p.prefix+keys[0]))
+		return 0
+	}
+	return p.toInt(k, v)
+}
+
+func (p *parser) optInt(def int, keys ...string) int {
+	k, v, ok := p.lookup(keys...)
+	if !ok {
+		return def
+	}
+	return p.toInt(k, v)
+}
+
+func (p *parser) toInt(k string, v json.RawMessage) int {
+	var f float64
+	if err := json.Unmarshal(v, &f); err != nil {
+		p.fail(k, fmt.Errorf("want an integer, got %s", v))
+		return 0
+	}
+	if f != math.Trunc(f) || math.Abs(f) > 1<<40 {
+		p.fail(k, fmt.Errorf("want an integer, got %s", v))
+		return 0
+	}
+	return int(f)
+}
+
+func (p *parser) optFloat(def float64, keys ...string) float64 {
+	k, v, ok := p.lookup(keys...)
+	if !ok {
+		return def
+	}
+	var f float64
+	if err := json.Unmarshal(v, &f); err != nil {
+		p.fail(k, fmt.Errorf("want a number, got %s", v))
+	}
+	return f
+}
+
+func (p *parser) optBool(def bool, keys ...string) bool {
+	k, v, ok := p.lookup(keys...)
+	if !ok {
+		return def
+	}
+	var b bool
+	if err := json.Unmarshal(v, &b); err != nil {
+		p.fail(k, fmt.Errorf("want true or false, got %s", v))
+	}
+	return b
+}
+
+func (p *parser) str(key, def string) string {
+	k, v, ok := p.lookup(key)
+	if !ok {
+		return def
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		p.fail(k, fmt.Errorf("want a string, got %s", v))
+	}
+	return s
+}
+
+// rank resolves time_step_rank / dt_rank, where "auto" means ceil(d/16).
+func (p *parser) rank(d int) int {
+	auto := (d + 15) / 16
+	k, v, ok := p.lookup("time_step_rank", "dt_rank")
+	if !ok {
+		return auto
+	}
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		if s == "auto" {
+			return auto
+		}
+		p.fail(k, fmt.Errorf("want an integer or \"auto\", got %q", s))
+		return 0
+	}
+	return p.toInt(k, v)
+}

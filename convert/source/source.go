@@ -1,0 +1,65 @@
+// Package source is the common view of a checkpoint file that the
+// converter's readers (safetensors, torch.save zip, GGUF, ONNX) give: a list
+// of named tensors, each read on demand, one at a time, so a conversion
+// streams and never holds the whole model in memory.
+package source
+
+import "fmt"
+
+// DType is a tensor's element type as stored in the source file.
+type DType string
+
+// Element types a reader may report. Readers report the type as stored;
+// ReadFloat32 converts every one of these to float32.
+const (
+	F64  DType = "F64"
+	F32  DType = "F32"
+	F16  DType = "F16"
+	BF16 DType = "BF16"
+	Q8_0 DType = "Q8_0"
+	Q4_0 DType = "Q4_0"
+	I64  DType = "I64"
+	I32  DType = "I32"
+	I8   DType = "I8"
+	U8   DType = "U8"
+	Bool DType = "BOOL"
+)
+
+// Tensor describes one tensor of a source file.
+type Tensor struct {
+	// Name is the name as stored in the file (before any renaming).
+	Name  string
+	DType DType
+	// Shape in PyTorch order (row-major, outermost first).
+	Shape []int
+}
+
+// NumElements returns the product of the shape (1 for a scalar).
+func (t Tensor) NumElements() int {
+	n := 1
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// String formats the tensor as name[shape] dtype.
+func (t Tensor) String() string { return fmt.Sprintf("%s%v %s", t.Name, t.Shape, t.DType) }
+
+// Reader is an open checkpoint file.
+type Reader interface {
+	// Path is the file's path, for error messages.
+	Path() string
+	// Tensors lists the file's tensors in file order.
+	Tensors() []Tensor
+	// ReadFloat32 reads the named tensor and converts it to float32,
+	// row-major in the order of Shape.
+	ReadFloat32(name string) ([]float32, error)
+	// ReadRaw returns the named tensor's bytes exactly as stored (for
+	// bit-exact copies of f16, bf16 and block-quantised data).
+	ReadRaw(name string) ([]byte, error)
+	// Metadata is the file's free-form metadata: GGUF key/values,
+	// safetensors' __metadata__, ONNX metadata_props; nil when none.
+	Metadata() map[string]any
+	Close() error
+}
