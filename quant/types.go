@@ -29,8 +29,8 @@ const BlockSize = 32
 
 // Bytes per block of the block types: an f16 scale and the quants.
 const (
-	Q8_0BlockBytes = 2 + BlockSize     // 34
-	Q4_0BlockBytes = 2 + BlockSize / 2 // 18
+	Q8_0BlockBytes = 2 + BlockSize   // 34
+	Q4_0BlockBytes = 2 + BlockSize/2 // 18
 )
 
 // Types lists every supported type, in the order the CLI documents them.
