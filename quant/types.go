@@ -1,10 +1,3 @@
-// Package quant defines the tensor storage types of the project's model file
-// and their codecs: f32, f16 (IEEE 754 half), bf16 (bfloat16), int8 in blocks
-// of 32 (byte-compatible with GGUF Q8_0) and int4 in blocks of 32
-// (byte-compatible with GGUF Q4_0).
-//
-// The numeric values of Type are GGML's type ids, so a GGUF tensor's type
-// maps to a Type without a table.
 package quant
 
 import (
