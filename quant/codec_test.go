@@ -36,6 +36,7 @@ var update = flag.Bool("update", false, "regenerate testdata/golden by running t
 //   - |d - d16| <= delta = max(d*2^-11, 2^-25) + d*2^-23 (f16 rounding of
 //     the float32 scale, plus the float32 rounding of amax/127), and
 //     |q| <= |x|/d + 1/2 + 2^-15.
+//
 // So |x - x'| <= d*(1/2 + 2^-15) + (|x|/d + 1/2 + 2^-15)*delta + |x'|*2^-24.
 // When the f16 scale flushes to 0 (d <= 2^-25) this is >= |x|, which covers
 // the zero block that results (and the wrapped quants of float32-subnormal
