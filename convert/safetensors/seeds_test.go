@@ -1,0 +1,49 @@
+package safetensors
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/tiny.safetensors and the fuzz seed corpus")
+
+// TestUpdateSeeds rewrites the committed fixture and fuzz seeds when run
+// with -update; otherwise it checks the fixture still matches the writer.
+func TestUpdateSeeds(t *testing.T) {
+	data, err := Encode(fixture(), map[string]string{"format": "pt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixturePath := filepath.Join("testdata", "tiny.safetensors")
+	if !*update {
+		old, err := os.ReadFile(fixturePath)
+		if err != nil {
+			t.Skip("no fixture; run with -update")
+		}
+		if string(old) != string(data) {
+			t.Errorf("%s differs from the writer's output; run with -update if the change is intended", fixturePath)
+		}
+		return
+	}
+	seedDir := filepath.Join("testdata", "fuzz", "FuzzSafetensors")
+	if err := os.MkdirAll(seedDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fixturePath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seeds := map[string][]byte{
+		"tiny":  data,
+		"empty": build(`{}      `, nil),
+		"meta":  build(`{"__metadata__":{"format":"pt"},"x":{"dtype":"BF16","shape":[1,1],"data_offsets":[0,2]}}`, []byte{0x80, 0x3f}),
+	}
+	for name, b := range seeds {
+		content := "go test fuzz v1\n[]byte(" + strconv.Quote(string(b)) + ")\n"
+		if err := os.WriteFile(filepath.Join(seedDir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
