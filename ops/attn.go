@@ -1,0 +1,54 @@
+package ops
+
+import (
+	"fmt"
+	"math"
+)
+
+// Attend computes multi-head softmax attention of one query over n keys and
+// values (the Note Block's pool): q and out have A values, K and V are
+// n x A row-major, and the A dimensions are split into H heads of A/H:
+//
+//	for h := 0; h < H; h++ {
+//		// over the head's slice [h*dh, (h+1)*dh), dh = A/H:
+//		s[j] = dot(q_h, K[j]_h) / sqrt(dh)          for j < n
+//		alpha = softmax(s)                          // stable: exp(s[j]-max s)
+//		out_h = sum_j alpha[j] * V[j]_h
+//	}
+//
+// The softmax is computed without scratch memory: a first pass finds the
+// largest score, a second recomputes the (identical) scores, exponentiates
+// them and accumulates sum_j e^(s[j]-max)*V[j]_h and the normaliser, and
+// the head's output is divided by the normaliser at the end. With n == 0
+// out is all zeros. out must not overlap q, K or V. A must be a multiple of
+// H; Attend panics otherwise.
+func Attend(out, q, K, V []float32, n, H int) {
+	A := len(q)
+	if H <= 0 || A%H != 0 || n < 0 || len(out) != A || len(K) != n*A || len(V) != n*A {
+		panic(fmt.Sprintf("ops: Attend A=%d H=%d n=%d: out %d, K %d, V %d values", A, H, n, len(out), len(K), len(V)))
+	}
+	clear(out)
+	if n == 0 {
+		return
+	}
+	dh := A / H
+	scale := float32(math.Sqrt(float64(dh)))
+	for h := 0; h < H; h++ {
+		lo, hi := h*dh, h*dh+dh
+		qh, oh := q[lo:hi], out[lo:hi]
+		m := float32(math.Inf(-1))
+		for j := 0; j < n; j++ {
+			if s := Dot(qh, K[j*A+lo:j*A+hi]) / scale; s > m {
+				m = s
+			}
+		}
+		var sum float32
+		for j := 0; j < n; j++ {
+			s := Dot(qh, K[j*A+lo:j*A+hi]) / scale
+			e := exp32(s - m)
+			sum += e
+			AddScaled(oh, V[j*A+lo:j*A+hi], e)
+		}
+		Scale(oh, oh, 1/sum)
+	}
+}

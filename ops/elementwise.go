@@ -1,0 +1,182 @@
+package ops
+
+import (
+	"fmt"
+	"math"
+)
+
+// Elementwise kernels. Unless stated otherwise dst may be the same slice as
+// an input (in place), but must not partially overlap one. Lengths must
+// match; the functions panic otherwise.
+
+func checkLen(name string, want int, lens ...int) {
+	for _, l := range lens {
+		if l != want {
+			panic(fmt.Sprintf("ops: %s: length %d, want %d", name, l, want))
+		}
+	}
+}
+
+// exp32 is e^v in float32 (computed in float64 and rounded once).
+func exp32(v float32) float32 { return float32(math.Exp(float64(v))) }
+
+// SigmoidScalar returns 1/(1+e^-v). It is 0 for v below about -104 and 1
+// above about 17, never NaN for finite v.
+func SigmoidScalar(v float32) float32 { return 1 / (1 + exp32(-v)) }
+
+// SiLUScalar returns v*sigmoid(v).
+func SiLUScalar(v float32) float32 { return v / (1 + exp32(-v)) }
+
+// SoftplusScalar returns v if v > 20, else log(1+e^v) (SPEC's threshold, as
+// PyTorch's softplus).
+func SoftplusScalar(v float32) float32 {
+	if v > 20 {
+		return v
+	}
+	return float32(math.Log1p(math.Exp(float64(v))))
+}
+
+// Sigmoid sets dst[i] = 1/(1+exp(-x[i])).
+func Sigmoid(dst, x []float32) {
+	checkLen("Sigmoid", len(dst), len(x))
+	x = x[:len(dst)]
+	for i, v := range x {
+		dst[i] = SigmoidScalar(v)
+	}
+}
+
+// SiLU sets dst[i] = x[i]*sigmoid(x[i]).
+func SiLU(dst, x []float32) {
+	checkLen("SiLU", len(dst), len(x))
+	x = x[:len(dst)]
+	for i, v := range x {
+		dst[i] = SiLUScalar(v)
+	}
+}
+
+// Softplus sets dst[i] = x[i] if x[i] > 20 else log(1+exp(x[i])).
+func Softplus(dst, x []float32) {
+	checkLen("Softplus", len(dst), len(x))
+	x = x[:len(dst)]
+	for i, v := range x {
+		dst[i] = SoftplusScalar(v)
+	}
+}
+
+// MulSiLU sets dst[i] = y[i]*silu(z[i]), the mixer's output gate.
+func MulSiLU(dst, y, z []float32) {
+	checkLen("MulSiLU", len(dst), len(y), len(z))
+	y, z = y[:len(dst)], z[:len(dst)]
+	for i, v := range y {
+		dst[i] = v * SiLUScalar(z[i])
+	}
+}
+
+// ReLU sets dst[i] = max(x[i], 0).
+func ReLU(dst, x []float32) {
+	checkLen("ReLU", len(dst), len(x))
+	x = x[:len(dst)]
+	for i, v := range x {
+		if v < 0 {
+			v = 0
+		}
+		dst[i] = v
+	}
+}
+
+// Add sets dst[i] = a[i] + b[i].
+func Add(dst, a, b []float32) {
+	checkLen("Add", len(dst), len(a), len(b))
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i, v := range a {
+		dst[i] = v + b[i]
+	}
+}
+
+// Mul sets dst[i] = a[i] * b[i].
+func Mul(dst, a, b []float32) {
+	checkLen("Mul", len(dst), len(a), len(b))
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i, v := range a {
+		dst[i] = v * b[i]
+	}
+}
+
+// Scale sets dst[i] = s * x[i].
+func Scale(dst, x []float32, s float32) {
+	checkLen("Scale", len(dst), len(x))
+	x = x[:len(dst)]
+	for i, v := range x {
+		dst[i] = s * v
+	}
+}
+
+// AddScaled sets dst[i] += s * x[i] (axpy).
+func AddScaled(dst, x []float32, s float32) {
+	checkLen("AddScaled", len(dst), len(x))
+	x = x[:len(dst)]
+	for i, v := range x {
+		dst[i] += s * v
+	}
+}
+
+// Dot returns sum_i a[i]*b[i]. It sums in four interleaved float32
+// accumulators (i mod 4), then (s0+s1)+(s2+s3):
+//
+//	var s float32
+//	for i := range a { s += a[i] * b[i] }
+func Dot(a, b []float32) float32 {
+	checkLen("Dot", len(a), len(b))
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	for len(a) >= 4 {
+		a4, b4 := (*[4]float32)(a), (*[4]float32)(b)
+		s0 += a4[0] * b4[0]
+		s1 += a4[1] * b4[1]
+		s2 += a4[2] * b4[2]
+		s3 += a4[3] * b4[3]
+		a, b = a[4:], b[4:]
+	}
+	b = b[:len(a)]
+	for i, v := range a {
+		s0 += v * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// RMSNorm sets dst = x * (mean(x^2) + eps)^-1/2 * w (SPEC):
+//
+//	var ss float64
+//	for _, v := range x { ss += float64(v) * float64(v) }
+//	r := float32(1 / math.Sqrt(ss/float64(len(x))+float64(eps)))
+//	for i := range x { dst[i] = x[i] * r * w[i] }
+//
+// The sum of squares is accumulated in float64 (in four interleaved
+// accumulators), so it is accurate to float32 rounding for any length. dst
+// may be x. An empty x leaves dst empty.
+func RMSNorm(dst, x, w []float32, eps float32) {
+	checkLen("RMSNorm", len(dst), len(x), len(w))
+	if len(x) == 0 {
+		return
+	}
+	x, w = x[:len(dst)], w[:len(dst)]
+	var s0, s1, s2, s3 float64
+	y := x
+	for len(y) >= 4 {
+		y4 := (*[4]float32)(y)
+		a, b, c, d := float64(y4[0]), float64(y4[1]), float64(y4[2]), float64(y4[3])
+		s0 += a * a
+		s1 += b * b
+		s2 += c * c
+		s3 += d * d
+		y = y[4:]
+	}
+	for _, v := range y {
+		s0 += float64(v) * float64(v)
+	}
+	ss := (s0 + s1) + (s2 + s3)
+	r := float32(1 / math.Sqrt(ss/float64(len(x))+float64(eps)))
+	for i, v := range x {
+		dst[i] = v * r * w[i]
+	}
+}
