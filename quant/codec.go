@@ -21,15 +21,15 @@ func Encode(t Type, dst []byte, src []float32) error {
 	switch t {
 	case F32:
 		for i, x := range src {
-			if err := checkFinite(i, x); err != nil {
-				return err
+			if !finite(x) {
+				return checkFinite(i, x)
 			}
 			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(x))
 		}
 	case F16:
 		for i, x := range src {
-			if err := checkFinite(i, x); err != nil {
-				return err
+			if !finite(x) {
+				return checkFinite(i, x)
 			}
 			h := F32ToF16(x)
 			if h&0x7fff == 0x7c00 {
@@ -39,8 +39,8 @@ func Encode(t Type, dst []byte, src []float32) error {
 		}
 	case BF16:
 		for i, x := range src {
-			if err := checkFinite(i, x); err != nil {
-				return err
+			if !finite(x) {
+				return checkFinite(i, x)
 			}
 			h := F32ToBF16(x)
 			if h&0x7fff == 0x7f80 {
@@ -145,6 +145,12 @@ func (t Type) RowLen(nbytes int) (int, error) {
 	return nbytes / bb * t.BlockLen(), nil
 }
 
+// finite reports whether x is neither NaN nor ±Inf; it inlines, keeping
+// the error formatting of checkFinite off the per-value path.
+func finite(x float32) bool {
+	return math.Float32bits(x)&0x7f800000 != 0x7f800000
+}
+
 // checkFinite reports NaN or ±Inf at index i.
 func checkFinite(i int, x float32) error {
 	switch {
@@ -164,8 +170,8 @@ func checkBlock(base int, x *[BlockSize]float32, div float32, name string) error
 	var amax float32
 	arg := 0
 	for j, v := range x {
-		if err := checkFinite(base+j, v); err != nil {
-			return err
+		if !finite(v) {
+			return checkFinite(base+j, v)
 		}
 		if a := abs32(v); a > amax {
 			amax, arg = a, j

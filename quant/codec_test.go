@@ -382,6 +382,8 @@ func TestEncodeErrors(t *testing.T) {
 		{"f16 max ok", F16, -1, block(9, 65519.996), ""},
 		{"f16 -max ok", F16, -1, block(9, -65504), ""},
 		{"bf16 overflow", BF16, -1, block(9, -math.MaxFloat32), "value 9 (-3.4028235e+38) overflows bf16"},
+		{"bf16 rounds to inf", BF16, -1, block(2, math.Float32frombits(0x7f7f8000)), "value 2 (3.3961775e+38) overflows bf16"},
+		{"bf16 largest ok", BF16, -1, block(2, math.Float32frombits(0x7f7f7fff)), ""},
 		{"q8 scale overflow", Q8_0, -1, block(33, math.Nextafter32(q8ok, inf)), "value 33 ("},
 		{"q8 scale overflow neg", Q8_0, -1, block(34, -1e30), "value 34 (-1e+30): the int8 block scale"},
 		{"q8 scale max ok", Q8_0, -1, block(33, -q8ok), ""},
