@@ -45,8 +45,9 @@
 // Byte 2+j holds element j in its low nibble and element j+16 in its high
 // nibble. The encoder, per block: m = the first element of largest |x|
 // (with its sign), d = m / -8, id = 1/d (0 when d is 0),
-// q[j] = min(15, trunc(x[j]*id + 8.5)). So m itself decodes exactly to
-// -8*d and the value of opposite sign and equal magnitude clamps to 7*d.
+// q[j] = min(15, trunc(x[j]*id + 8.5)). So m itself gets q = 0 (value
+// -8*d, m up to the f16 rounding of d), and a value of the opposite sign and
+// the same magnitude wants q = 16 and is clamped to 15 (value 7*d).
 //
 // # Errors and edge cases
 //

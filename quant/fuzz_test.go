@@ -79,6 +79,14 @@ func FuzzRoundTrip(f *testing.F) {
 		for i := range x {
 			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
 		}
+		// The unchecked block encoders must not panic on any input,
+		// NaN and Inf included.
+		if len(x) >= BlockSize {
+			var b8 [Q8_0BlockBytes]byte
+			var b4 [Q4_0BlockBytes]byte
+			EncodeQ8_0Block(&b8, (*[BlockSize]float32)(x))
+			EncodeQ4_0Block(&b4, (*[BlockSize]float32)(x))
+		}
 		enc, err := Quantize(typ, x)
 		if want := firstProblem(typ, x); want >= 0 {
 			if err == nil || !strings.HasPrefix(err.Error(), fmt.Sprintf("value %d ", want)) {
