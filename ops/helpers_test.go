@@ -166,4 +166,6 @@ func ref64(w, x []float32) (sum, abs float64) {
 	return
 }
 
-func allTypes() []quant.Type { return []quant.Type{quant.F32, quant.F16, quant.BF16, quant.Q8_0, quant.Q4_0} }
+func allTypes() []quant.Type {
+	return []quant.Type{quant.F32, quant.F16, quant.BF16, quant.Q8_0, quant.Q4_0}
+}

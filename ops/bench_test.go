@@ -1,0 +1,99 @@
+package ops
+
+import (
+	"fmt"
+	"testing"
+)
+
+// Mamba-130m sizes: d = 768, E = 1536, N = 16.
+const benchRows, benchCols = 768, 1536
+
+func BenchmarkMatVec(b *testing.B) {
+	rng := newRNG(20)
+	for _, typ := range allTypes() {
+		m, _ := testMatrix(&testing.T{}, rng, typ, benchRows, benchCols, 0)
+		x := randVec(rng, benchCols)
+		dst := make([]float32, benchRows)
+		b.Run(typ.String(), func(b *testing.B) {
+			b.SetBytes(int64(len(m.Data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				MatVec(dst, m, x)
+			}
+		})
+	}
+}
+
+func BenchmarkPoolMatVec(b *testing.B) {
+	rng := newRNG(21)
+	p := NewPool(0)
+	defer p.Close()
+	for _, typ := range allTypes() {
+		m, _ := testMatrix(&testing.T{}, rng, typ, benchRows, benchCols, 0)
+		x := randVec(rng, benchCols)
+		dst := make([]float32, benchRows)
+		b.Run(fmt.Sprintf("%s/threads=%d", typ, p.Threads()), func(b *testing.B) {
+			b.SetBytes(int64(len(m.Data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				p.MatVec(dst, m, x)
+			}
+		})
+	}
+}
+
+// BenchmarkMatMul reports the weight bytes per token processed (SetBytes is
+// n times the matrix) so its GB/s compares with MatVec's.
+func BenchmarkMatMul(b *testing.B) {
+	rng := newRNG(22)
+	const n = 32
+	for _, typ := range allTypes() {
+		m, _ := testMatrix(&testing.T{}, rng, typ, benchRows, benchCols, 0)
+		x := randVec(rng, n*benchCols)
+		dst := make([]float32, n*benchRows)
+		b.Run(fmt.Sprintf("%s/n=%d", typ, n), func(b *testing.B) {
+			b.SetBytes(int64(n * len(m.Data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				MatMul(dst, m, x, n)
+			}
+		})
+	}
+}
+
+func BenchmarkScan(b *testing.B) {
+	const E, N = 1536, 16
+	for _, T := range []int{1, 32} {
+		c := newScanCase(23, E, N, T, true)
+		h := append([]float32(nil), c.h0...)
+		y := make([]float32, T*E)
+		b.Run(fmt.Sprintf("T=%d", T), func(b *testing.B) {
+			b.SetBytes(int64(4 * E * N * T))
+			b.ReportAllocs()
+			for b.Loop() {
+				Scan(y, h, c.dt, c.A, c.B, c.C, c.a, c.D, c.z, E, N, T)
+			}
+		})
+	}
+}
+
+func BenchmarkConv(b *testing.B) {
+	const E, K, T = 1536, 4, 32
+	rng := newRNG(24)
+	x, w, bias := randVec(rng, T*E), randVec(rng, E*K), randVec(rng, E)
+	win, out := make([]float32, E*(K-1)), make([]float32, T*E)
+	b.ReportAllocs()
+	for b.Loop() {
+		Conv(out, win, x, w, bias, E, K, T)
+	}
+}
+
+func BenchmarkAttend(b *testing.B) {
+	rng := newRNG(25)
+	const A, n, H = 64, 50, 4
+	q, K, V, out := randVec(rng, A), randVec(rng, n*A), randVec(rng, n*A), make([]float32, A)
+	b.ReportAllocs()
+	for b.Loop() {
+		Attend(out, q, K, V, n, H)
+	}
+}

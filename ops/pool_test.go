@@ -1,0 +1,110 @@
+package ops
+
+import (
+	"math"
+	"sync/atomic"
+	"testing"
+
+	"github.com/memmamba/memmamba/quant"
+)
+
+func sameBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s: [%d] = %v, want %v", what, i, got[i], want[i])
+		}
+	}
+}
+
+// TestPoolMatMul checks that the pool gives the single-threaded bits for
+// several thread counts, for products big enough to be split.
+func TestPoolMatMul(t *testing.T) {
+	rng := newRNG(5)
+	pools := []*Pool{nil, NewPool(1), NewPool(2), NewPool(3), NewPool(7)}
+	defer func() {
+		for _, p := range pools {
+			p.Close()
+		}
+	}()
+	for _, typ := range allTypes() {
+		const rows, cols = 301, 512
+		m, _ := testMatrix(t, rng, typ, rows, cols, 0)
+		for _, n := range []int{1, 2, 5} {
+			x := randVec(rng, n*cols)
+			want := make([]float32, n*rows)
+			MatMul(want, m, x, n)
+			for _, p := range pools {
+				got, check := guarded(n*rows, 1)
+				if n == 1 {
+					p.MatVec(got, m, x)
+				} else {
+					p.MatMul(got, m, x, n)
+				}
+				check(t)
+				sameBits(t, typ.String(), got, want)
+			}
+		}
+	}
+}
+
+func TestPoolFor(t *testing.T) {
+	p := NewPool(4)
+	defer p.Close()
+	for _, n := range []int{0, 1, 5, 100, 1000} {
+		hits := make([]int32, n)
+		var calls atomic.Int32
+		p.For(n, 10, func(lo, hi int) {
+			calls.Add(1)
+			for i := lo; i < hi; i++ {
+				atomic.AddInt32(&hits[i], 1)
+			}
+		})
+		for i, h := range hits {
+			if h != 1 {
+				t.Fatalf("n=%d: item %d visited %d times", n, i, h)
+			}
+		}
+		if n >= 40 && calls.Load() < 2 {
+			t.Errorf("n=%d: not split (%d calls)", n, calls.Load())
+		}
+	}
+}
+
+// TestNoAllocs checks that the hot paths allocate nothing per call.
+func TestNoAllocs(t *testing.T) {
+	rng := newRNG(6)
+	p := NewPool(3)
+	defer p.Close()
+	m, _ := testMatrix(t, rng, quant.Q8_0, 256, 512, 0)
+	x := randVec(rng, 4*512)
+	dst := make([]float32, 4*256)
+	const E, N, T, K = 64, 16, 4, 4
+	h, y := make([]float32, E*N), make([]float32, T*E)
+	dt, a, z, D := randVec(rng, T*E), randVec(rng, T*E), randVec(rng, T*E), randVec(rng, E)
+	A, B, C := randVec(rng, E*N), randVec(rng, T*N), randVec(rng, T*N)
+	win, w := make([]float32, E*(K-1)), randVec(rng, E*K)
+	q, kv := randVec(rng, 64), randVec(rng, 50*64)
+	out := make([]float32, 64)
+	forFn := func(lo, hi int) {}
+	cases := map[string]func(){
+		"MatVec":      func() { MatVec(dst[:256], m, x[:512]) },
+		"MatMul":      func() { MatMul(dst, m, x, 4) },
+		"Pool.MatVec": func() { p.MatVec(dst[:256], m, x[:512]) },
+		"Pool.MatMul": func() { p.MatMul(dst, m, x, 4) },
+		"Pool.For":    func() { p.For(1000, 1, forFn) },
+		"Scan":        func() { Scan(y, h, dt, A, B, C, a, D, z, E, N, T) },
+		"Pool.Scan":   func() { p.Scan(y, h, dt, A, B, C, a, D, z, E, N, T) },
+		"Conv":        func() { Conv(y, win, a, w, D, E, K, T) },
+		"Attend":      func() { Attend(out, q, kv, kv, 50, 4) },
+		"RMSNorm":     func() { RMSNorm(y[:E], a[:E], D, 1e-5) },
+	}
+	for name, f := range cases {
+		if n := testing.AllocsPerRun(20, f); n != 0 {
+			t.Errorf("%s: %v allocations per call", name, n)
+		}
+	}
+}
