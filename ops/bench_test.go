@@ -11,7 +11,7 @@ const benchRows, benchCols = 768, 1536
 func BenchmarkMatVec(b *testing.B) {
 	rng := newRNG(20)
 	for _, typ := range allTypes() {
-		m, _ := testMatrix(&testing.T{}, rng, typ, benchRows, benchCols, 0)
+		m, _ := testMatrix(b, rng, typ, benchRows, benchCols, 0)
 		x := randVec(rng, benchCols)
 		dst := make([]float32, benchRows)
 		b.Run(typ.String(), func(b *testing.B) {
@@ -29,7 +29,7 @@ func BenchmarkPoolMatVec(b *testing.B) {
 	p := NewPool(0)
 	defer p.Close()
 	for _, typ := range allTypes() {
-		m, _ := testMatrix(&testing.T{}, rng, typ, benchRows, benchCols, 0)
+		m, _ := testMatrix(b, rng, typ, benchRows, benchCols, 0)
 		x := randVec(rng, benchCols)
 		dst := make([]float32, benchRows)
 		b.Run(fmt.Sprintf("%s/threads=%d", typ, p.Threads()), func(b *testing.B) {
@@ -48,7 +48,7 @@ func BenchmarkMatMul(b *testing.B) {
 	rng := newRNG(22)
 	const n = 32
 	for _, typ := range allTypes() {
-		m, _ := testMatrix(&testing.T{}, rng, typ, benchRows, benchCols, 0)
+		m, _ := testMatrix(b, rng, typ, benchRows, benchCols, 0)
 		x := randVec(rng, n*benchCols)
 		dst := make([]float32, n*benchRows)
 		b.Run(fmt.Sprintf("%s/n=%d", typ, n), func(b *testing.B) {

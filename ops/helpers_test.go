@@ -60,7 +60,7 @@ func offsetCopy(v []float32, off int) []float32 {
 // encoding the blocks by hand from the layouts in Matrix's doc. It returns
 // the matrix (its Data starting at byte offset off of a larger buffer) and
 // the exact value of every weight, row-major.
-func testMatrix(t *testing.T, rng *rand.Rand, typ quant.Type, rows, cols, off int) (Matrix, []float32) {
+func testMatrix(t testing.TB, rng *rand.Rand, typ quant.Type, rows, cols, off int) (Matrix, []float32) {
 	t.Helper()
 	rb, err := typ.RowBytes(cols)
 	if err != nil {
