@@ -1,0 +1,42 @@
+# The project's commands. `make test` is what CI runs (.ci/run).
+GO      ?= go
+PYTHON  ?= /usr/bin/python3
+BIN     := bin
+FUZZTIME ?= 10s
+
+.PHONY: all build deps test test-go check-fixtures fixtures vet fuzz clean
+
+all: build
+
+## build: the two commands, into ./bin
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## deps: install the Debian packages the reference and tests use (idempotent)
+deps:
+	./scripts/deps.sh
+
+## test: everything CI checks: formatting, vet, Go tests (race detector on), the reference against its fixtures
+test: deps vet test-go check-fixtures
+
+vet:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test-go:
+	$(GO) test -race -count=1 ./...
+
+## check-fixtures: regenerate the fixtures in a scratch folder and compare them with the committed ones
+check-fixtures:
+	$(PYTHON) testdata/reference/make_fixtures.py --check
+
+## fixtures: regenerate testdata/models from the PyTorch reference
+fixtures: deps
+	$(PYTHON) testdata/reference/make_fixtures.py
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,79 @@
+package convert
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/memmamba/memmamba/arch"
+	"github.com/memmamba/memmamba/quant"
+)
+
+// Policy decides each tensor's storage type in the model file.
+//
+// The target type (f32, f16, bf16, int8, int4) applies to the matrices the
+// runtime multiplies by (arch.Weight.Matmul: the projections, the Note
+// Block's scorers, summary and attention weights, the LM head) and to the
+// embeddings, when the matrix's input dimension (its last) fills whole
+// blocks of the type (32 for int8 and int4). Everything else stays f32:
+// norms, the conv1d kernel, A_log, D, biases, 1-D tensors, the dt projection
+// when its input width (time_step_rank) is not a multiple of 32, and any
+// tensor matched by a Keep glob.
+type Policy struct {
+	Type quant.Type
+	// Keep holds path.Match globs of tensor names kept in f32.
+	Keep []string
+}
+
+// Decision is the policy's choice for one tensor and why.
+type Decision struct {
+	Type   quant.Type
+	Reason string
+}
+
+// Validate checks the globs.
+func (p Policy) Validate() error {
+	for _, g := range p.Keep {
+		if _, err := path.Match(g, ""); err != nil {
+			return fmt.Errorf("--keep %q: %w", g, err)
+		}
+	}
+	return nil
+}
+
+// Decide returns the storage type of weight w.
+func (p Policy) Decide(w arch.Weight) Decision {
+	for _, g := range p.Keep {
+		if ok, _ := path.Match(g, w.Name); ok {
+			return Decision{quant.F32, fmt.Sprintf("kept by --keep %s", g)}
+		}
+	}
+	if p.Type == quant.F32 {
+		return Decision{quant.F32, "f32 requested"}
+	}
+	if len(w.Shape) != 2 || !(w.Matmul || w.Name == arch.EmbeddingsName) {
+		return Decision{quant.F32, whyF32(w)}
+	}
+	if in := w.Shape[1]; in%p.Type.BlockLen() != 0 {
+		return Decision{quant.F32, fmt.Sprintf("input width %d is not a multiple of the %s block of %d", in, p.Type, p.Type.BlockLen())}
+	}
+	return Decision{p.Type, "matrix"}
+}
+
+func whyF32(w arch.Weight) string {
+	switch {
+	case strings.HasSuffix(w.Name, "norm.weight") || strings.HasSuffix(w.Name, "norm_f.weight"):
+		return "norm"
+	case strings.HasSuffix(w.Name, ".bias"):
+		return "bias"
+	case strings.HasSuffix(w.Name, "conv1d.weight"):
+		return "conv1d kernel"
+	case strings.HasSuffix(w.Name, "A_log"):
+		return "A_log (precision of the decay)"
+	case strings.HasSuffix(w.Name, ".D"):
+		return "D (1-D)"
+	case len(w.Shape) == 1:
+		return "1-D"
+	}
+	return "not a matrix product"
+}

@@ -1,0 +1,351 @@
+package runtime
+
+import (
+	"slices"
+
+	"github.com/memmamba/memmamba/arch"
+	"github.com/memmamba/memmamba/ops"
+)
+
+// notePool is one layer's Note Block state pool (SPEC.md step 4): at most
+// cap notes, each a summary with its score and position, kept in slot order
+// (appended while there is room, replaced in place when full). The keys and
+// values that attention reads are computed once, when a note enters: under
+// the layer's token attention (tokK, tokV) and, when a cross-layer attention
+// reads this pool, under that layer's weights (layK, layV).
+type notePool struct {
+	cap, S, A  int
+	n          int
+	pos        []int
+	score      []float32
+	summ       []float32 // cap x S
+	tokK, tokV []float32 // cap x A
+	layK, layV []float32 // cap x A, nil when no cross-layer attention reads the pool
+}
+
+func newNotePool(capacity, S, A int, readByLayerAttn bool) *notePool {
+	p := &notePool{
+		cap: capacity, S: S, A: A,
+		pos:   make([]int, capacity),
+		score: make([]float32, capacity),
+		summ:  make([]float32, capacity*S),
+		tokK:  make([]float32, capacity*A),
+		tokV:  make([]float32, capacity*A),
+	}
+	if readByLayerAttn {
+		p.layK = make([]float32, capacity*A)
+		p.layV = make([]float32, capacity*A)
+	}
+	return p
+}
+
+func (p *notePool) reset() { p.n = 0 }
+
+func (p *notePool) clone() *notePool {
+	q := *p
+	q.pos = slices.Clone(p.pos)
+	q.score = slices.Clone(p.score)
+	q.summ = slices.Clone(p.summ)
+	q.tokK = slices.Clone(p.tokK)
+	q.tokV = slices.Clone(p.tokV)
+	q.layK = slices.Clone(p.layK)
+	q.layV = slices.Clone(p.layV)
+	return &q
+}
+
+// copyFrom makes p hold q's entries (p and q have the same sizes).
+func (p *notePool) copyFrom(q *notePool) {
+	p.n = q.n
+	copy(p.pos, q.pos)
+	copy(p.score, q.score)
+	copy(p.summ, q.summ)
+	copy(p.tokK, q.tokK)
+	copy(p.tokV, q.tokV)
+	copy(p.layK, q.layK)
+	copy(p.layV, q.layV)
+}
+
+// slotFor decides where a note of score imp goes (SPEC.md step 4): the
+// next free slot; when full, with fifo the oldest entry, with priority the
+// lowest-scoring one (ties: the most recent) if imp beats it. It returns
+// the slot, the position evicted (-1 if none) and whether the note is
+// dropped.
+func (p *notePool) slotFor(imp float32, eviction string) (slot, evicted int, drop bool) {
+	if p.n < p.cap {
+		return p.n, -1, false
+	}
+	j := 0
+	if eviction == arch.EvictFIFO {
+		for k := 1; k < p.n; k++ {
+			if p.pos[k] < p.pos[j] {
+				j = k
+			}
+		}
+		return j, p.pos[j], false
+	}
+	for k := 1; k < p.n; k++ {
+		if p.score[k] < p.score[j] || (p.score[k] == p.score[j] && p.pos[k] > p.pos[j]) {
+			j = k
+		}
+	}
+	if imp > p.score[j] {
+		return j, p.pos[j], false
+	}
+	return -1, -1, true
+}
+
+func (p *notePool) positions() []int { return slices.Clone(p.pos[:p.n]) }
+
+// poolEvent records that a note entered a pool at slot during token t of
+// the chunk, so that a cross-layer attention above can see the pool as it
+// stood after each token.
+type poolEvent struct {
+	t, slot, pos int
+	layK, layV   []float32
+}
+
+// poolHistory is a pool at the start of the chunk and what entered it.
+type poolHistory struct {
+	start  *notePool
+	view   *notePool // the pool replayed up to the current token
+	next   int       // the next event to apply to view
+	events []poolEvent
+}
+
+// noteScratch holds the Note Block's work buffers.
+type noteScratch struct {
+	h1, imp, prev, gate, summ, rn, qTok, qLay, oTok, oLay []float32
+	dTok, dLay, cat, g, s, kv, unionK, unionV            []float32
+	retrieved, crossed                                  []bool
+	hist                                                []poolHistory
+}
+
+// noteBlock runs layer l's Note Block over the chunk: r (T x d) holds
+// x + m on entry and x^{l+1} on return; mix (T x d) is the layer's mixer
+// output.
+func (s *Session) noteBlock(l int, r, mix []float32, T int) {
+	m, c, sc := s.m, s.m.Config, &s.s
+	ns := &sc.note
+	nw := m.layers[l].note
+	mem := c.Memory
+	d, S, A, Hs := c.HiddenSize, mem.SummaryDim, mem.AttnDim, mem.ScoreDim
+	eps := float32(c.LayerNormEps)
+	ls := &s.layers[l]
+	pool := ls.pool
+	if ns.hist == nil {
+		ns.hist = make([]poolHistory, c.NumLayers)
+	}
+
+	// Dense parts, over the whole chunk.
+	// 1. I_t = sigma(w2 . relu(W1 r + b1) + b2)
+	h1 := sc.buf(&ns.h1, T*Hs)
+	m.pool.MatMul(h1, nw.fc1, r, T)
+	for t := range T {
+		row := h1[t*Hs : (t+1)*Hs]
+		ops.Add(row, row, nw.fc1B)
+		ops.ReLU(row, row)
+	}
+	imp := sc.buf(&ns.imp, T)
+	m.pool.MatMul(imp, nw.fc2, h1, T)
+	for t := range imp {
+		imp[t] = ops.SigmoidScalar(imp[t] + nw.fc2B)
+	}
+	// 2. G_t = sigma(w_g . m_{t-1} + b_g)
+	prev := sc.buf(&ns.prev, T*d)
+	copy(prev, ls.prevM)
+	copy(prev[d:], mix[:(T-1)*d])
+	gate := sc.buf(&ns.gate, T)
+	m.pool.MatMul(gate, nw.trigger, prev, T)
+	for t := range gate {
+		gate[t] = ops.SigmoidScalar(gate[t] + nw.triggerB)
+	}
+	// W_s r for the summaries, and the queries of both attentions.
+	summ := sc.buf(&ns.summ, T*S)
+	m.pool.MatMul(summ, nw.summary, r, T)
+	rn := sc.buf(&ns.rn, T*d)
+	qTok := sc.buf(&ns.qTok, T*A)
+	query(m.pool, qTok, rn, r, &nw.tok, d, T, eps)
+	var qLay []float32
+	if nw.lay != nil {
+		qLay = sc.buf(&ns.qLay, T*A)
+		query(m.pool, qLay, rn, r, nw.lay, d, T, eps)
+	}
+
+	// The pools of the layers below that this layer's cross-layer
+	// attention reads, replayed token by token.
+	var below []*poolHistory
+	if nw.lay != nil {
+		for j := max(0, l-mem.CrossLayerEvery+1); j < l; j++ {
+			h := &ns.hist[j]
+			if h.view == nil {
+				h.view = h.start.clone()
+			} else {
+				h.view.copyFrom(h.start)
+			}
+			h.next = 0
+			below = append(below, h)
+		}
+	}
+	// This layer's history, when a layer above reads its pool.
+	var hist *poolHistory
+	if m.reader[l] > l {
+		hist = &ns.hist[l]
+		if hist.start == nil {
+			hist.start = pool.clone()
+		} else {
+			hist.start.copyFrom(pool)
+		}
+		hist.events = hist.events[:0]
+	}
+	var reader *attendWeights
+	if r := m.reader[l]; r >= 0 {
+		reader = m.layers[r].note.lay
+	}
+
+	// The sequential part: pool bookkeeping and attention over the pools.
+	oTok := sc.buf(&ns.oTok, T*A)
+	oLay := sc.buf(&ns.oLay, T*A)
+	retrieved := growBool(&ns.retrieved, T)
+	crossed := growBool(&ns.crossed, T)
+	sv := sc.buf(&ns.s, S)
+	for t := range T {
+		pos := s.pos + t
+		// 3. cross-token retrieval over the pool before this token
+		retrieved[t] = float64(gate[t]) > mem.TauRetrieve && pool.n > 0
+		if retrieved[t] {
+			ops.Attend(oTok[t*A:(t+1)*A], qTok[t*A:(t+1)*A], pool.tokK[:pool.n*A], pool.tokV[:pool.n*A], pool.n, mem.NumHeads)
+		} else {
+			clear(oTok[t*A : (t+1)*A])
+		}
+		// 4. note taking
+		action, evicted := "skip", -1
+		if float64(imp[t]) > mem.TauNote {
+			slot, ev, drop := pool.slotFor(imp[t], mem.Eviction)
+			switch {
+			case drop:
+				action = "drop"
+			case ev >= 0:
+				action, evicted = "evict", ev
+			default:
+				action = "note"
+			}
+			if !drop {
+				ops.Scale(sv, summ[t*S:(t+1)*S], imp[t])
+				if slot == pool.n {
+					pool.n++
+				}
+				pool.pos[slot], pool.score[slot] = pos, imp[t]
+				copy(pool.summ[slot*S:(slot+1)*S], sv)
+				ops.MatVec(pool.tokK[slot*A:(slot+1)*A], nw.tok.k, sv)
+				ops.MatVec(pool.tokV[slot*A:(slot+1)*A], nw.tok.v, sv)
+				if reader != nil {
+					ops.MatVec(pool.layK[slot*A:(slot+1)*A], reader.k, sv)
+					ops.MatVec(pool.layV[slot*A:(slot+1)*A], reader.v, sv)
+					if hist != nil {
+						hist.events = append(hist.events, poolEvent{t: t, slot: slot, pos: pos,
+							layK: slices.Clone(pool.layK[slot*A : (slot+1)*A]),
+							layV: slices.Clone(pool.layV[slot*A : (slot+1)*A])})
+					}
+				}
+			}
+		}
+		// 5. cross-layer retrieval over the pools after this token's step 4
+		crossed[t] = false
+		if nw.lay != nil {
+			n := pool.n
+			for _, h := range below {
+				for h.next < len(h.events) && h.events[h.next].t <= t {
+					e := h.events[h.next]
+					if e.slot == h.view.n {
+						h.view.n++
+					}
+					h.view.pos[e.slot] = e.pos
+					copy(h.view.layK[e.slot*A:(e.slot+1)*A], e.layK)
+					copy(h.view.layV[e.slot*A:(e.slot+1)*A], e.layV)
+					h.next++
+				}
+				n += h.view.n
+			}
+			if n > 0 {
+				crossed[t] = true
+				uk := sc.buf(&ns.unionK, n*A)[:0]
+				uv := sc.buf(&ns.unionV, n*A)[:0]
+				for _, h := range below {
+					uk = append(uk, h.view.layK[:h.view.n*A]...)
+					uv = append(uv, h.view.layV[:h.view.n*A]...)
+				}
+				uk = append(uk, pool.layK[:pool.n*A]...)
+				uv = append(uv, pool.layV[:pool.n*A]...)
+				ops.Attend(oLay[t*A:(t+1)*A], qLay[t*A:(t+1)*A], uk, uv, n, mem.NumHeads)
+			} else {
+				clear(oLay[t*A : (t+1)*A])
+			}
+		}
+		if s.trace != nil {
+			s.trace.Layers[l] = append(s.trace.Layers[l], TraceEntry{
+				Pos: pos, Importance: float64(imp[t]), Trigger: float64(gate[t]), Retrieved: retrieved[t],
+				Note: action, Evicted: evicted, CrossLayer: crossed[t], Pool: pool.positions(),
+			})
+		}
+	}
+
+	// Dense again: o_proj and the gates, then x = r + c_tok + c_lay.
+	dTok := sc.buf(&ns.dTok, T*d)
+	gated(s, dTok, oTok, r, &nw.tok, retrieved, gate, T)
+	var dLay []float32
+	if nw.lay != nil {
+		dLay = sc.buf(&ns.dLay, T*d)
+		gated(s, dLay, oLay, r, nw.lay, crossed, nil, T)
+	}
+	ops.Add(r, r, dTok)
+	if dLay != nil {
+		ops.Add(r, r, dLay)
+	}
+}
+
+// query computes q = W_q RMSNorm(r; w_qn) for T rows.
+func query(p *ops.Pool, q, rn, r []float32, w *attendWeights, d, T int, eps float32) {
+	for t := range T {
+		ops.RMSNorm(rn[t*d:(t+1)*d], r[t*d:(t+1)*d], w.norm, eps)
+	}
+	p.MatMul(q, w.q, rn, T)
+}
+
+// gated finishes Attend for T rows: o = W_o att, g = sigma(W_gate [r; o] +
+// b_gate), dst = scale * g * o on the rows where on[t], 0 elsewhere. scale
+// is the trigger G_t (cross-token) or nil for 1 (cross-layer).
+func gated(s *Session, dst, att, r []float32, w *attendWeights, on []bool, scale []float32, T int) {
+	sc, d := &s.s, s.m.Config.HiddenSize
+	ns := &sc.note
+	m := s.m
+	m.pool.MatMul(dst, w.o, att, T)
+	cat := sc.buf(&ns.cat, T*2*d)
+	for t := range T {
+		copy(cat[t*2*d:], r[t*d:(t+1)*d])
+		copy(cat[t*2*d+d:], dst[t*d:(t+1)*d])
+	}
+	g := sc.buf(&ns.g, T*d)
+	m.pool.MatMul(g, w.gate, cat, T)
+	for t := range T {
+		o := dst[t*d : (t+1)*d]
+		if !on[t] {
+			clear(o)
+			continue
+		}
+		gr := g[t*d : (t+1)*d]
+		ops.Add(gr, gr, w.gateB)
+		ops.Sigmoid(gr, gr)
+		ops.Mul(o, o, gr)
+		if scale != nil {
+			ops.Scale(o, o, scale[t])
+		}
+	}
+}
+
+func growBool(p *[]bool, n int) []bool {
+	if cap(*p) < n {
+		*p = make([]bool, n)
+	}
+	*p = (*p)[:n]
+	return *p
+}
