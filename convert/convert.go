@@ -264,5 +264,3 @@ func shapeKeys(c *arch.Config) string {
 	return fmt.Sprintf("vocab_size=%d hidden_size=%d intermediate_size=%d state_size=%d conv_kernel=%d time_step_rank=%d",
 		c.VocabSize, c.HiddenSize, c.Intermediate, c.StateSize, c.ConvKernel, c.TimeStepRank)
 }
-
-

@@ -181,7 +181,7 @@ func DataSize(t quant.Type, shape []int) (uint64, error) {
 		return 0, fmt.Errorf("rank %d is above the limit of %d", len(shape), MaxRank)
 	}
 	for i, d := range shape {
-		if d < 0 || d > MaxDim {
+		if d < 0 || int64(d) > MaxDim {
 			return 0, fmt.Errorf("dimension %d is %d, outside [0, %d]", i, d, int64(MaxDim))
 		}
 	}

@@ -65,11 +65,11 @@ type layerWeights struct {
 
 type mixerWeights struct {
 	inProj, xProj, dtProj, outProj ops.Matrix
-	inBias, outBias               []float32 // nil without use_bias
-	convW, convB                  []float32 // E x K; convB nil without use_conv_bias
-	dtBias                        []float32
-	A                             []float32 // -exp(A_log), E x N
-	D                             []float32
+	inBias, outBias                []float32 // nil without use_bias
+	convW, convB                   []float32 // E x K; convB nil without use_conv_bias
+	dtBias                         []float32
+	A                              []float32 // -exp(A_log), E x N
+	D                              []float32
 }
 
 type noteWeights struct {
@@ -81,10 +81,10 @@ type noteWeights struct {
 }
 
 type attendWeights struct {
-	norm          []float32
-	q, k, v, o    ops.Matrix
-	gate          ops.Matrix // d x 2d
-	gateB         []float32
+	norm       []float32
+	q, k, v, o ops.Matrix
+	gate       ops.Matrix // d x 2d
+	gateB      []float32
 }
 
 // Open maps the model file at path and binds every tensor the

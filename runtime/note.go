@@ -115,9 +115,9 @@ type poolHistory struct {
 // noteScratch holds the Note Block's work buffers.
 type noteScratch struct {
 	h1, imp, prev, gate, summ, rn, qTok, qLay, oTok, oLay []float32
-	dTok, dLay, cat, g, s, kv, unionK, unionV            []float32
-	retrieved, crossed                                  []bool
-	hist                                                []poolHistory
+	dTok, dLay, cat, g, s, kv, unionK, unionV             []float32
+	retrieved, crossed                                    []bool
+	hist                                                  []poolHistory
 }
 
 // noteBlock runs layer l's Note Block over the chunk: r (T x d) holds

@@ -168,8 +168,8 @@ func (s *Session) logits(t0, n int) []float32 {
 // scratch holds a session's work buffers, grown to the largest chunk seen.
 type scratch struct {
 	x, u, xz, a, z, c, dbc, delta, B, C, dt, y, mix []float32
-	xn, logits                                     []float32
-	note                                           noteScratch
+	xn, logits                                      []float32
+	note                                            noteScratch
 }
 
 // buf returns *p resized to n values, growing it when needed.

@@ -388,13 +388,35 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--out", default=os.path.join(here, "..", "models"))
     ap.add_argument("--only", action="append", help="only this fixture (repeatable)")
+    ap.add_argument("--check", action="store_true",
+                    help="write to a scratch folder and fail unless the files equal those in --out")
     args = ap.parse_args()
     torch.set_num_threads(1)  # bit-reproducible reductions
+    if args.check:
+        import filecmp
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            gen(tmp, args.only)
+            bad = []
+            for root, _, files in os.walk(tmp):
+                for fn in files:
+                    rel = os.path.relpath(os.path.join(root, fn), tmp)
+                    ref = os.path.join(args.out, rel)
+                    if not os.path.exists(ref) or not filecmp.cmp(os.path.join(root, fn), ref, shallow=False):
+                        bad.append(rel)
+            if bad:
+                sys.exit(f"fixtures differ from the generator's output: {', '.join(bad)} (run `make fixtures`)")
+            print("fixtures are up to date")
+        return
+    gen(args.out, args.only)
+
+
+def gen(out, only):
     for fx in fixtures():
-        if args.only and fx["name"] not in args.only:
+        if only and fx["name"] not in only:
             continue
         model, text, tokens, logits, trace, state, tok_json, err = build(fx, print)
-        write_fixture(args.out, fx, model, text, tokens, logits, trace, state, tok_json)
+        write_fixture(out, fx, model, text, tokens, logits, trace, state, tok_json)
         line = f"{fx['name']:20s} step == sequence (max |diff| {err:.1e})"
         if model.config.model_type == "memmamba":
             n = counts(trace)
