@@ -23,15 +23,15 @@ const (
 )
 
 type fileJSON struct {
-	Version       string            `json:"version"`
-	Truncation    json.RawMessage   `json:"truncation"`
-	Padding       json.RawMessage   `json:"padding"`
-	AddedTokens   []addedTokenJSON  `json:"added_tokens"`
-	Normalizer    json.RawMessage   `json:"normalizer"`
-	PreTokenizer  json.RawMessage   `json:"pre_tokenizer"`
-	Model         json.RawMessage   `json:"model"`
-	PostProcessor json.RawMessage   `json:"post_processor"`
-	Decoder       json.RawMessage   `json:"decoder"`
+	Version       string           `json:"version"`
+	Truncation    json.RawMessage  `json:"truncation"`
+	Padding       json.RawMessage  `json:"padding"`
+	AddedTokens   []addedTokenJSON `json:"added_tokens"`
+	Normalizer    json.RawMessage  `json:"normalizer"`
+	PreTokenizer  json.RawMessage  `json:"pre_tokenizer"`
+	Model         json.RawMessage  `json:"model"`
+	PostProcessor json.RawMessage  `json:"post_processor"`
+	Decoder       json.RawMessage  `json:"decoder"`
 }
 
 type addedTokenJSON struct {
