@@ -12,8 +12,11 @@ import (
 // Limits of the unpickler. A state_dict pickle is small (about 100 bytes a
 // tensor) and shallow; these bound what a hostile file can make us do.
 const (
-	// MaxPickleBytes bounds data.pkl.
-	MaxPickleBytes = 256 << 20
+	// MaxPickleBytes bounds data.pkl (a state_dict pickle takes about
+	// 150 bytes a tensor).
+	MaxPickleBytes = 64 << 20
+	// MaxItems bounds the items put into all containers together.
+	MaxItems = 1 << 23
 	// MaxStack bounds the unpickler's stack (Python's pickler batches
 	// SETITEMS/APPENDS by 1000, so a real pickle stays far below this).
 	MaxStack = 1 << 16
@@ -67,7 +70,7 @@ func (g pyGlobal) String() string { return g.module + "." + g.name }
 // set stores d[k] = v with Python's semantics (a key set twice keeps its
 // first position and its last value).
 func (d *pyDict) set(k, v any) error {
-	hk, err := hashKey(k, 0)
+	hk, err := hashKey(k)
 	if err != nil {
 		return err
 	}
@@ -84,31 +87,17 @@ func (d *pyDict) set(k, v any) error {
 	return nil
 }
 
-// hashKey maps a hashable Python value to a comparable Go value; unhashable
-// values (lists, dicts) are an error, as in Python.
-func hashKey(k any, depth int) (any, error) {
-	if depth > MaxDepth {
-		return nil, errors.New("dict key nested too deep")
-	}
+// hashKey maps a hashable Python value to a comparable Go value;
+// unhashable values (lists, dicts) are an error, as in Python. Tuples are
+// keyed by identity rather than by value (Python compares their items):
+// hashing nested tuples by value could cost time and memory exponential in
+// their depth, and no state_dict uses tuple keys.
+func hashKey(k any) (any, error) {
 	switch k := k.(type) {
-	case nil, bool, int64, float64, string:
+	case nil, bool, int64, float64, string, pyGlobal, *pyTuple:
 		return k, nil
 	case []byte:
 		return "b:" + string(k), nil
-	case pyGlobal:
-		return k, nil
-	case *pyTuple:
-		var b strings.Builder
-		b.WriteString("t:(")
-		for _, it := range k.items {
-			h, err := hashKey(it, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			fmt.Fprintf(&b, "%T:%v,", h, h)
-		}
-		b.WriteString(")")
-		return b.String(), nil
 	}
 	return nil, fmt.Errorf("unhashable dict key of type %s", typeName(k))
 }
@@ -211,6 +200,7 @@ type unpickler struct {
 	stack []any
 	marks []int
 	memo  map[uint32]any
+	items int // container items made so far, against MaxItems
 	// persistentLoad turns a BINPERSID id into a value (a storage).
 	persistentLoad func(pid any) (any, error)
 }
@@ -491,6 +481,9 @@ func (u *unpickler) step(op byte) error {
 		if err != nil {
 			return err
 		}
+		if err := u.addItems(len(items)); err != nil {
+			return err
+		}
 		return u.push(&pyTuple{items})
 	case 0x85, 0x86, 0x87: // TUPLE1..3
 		n := int(op-0x85) + 1
@@ -506,6 +499,9 @@ func (u *unpickler) step(op byte) error {
 	case 'l': // LIST
 		items, err := u.popMark()
 		if err != nil {
+			return err
+		}
+		if err := u.addItems(len(items)); err != nil {
 			return err
 		}
 		return u.push(&pyList{items})
@@ -688,7 +684,19 @@ func (u *unpickler) step(op byte) error {
 	return fmt.Errorf("unknown opcode 0x%02x", op)
 }
 
+// addItems counts n container items against MaxItems.
+func (u *unpickler) addItems(n int) error {
+	u.items += n
+	if u.items > MaxItems {
+		return fmt.Errorf("more than %d container items", MaxItems)
+	}
+	return nil
+}
+
 func (u *unpickler) pushDict(items []any) error {
+	if err := u.addItems(len(items)); err != nil {
+		return err
+	}
 	if len(items)%2 != 0 {
 		return errors.New("odd number of items for a dict")
 	}
@@ -713,6 +721,9 @@ func (u *unpickler) setItems(items []any) error {
 	if !ok {
 		return fmt.Errorf("cannot set items on a %s", typeName(obj))
 	}
+	if err := u.addItems(len(items)); err != nil {
+		return err
+	}
 	for i := 0; i < len(items); i += 2 {
 		if err := d.set(items[i], items[i+1]); err != nil {
 			return err
@@ -729,6 +740,9 @@ func (u *unpickler) appendItems(items []any) error {
 	l, ok := obj.(*pyList)
 	if !ok {
 		return fmt.Errorf("cannot append to a %s", typeName(obj))
+	}
+	if err := u.addItems(len(items)); err != nil {
+		return err
 	}
 	l.items = append(l.items, items...)
 	return nil

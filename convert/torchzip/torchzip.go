@@ -49,6 +49,8 @@ const (
 	maxSmallEntry = 64
 	// maxMetadata bounds the scalars kept as metadata.
 	maxMetadata = 4096
+	// MaxNameLen bounds a tensor's dotted name.
+	MaxNameLen = 4096
 )
 
 // elemSize is the size of an element of each dtype name.
@@ -311,11 +313,17 @@ type walker struct {
 	seen map[any]bool // containers already walked (shared or cyclic ones)
 }
 
-func join(prefix, key string) string {
-	if prefix == "" {
-		return key
+func join(prefix, key string) (string, error) {
+	if len(prefix)+1+len(key) > MaxNameLen {
+		if len(prefix) > 60 {
+			prefix = prefix[:60] + "..."
+		}
+		return "", fmt.Errorf("%q: a name below it is longer than %d bytes", prefix, MaxNameLen)
 	}
-	return prefix + "." + key
+	if prefix == "" {
+		return key, nil
+	}
+	return prefix + "." + key, nil
 }
 
 // keyString formats a dict key as a path component.
@@ -363,7 +371,11 @@ func (w *walker) walk(v any, path string, depth int) error {
 		}
 		w.seen[v] = true
 		for i, k := range v.keys {
-			if err := w.walk(v.vals[i], join(path, keyString(k)), depth+1); err != nil {
+			p, err := join(path, keyString(k))
+			if err != nil {
+				return err
+			}
+			if err := w.walk(v.vals[i], p, depth+1); err != nil {
 				return err
 			}
 		}
@@ -373,7 +385,11 @@ func (w *walker) walk(v any, path string, depth int) error {
 		}
 		w.seen[v] = true
 		for i, it := range v.items {
-			if err := w.walk(it, join(path, strconv.Itoa(i)), depth+1); err != nil {
+			p, err := join(path, strconv.Itoa(i))
+			if err != nil {
+				return err
+			}
+			if err := w.walk(it, p, depth+1); err != nil {
 				return err
 			}
 		}
@@ -383,7 +399,11 @@ func (w *walker) walk(v any, path string, depth int) error {
 		}
 		w.seen[v] = true
 		for i, it := range v.items {
-			if err := w.walk(it, join(path, strconv.Itoa(i)), depth+1); err != nil {
+			p, err := join(path, strconv.Itoa(i))
+			if err != nil {
+				return err
+			}
+			if err := w.walk(it, p, depth+1); err != nil {
 				return err
 			}
 		}

@@ -264,6 +264,7 @@ func TestSynthetic(t *testing.T) {
 		{"little byteorder", map[string][]byte{"a/data.pkl": tensorPickle(6, 0, []int{1}, []int{1}), "a/data/0": six, "a/byteorder": []byte("little")}, nil, "", []float32{0}},
 		{"no tensors", map[string][]byte{"a/data.pkl": []byte("\x80\x02}.")}, nil, "holds no tensors", nil},
 		{"stack bomb", map[string][]byte{"a/data.pkl": append([]byte("\x80\x02"), bytes.Repeat([]byte("]"), MaxStack+1)...)}, nil, "stack deeper than", nil},
+		{"long name", map[string][]byte{"a/data.pkl": longNamePickle()}, nil, "longer than 4096 bytes", nil},
 		{"cycle", map[string][]byte{"a/data.pkl": []byte("\x80\x02]q\x00h\x00a.")}, nil, "holds no tensors", nil},
 	}
 	for _, c := range cases {
@@ -414,4 +415,14 @@ func render(v any) string {
 func fmtAny(v any) string {
 	bs, _ := json.Marshal(v)
 	return string(bs)
+}
+
+// longNamePickle is {"k"*5000: {"x": 1}}.
+func longNamePickle() []byte {
+	var p bytes.Buffer
+	p.WriteString("\x80\x02}X")
+	binary.Write(&p, binary.LittleEndian, uint32(5000))
+	p.WriteString(strings.Repeat("k", 5000))
+	p.WriteString("}X\x01\x00\x00\x00xK\x01ss.")
+	return p.Bytes()
 }
