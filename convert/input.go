@@ -117,6 +117,9 @@ func (in *Input) open(dir, weights string) error {
 	var r source.Reader
 	var err error
 	isGGUF := false
+	if isModelFile(weights) {
+		return in.openModelFile(weights)
+	}
 	switch low := strings.ToLower(weights); {
 	case strings.HasSuffix(low, ".index.json"):
 		in.Form = "sharded-safetensors"
@@ -204,6 +207,26 @@ func (in *Input) open(dir, weights string) error {
 	}
 	if in.Tokenizer.Kind == format.TokenizerBytes && in.Config.VocabSize < 256 {
 		return fmt.Errorf("%s: no tokenizer.json, and a byte-level model needs vocab_size >= 256 (config says %d)", dir, in.Config.VocabSize)
+	}
+	return nil
+}
+
+// openModelFile takes a model file as the input: configuration, tokenizer
+// and tensors come from it.
+func (in *Input) openModelFile(path string) error {
+	s, err := openMMQ(path)
+	if err != nil {
+		return err
+	}
+	in.readers = append(in.readers, s)
+	in.Form = "mmq"
+	h := s.f.Header
+	c := h.Config
+	in.Config = &c
+	in.Tokenizer = h.Tokenizer
+	in.Sources = append(in.Sources, h.Provenance.Sources...)
+	for _, t := range s.Tensors() {
+		in.Tensors[t.Name] = &SourceTensor{Canonical: t.Name, Tensor: t, Reader: s}
 	}
 	return nil
 }
