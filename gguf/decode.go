@@ -29,17 +29,10 @@ func decodeF32(t GGMLType, raw []byte) ([]float32, error) {
 	out := make([]float32, n)
 	le := binary.LittleEndian
 	switch t {
-	case GGMLF32:
-		for i := range out {
-			out[i] = math.Float32frombits(le.Uint32(raw[4*i:]))
-		}
-	case GGMLF16:
-		for i := range out {
-			out[i] = quant.F16ToF32(le.Uint16(raw[2*i:]))
-		}
-	case GGMLBF16:
-		for i := range out {
-			out[i] = quant.BF16ToF32(le.Uint16(raw[2*i:]))
+	case GGMLF32, GGMLF16, GGMLBF16, GGMLQ8_0, GGMLQ4_0:
+		// GGML's ids are quant.Type's values.
+		if err := quant.Decode(quant.Type(t), out, raw); err != nil {
+			return nil, err
 		}
 	case GGMLF64:
 		for i := range out {
@@ -60,10 +53,6 @@ func decodeF32(t GGMLType, raw []byte) ([]float32, error) {
 	case GGMLI64:
 		for i := range out {
 			out[i] = float32(int64(le.Uint64(raw[8*i:])))
-		}
-	case GGMLQ8_0, GGMLQ4_0:
-		if err := decodeBlocks(quant.Type(t), out, raw); err != nil {
-			return nil, err
 		}
 	default:
 		return nil, fmt.Errorf("type %s cannot be converted to float32", t)
