@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/memmamba/memmamba/arch"
+	"github.com/memmamba/memmamba/convert/onnxinit"
 	"github.com/memmamba/memmamba/convert/safetensors"
 	"github.com/memmamba/memmamba/convert/source"
 	"github.com/memmamba/memmamba/convert/torchzip"
@@ -141,7 +142,7 @@ func (in *Input) open(dir, weights string) error {
 		isGGUF = true
 	case strings.HasSuffix(low, ".onnx"):
 		in.Form = "onnx"
-		r, err = openONNX(weights)
+		r, err = onnxinit.Open(weights)
 	case strings.HasSuffix(low, ".pt"), strings.HasSuffix(low, ".pth"), strings.HasSuffix(low, ".bin"):
 		in.Form = "torch"
 		r, err = torchzip.Open(weights)
