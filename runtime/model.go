@@ -16,12 +16,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"unsafe"
 
 	"github.com/memmamba/memmamba/arch"
 	"github.com/memmamba/memmamba/format"
 	"github.com/memmamba/memmamba/ops"
 	"github.com/memmamba/memmamba/quant"
+	"github.com/memmamba/memmamba/tokenizer"
 )
 
 // Options configure Open.
@@ -55,6 +57,10 @@ type Model struct {
 	// reader[l] is the layer whose cross-layer attention reads layer l's
 	// pool, or -1.
 	reader []int
+
+	tokOnce sync.Once
+	tok     tokenizer.Tokenizer
+	tokErr  error
 }
 
 type layerWeights struct {

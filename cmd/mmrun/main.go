@@ -1,0 +1,114 @@
+// Command mmrun runs a MemMamba or Mamba model file (written by mmconvert).
+//
+//	mmrun generate -m MODEL -p PROMPT [-n 128] [sampling flags] [-i]
+//	mmrun logits   -m MODEL (--ids "1 2 3" | --text T) --out FILE.npy [--trace FILE.json]
+//	mmrun score    -m MODEL FILE
+//	mmrun tokenize (-m MODEL | --tokenizer tokenizer.json) [--text T | FILE] [--json]
+//	mmrun detokenize (-m MODEL | --tokenizer tokenizer.json) [--ids "1 2 3" | FILE]
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/memmamba/memmamba/internal/cli"
+	"github.com/memmamba/memmamba/runtime"
+)
+
+const name = "mmrun"
+
+type command struct {
+	run   func(args []string) error
+	about string
+}
+
+var commands = map[string]command{
+	"generate":   {generate, "generate text from a prompt (streams to stdout)"},
+	"logits":     {logits, "write the logits of every position as a .npy file"},
+	"score":      {score, "negative log-likelihood, perplexity and bits per byte of a text file"},
+	"tokenize":   {tokenize, "print the token ids of a text"},
+	"detokenize": {detokenize, "print the text of token ids"},
+}
+
+func main() {
+	cli.Exit(name, run(os.Args[1:]))
+}
+
+func usage() string {
+	var b strings.Builder
+	b.WriteString("Usage: mmrun COMMAND [flags]\n\nRuns a model file written by mmconvert, natively in Go.\n\nCommands:\n")
+	var names []string
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-11s %s\n", n, commands[n].about)
+	}
+	b.WriteString("\nRun 'mmrun COMMAND --help' for a command's flags.\n")
+	return b.String()
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage())
+		return cli.Usagef("no command given")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(os.Stdout, usage())
+		return nil
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		return cli.Usagef("unknown command %q (want generate, logits, score, tokenize or detokenize)", args[0])
+	}
+	return c.run(args[1:])
+}
+
+// modelFlags are the flags every model-running command takes.
+type modelFlags struct {
+	model   string
+	threads int
+	backend string
+	verify  bool
+}
+
+func (m *modelFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&m.model, "model", "m", "", "model file (from mmconvert)")
+	fs.IntVarP(&m.threads, "threads", "t", 0, "worker threads (0: all cores)")
+	fs.StringVar(&m.backend, "backend", "native", "backend: native")
+	fs.BoolVar(&m.verify, "verify", false, "check every tensor's checksum at load")
+}
+
+func (m *modelFlags) open() (*runtime.Model, error) {
+	if m.model == "" {
+		return nil, cli.Usagef("-m MODEL is required")
+	}
+	if m.backend != "native" {
+		return nil, cli.Usagef("--backend %q is not available in this build (want native)", m.backend)
+	}
+	if m.threads < 0 {
+		return nil, cli.Usagef("--threads must not be negative")
+	}
+	return runtime.Open(m.model, runtime.Options{Threads: m.threads, VerifyChecksums: m.verify})
+}
+
+// parse parses flags, mapping pflag's errors to usage errors.
+func parse(fs *pflag.FlagSet, args []string, usage string) error {
+	fs.SortFlags = false
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == pflag.ErrHelp {
+			return err
+		}
+		return cli.Usagef("%v", err)
+	}
+	return nil
+}
