@@ -10,7 +10,8 @@ import (
 // tokenizerJSONFromGGUF rebuilds a Hugging Face tokenizer.json from a GGUF
 // file's "gpt2" (byte-level BPE) tokenizer metadata: the vocabulary and
 // merges, the GPT-2 ByteLevel pre-tokenizer and decoder, and the control
-// tokens (token type 3) as special added tokens. llama.cpp's GGUF does not
+// tokens (token type 3) as special added tokens and the user-defined ones
+// (type 4) as plain added tokens. llama.cpp's GGUF does not
 // record normalizers or post-processors; a byte-level BPE of the GPT-2
 // family (GPT-NeoX's included) has neither.
 func tokenizerJSONFromGGUF(t *gguf.Tokenizer) ([]byte, error) {
@@ -30,8 +31,13 @@ func tokenizerJSONFromGGUF(t *gguf.Tokenizer) ([]byte, error) {
 			return nil, fmt.Errorf("token %d (%q) appears twice in the vocabulary", i, tok)
 		}
 		vocab[tok] = i
-		if t.TokenTypes != nil && t.TokenTypes[i] == 3 {
-			specials = append(specials, added{ID: i, Content: tok, Special: true})
+		if t.TokenTypes != nil {
+			switch t.TokenTypes[i] {
+			case 3: // control
+				specials = append(specials, added{ID: i, Content: tok, Special: true})
+			case 4: // user-defined (llama.cpp's padding tokens among them)
+				specials = append(specials, added{ID: i, Content: tok})
+			}
 		}
 	}
 	bl := map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}

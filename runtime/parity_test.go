@@ -213,3 +213,29 @@ func TestParityF32(t *testing.T) {
 		})
 	}
 }
+
+// TestFixtureText checks that the tokenizer the model file carries turns
+// each fixture's text into the reference's tokens, and back.
+func TestFixtureText(t *testing.T) {
+	names, err := fixtures.Names()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		m, g := openFixture(t, name, quant.F32)
+		tok, err := m.Tokenizer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := tok.Encode(g.Text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids, g.Tokens) {
+			t.Errorf("%s (%s): %q encodes to %v, the reference used %v", name, g.Tokenizer, g.Text, ids, g.Tokens)
+		}
+		if s, err := tok.Decode(g.Tokens); err != nil || s != g.Text {
+			t.Errorf("%s: decode gives %q, %v", name, s, err)
+		}
+	}
+}

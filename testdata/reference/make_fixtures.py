@@ -63,9 +63,10 @@ def fixtures() -> List[dict]:
     base = dict(hidden_size=64, state_size=8, conv_kernel=4, expand=2, layer_norm_epsilon=1e-5)
     mem = dict(pool_size=4, summary_dim=32, attn_dim=32, n_heads=4, tau_note=0.5, tau_retrieve=0.3)
     return [
-        dict(name="mamba-tiny", seed=1, form="safetensors", dtype="f32", tokenizer="bytes",
+        dict(name="mamba-tiny", seed=1, form="safetensors", dtype="f32", tokenizer="bytes", onnx=True,
              config=dict(base, vocab_size=256, num_hidden_layers=2, model_type="mamba"),
-             about="plain Mamba, Hugging Face names and config, tied embeddings, safetensors"),
+             about="plain Mamba, Hugging Face names and config, tied embeddings, safetensors; the same "
+                   "weights as the initializers of a torch.onnx.export (model.onnx)"),
         dict(name="mamba-bias-untied", seed=2, form="torch-bin", dtype="f32", tokenizer="bpe",
              config=dict(base, vocab_size=320, num_hidden_layers=2, model_type="mamba", use_bias=True,
                          tie_word_embeddings=False),
@@ -267,6 +268,18 @@ def torch_save(obj, path: str):
             zout.writestr(zi, data)
 
 
+def export_onnx(model: MemMambaForCausalLM, path: str):
+    """torch.onnx.export of the sequence mode on 4 tokens, weights as
+    initializers under their state_dict names (no constant folding)."""
+    import copy
+    import warnings
+    m = copy.deepcopy(model).float().eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (torch.tensor([1, 2, 3, 4]),), path, do_constant_folding=False, opset_version=14,
+                          input_names=["tokens"], output_names=["logits"])
+
+
 def hf_config(c: Config, tokenizer: str) -> dict:
     d = {"architectures": ["MambaForCausalLM" if c.model_type == "mamba" else "MemMambaForCausalLM"],
          "model_type": c.model_type,
@@ -330,6 +343,8 @@ def write_fixture(out: str, fx: dict, model: MemMambaForCausalLM, text: str, tok
             f.write("\n")
     else:
         raise ValueError(form)
+    if fx.get("onnx"):
+        export_onnx(model, os.path.join(d, "model.onnx"))
     if tok_json is not None:
         with open(os.path.join(d, "tokenizer.json"), "w") as f:
             json.dump(tok_json, f, indent=2, ensure_ascii=False)
