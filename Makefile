@@ -4,13 +4,17 @@ PYTHON  ?= /usr/bin/python3
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build deps test test-go check-fixtures fixtures vet fuzz clean
+.PHONY: all build deps demo test test-go check-fixtures fixtures vet fuzz clean
 
 all: build
 
 ## build: the two commands, into ./bin
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
+
+## demo: the main job: build, convert a MemMamba model to int8, generate, trace, score, export GGUF
+demo: build
+	./scripts/demo.sh
 
 ## deps: install the Debian packages the reference and tests use (idempotent)
 deps:
