@@ -34,6 +34,12 @@ func Create(path string, kvs []KV, tensors []TensorInfo) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
 	}
+	// CreateTemp makes the file private; the output is an ordinary file.
+	if err := fh.Chmod(0o644); err != nil {
+		fh.Close()
+		os.Remove(fh.Name())
+		return nil, fmt.Errorf("gguf: %w", err)
+	}
 	w, err := NewWriter(fh, kvs, tensors)
 	if err != nil {
 		fh.Close()
