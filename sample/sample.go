@@ -298,20 +298,94 @@ func (s *Sampler) filter() []cand {
 	// Top-p keeps the best candidates up to and including the first whose
 	// cumulative weight reaches TopP of the total.
 	if tp := s.p.TopP; tp < 1 {
-		if !sorted {
+		if sorted {
+			c = c[:prefixReaching(c, tp*z)]
+		} else {
+			c = c[:nucleus(c, tp*z)]
 			slices.SortFunc(c, cmpCand)
-		}
-		limit := tp * z
-		var cum float64
-		for i, x := range c {
-			cum += x.w
-			if cum >= limit {
-				c = c[:i+1]
-				break
-			}
 		}
 	}
 	return c
+}
+
+// prefixReaching returns the length of the shortest prefix of c whose
+// weights add up to at least limit (all of c if none does). This is top-p
+// on sorted candidates, and the oracle for nucleus.
+func prefixReaching(c []cand, limit float64) int {
+	var cum float64
+	for i, x := range c {
+		cum += x.w
+		if cum >= limit {
+			return i + 1
+		}
+	}
+	return len(c)
+}
+
+// nucleus is prefixReaching for candidates in any order without sorting
+// them all: it reorders c so that c[:m] are the m best (in no particular
+// order) and returns m, where m is what prefixReaching would return on c
+// sorted best first. It partitions around a pivot like quickselect and
+// descends into the side that holds the cut, so it takes O(n) expected
+// time where a sort takes O(n log n); only the survivors get sorted after.
+// (The partial sums are added in a different order than a sorted walk,
+// which can move the cut only when a sum lands within rounding of limit.)
+func nucleus(c []cand, limit float64) int {
+	lo, hi := 0, len(c)
+	var acc float64 // weight of c[:lo], all better than c[lo:]
+	for hi-lo > 16 {
+		p := partition(c, lo, hi)
+		var better float64
+		for _, x := range c[lo:p] {
+			better += x.w
+		}
+		switch {
+		case acc+better >= limit:
+			hi = p
+		case acc+better+c[p].w >= limit:
+			return p + 1
+		default:
+			acc += better + c[p].w
+			lo = p + 1
+		}
+	}
+	slices.SortFunc(c[lo:hi], cmpCand)
+	for i := lo; i < hi; i++ {
+		acc += c[i].w
+		if acc >= limit {
+			return i + 1
+		}
+	}
+	return hi
+}
+
+// partition rearranges c[lo:hi] (at least 3 long) around a median-of-three
+// pivot so that better candidates come first, and returns the pivot's
+// index.
+func partition(c []cand, lo, hi int) int {
+	mid := lo + (hi-lo)/2
+	a, b, e := lo, mid, hi-1
+	// Order the three so that c[b] is their median.
+	if better(c[b], c[a]) {
+		a, b = b, a
+	}
+	if better(c[e], c[b]) {
+		b = e
+		if better(c[b], c[a]) {
+			b = a
+		}
+	}
+	c[b], c[hi-1] = c[hi-1], c[b]
+	pivot := c[hi-1]
+	p := lo
+	for i := lo; i < hi-1; i++ {
+		if better(c[i], pivot) {
+			c[i], c[p] = c[p], c[i]
+			p++
+		}
+	}
+	c[p], c[hi-1] = c[hi-1], c[p]
+	return p
 }
 
 // draw picks one of kept with probability proportional to w, using one

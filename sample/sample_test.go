@@ -725,3 +725,90 @@ func BenchmarkSample(b *testing.B) {
 		})
 	}
 }
+
+// FuzzSample feeds arbitrary logit bits (NaN, infinities, subnormals) and
+// settings: New either rejects the settings or Sample returns a token in
+// range that the chain gives a positive probability, and greedy is argmax.
+func FuzzSample(f *testing.F) {
+	f.Add([]byte{0, 0, 128, 63, 0, 0, 0, 64, 0, 0, 64, 64}, 0.8, 40, 0.95, 0.05, 1.0, 64, uint64(0), []byte{1, 2})
+	f.Add([]byte{0, 0, 192, 127, 0, 0, 128, 127, 0, 0, 128, 255, 1, 0, 0, 0}, 1.0, 0, 1.0, 0.0, 1.5, 4, uint64(9), []byte{0, 0, 3})
+	f.Add([]byte{255, 255, 127, 127, 255, 255, 127, 255}, 0.0, 1, 0.5, 0.5, 0.5, 1, uint64(3), []byte{1})
+	f.Fuzz(func(t *testing.T, raw []byte, temp float64, topK int, topP, minP, pen float64, lastN int, seed uint64, hist []byte) {
+		n := len(raw) / 4
+		if n == 0 || n > 4096 || topK > 1<<20 || lastN > 1<<20 {
+			return
+		}
+		logits := make([]float32, n)
+		for i := range logits {
+			logits[i] = math.Float32frombits(uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24)
+		}
+		p := Params{Temperature: temp, TopK: topK, TopP: topP, MinP: minP, RepetitionPenalty: pen, RepeatLastN: lastN, Seed: seed}
+		s, err := New(p, n)
+		if err != nil {
+			return
+		}
+		var h []int
+		for _, b := range hist {
+			s.Accept(int(b))
+			h = append(h, int(b))
+		}
+		want := ref(p, logits, h)
+		for range 4 {
+			tok := s.Sample(logits)
+			if tok < 0 || tok >= n {
+				t.Fatalf("token %d out of [0, %d)", tok, n)
+			}
+			if p.Greedy() && want[tok] != 1 {
+				t.Fatalf("greedy drew %d, argmax is elsewhere: %v", tok, want)
+			}
+			if !p.Greedy() && want[tok] == 0 {
+				// Allow only a rounding disagreement at a filter's edge.
+				if d := dist(s, logits); d[tok] == 0 {
+					t.Fatalf("drew %d, which the chain excludes", tok)
+				}
+			}
+		}
+	})
+}
+
+// TestNucleus checks the quickselect cut against the plain sorted walk for
+// every length up to 300 and many limits, with ties and zero weights.
+func TestNucleus(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for n := 1; n <= 300; n++ {
+		for range 6 {
+			c := make([]cand, n)
+			var z float64
+			for i := range c {
+				l := float32(r.NormFloat64() * 2)
+				if r.IntN(3) == 0 {
+					l = float32(r.IntN(3)) // ties
+				}
+				c[i] = cand{l: l, id: int32(i)}
+			}
+			m := c[0].l
+			for _, x := range c {
+				m = max(m, x.l)
+			}
+			for i := range c {
+				c[i].w = expNeg(float64(c[i].l-m) * 4)
+				z += c[i].w
+			}
+			sorted := slices.Clone(c)
+			slices.SortFunc(sorted, cmpCand)
+			for _, tp := range []float64{1e-9, 0.1, 0.5, 0.9, 0.95, 0.999999, 1.5} {
+				want := prefixReaching(sorted, tp*z)
+				work := slices.Clone(c)
+				got := nucleus(work, tp*z)
+				if got != want {
+					t.Fatalf("n=%d top-p %v: nucleus %d, sorted walk %d", n, tp, got, want)
+				}
+				head := slices.Clone(work[:got])
+				slices.SortFunc(head, cmpCand)
+				if !slices.Equal(head, sorted[:want]) {
+					t.Fatalf("n=%d top-p %v: nucleus holds other candidates than the best %d", n, tp, want)
+				}
+			}
+		}
+	}
+}
