@@ -12,9 +12,11 @@ package convert
 import (
 	"fmt"
 	"math"
+	goruntime "runtime"
 	"slices"
 	"sort"
 	"time"
+	"unsafe"
 
 	"github.com/memmamba/memmamba/arch"
 	"github.com/memmamba/memmamba/convert/source"
@@ -141,6 +143,7 @@ func Write(in *Input, output string, opts Options) (*Report, error) {
 			Sources:   in.Sources,
 			Converter: Version,
 			Created:   opts.Created,
+			Synthetic: in.Synthetic,
 		},
 		Metadata: map[string]string{"source_form": in.Form},
 	}
@@ -158,6 +161,12 @@ func Write(in *Input, output string, opts Options) (*Report, error) {
 		}
 		if err := w.WriteTensor(wt.Name, data); err != nil {
 			return nil, err
+		}
+		if len(data) > bigTensor {
+			// Return a big tensor's buffers before reading the next, so
+			// that memory stays near one tensor, not two or three.
+			data = nil
+			goruntime.GC()
 		}
 		done += int64(st.NumElements()) * int64(dtypeSize(st.DType))
 		if opts.Progress != nil {
@@ -190,12 +199,23 @@ func encodeTensor(st *SourceTensor, t quant.Type) ([]byte, error) {
 			return nil, fmt.Errorf("tensor %q (%s in %s): value %d is %v", st.Canonical, st.Name, st.Reader.Path(), i, x)
 		}
 	}
+	if t == quant.F32 && nativeLittleEndian {
+		return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v)), nil
+	}
 	out, err := quant.Quantize(t, v)
 	if err != nil {
 		return nil, fmt.Errorf("tensor %q (%s in %s): %w", st.Canonical, st.Name, st.Reader.Path(), err)
 	}
 	return out, nil
 }
+
+// bigTensor is the size above which Write collects garbage after a tensor.
+const bigTensor = 16 << 20
+
+var nativeLittleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
 
 func needsTransform(ggufName string) bool {
 	n := len(ggufName)

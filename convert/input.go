@@ -32,9 +32,11 @@ type Input struct {
 	// Unknown lists tensors that are not part of the model, by source name.
 	Unknown []string
 	// Form names the checkpoint form: safetensors, sharded-safetensors,
-	// torch, gguf, onnx.
-	Form    string
-	readers []source.Reader
+	// torch, gguf, onnx, mmq, synthetic.
+	Form string
+	// Synthetic marks random weights (SyntheticInput).
+	Synthetic bool
+	readers   []source.Reader
 }
 
 // SourceTensor is one tensor of the input under its canonical name.

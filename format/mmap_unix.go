@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 
+	"unsafe"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -36,4 +38,22 @@ func mapFile(path string) ([]byte, func() error, error) {
 		return nil, nil, fmt.Errorf("%s: mmap: %w", path, err)
 	}
 	return data, func() error { return unix.Munmap(data) }, nil
+}
+
+// dropPages tells the kernel that this process is done with the mapped
+// pages wholly inside b, so that they leave its resident set (they stay in
+// the page cache). Verify calls it after each tensor, so checking a file
+// does not grow the resident set to the file's size.
+func dropPages(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	ps := uintptr(os.Getpagesize())
+	start := uintptr(unsafe.Pointer(&b[0]))
+	lo := (start + ps - 1) &^ (ps - 1)
+	hi := (start + uintptr(len(b))) &^ (ps - 1)
+	if hi <= lo {
+		return
+	}
+	_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Pointer(lo)), hi-lo), unix.MADV_DONTNEED)
 }

@@ -92,7 +92,7 @@ func Verify(path string) error {
 		return err
 	}
 	defer f.Close()
-	return errors.Join(f.VerifyChecksums(), f.checkPadding())
+	return errors.Join(f.verifyChecksums(f.unmap != nil), f.checkPadding())
 }
 
 // Tensor returns the named tensor.
@@ -127,11 +127,18 @@ func (f *File) Close() error {
 
 // VerifyChecksums checks every tensor's data against its CRC-32C and reports
 // each one that does not match.
-func (f *File) VerifyChecksums() error {
+func (f *File) VerifyChecksums() error { return f.verifyChecksums(false) }
+
+// verifyChecksums checks every tensor; drop releases each tensor's pages
+// from the resident set once checked (for a mapped file).
+func (f *File) verifyChecksums(drop bool) error {
 	var errs []error
 	for _, t := range f.tensors {
 		if got := Checksum(t.Data); got != t.Checksum {
 			errs = append(errs, fmt.Errorf("%s: tensor %q: %w: data has CRC-32C %08x, the header records %08x", f.Name, t.Name, ErrChecksum, got, t.Checksum))
+		}
+		if drop {
+			dropPages(t.Data)
 		}
 	}
 	return errors.Join(errs...)

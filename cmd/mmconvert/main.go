@@ -64,6 +64,8 @@ func convertCmd(args []string) error {
 	to := fs.String("to", "mmq", "output format: mmq (mmrun's model file) or gguf")
 	force := fs.BoolP("force", "f", false, "overwrite an existing output file")
 	quiet := fs.BoolP("quiet", "q", false, "print nothing but errors; no progress bar")
+	synthetic := fs.String("synthetic", "", "write a random-weight model of this shape instead of converting ("+strings.Join(convert.SyntheticShapeNames(), ", ")+")")
+	seed := fs.Uint64("seed", 1, "seed of --synthetic's weights")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, convertUsage)
 		fs.PrintDefaults()
@@ -74,8 +76,11 @@ func convertCmd(args []string) error {
 		}
 		return cli.Usagef("%v", err)
 	}
-	if fs.NArg() != 1 {
+	if *synthetic == "" && fs.NArg() != 1 {
 		return cli.Usagef("want one INPUT, got %d arguments", fs.NArg())
+	}
+	if *synthetic != "" && fs.NArg() != 0 {
+		return cli.Usagef("--synthetic takes no INPUT")
 	}
 	if *out == "" {
 		return cli.Usagef("-o OUTPUT is required")
@@ -99,11 +104,20 @@ func convertCmd(args []string) error {
 	bar := cli.NewProgress("converting", *quiet)
 	opts := convert.Options{Policy: pol, Force: *force, Progress: bar.Update}
 	start := time.Now()
+	var in *convert.Input
+	if *synthetic != "" {
+		if in, err = convert.SyntheticInput(*synthetic, *seed); err != nil {
+			return cli.Usagef("%v", err)
+		}
+	} else if in, err = convert.OpenInput(fs.Arg(0)); err != nil {
+		return err
+	}
+	defer in.Close()
 	var rep *convert.Report
 	if *to == "gguf" {
-		rep, err = convert.ConvertToGGUF(fs.Arg(0), *out, opts)
+		rep, err = convert.WriteGGUF(in, *out, opts)
 	} else {
-		rep, err = convert.Convert(fs.Arg(0), *out, opts)
+		rep, err = convert.Write(in, *out, opts)
 	}
 	bar.Done()
 	if err != nil {
