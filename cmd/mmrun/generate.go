@@ -53,8 +53,8 @@ func generate(args []string) error {
 	if *n < 0 {
 		return cli.Usagef("-n must not be negative")
 	}
-	if *prompt == "" && !*interactive && *stateIn == "" {
-		return cli.Usagef("-p PROMPT is required (or -i, or --state-in)")
+	if *prompt == "" && !*interactive {
+		return cli.Usagef("-p PROMPT is required (or -i for prompts from stdin)")
 	}
 	if err := p.Validate(); err != nil {
 		return cli.Usagef("%v", err)
@@ -86,7 +86,7 @@ func generate(args []string) error {
 	if !*ignoreEOS {
 		g.eos = tok.Specials().EOS
 	}
-	if *prompt != "" || !*interactive {
+	if *prompt != "" {
 		if err := g.turn(*prompt); err != nil {
 			return err
 		}
