@@ -20,8 +20,9 @@ demo: build
 deps:
 	./scripts/deps.sh
 
-## test: everything CI checks: formatting, vet, Go tests (race detector on), the reference against its fixtures
+## test: everything CI checks: formatting, vet, Go tests (race detector on), the reference against its fixtures, a short fuzz of every parser
 test: deps vet test-go check-fixtures
+	$(MAKE) fuzz FUZZTIME=5s
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
