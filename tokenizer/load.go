@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/dlclark/regexp2/v2"
@@ -612,14 +611,4 @@ func (t *hfTokenizer) guessSpecials() {
 	if t.specials.PAD < 0 {
 		t.specials.PAD = find("<pad>", "<|padding|>", "[PAD]", "<|pad|>", "<|finetune_right_pad_id|>")
 	}
-}
-
-// sortedIDs returns the keys of m in order (for deterministic output).
-func sortedIDs(m map[int]*addedToken) []int {
-	ids := make([]int, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	sort.Ints(ids)
-	return ids
 }
