@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"score":      {score, "negative log-likelihood, perplexity and bits per byte of a text file"},
 	"tokenize":   {tokenize, "print the token ids of a text"},
 	"detokenize": {detokenize, "print the text of token ids"},
+	"bench":      {bench, "measure prefill and decode speed, memory and bandwidth"},
 }
 
 func main() {
@@ -64,7 +65,7 @@ func run(args []string) error {
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		return cli.Usagef("unknown command %q (want generate, logits, score, tokenize or detokenize)", args[0])
+		return cli.Usagef("unknown command %q (want generate, logits, score, tokenize, detokenize or bench)", args[0])
 	}
 	return c.run(args[1:])
 }

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/memmamba/memmamba/arch"
+	"github.com/memmamba/memmamba/internal/cli"
+	"github.com/memmamba/memmamba/internal/sysinfo"
+)
+
+const benchUsage = `Usage: mmrun bench -m MODEL [--prefill 512] [--decode 128] [--runs 5] [--threads N] [--json]
+
+Measures prefill and decode speed (median and range over --runs runs, each
+from an empty state on random tokens), the peak resident memory, and the
+machine's memory bandwidth in the same run, and reports the share of that
+bandwidth decode reaches (the weights read per token over the time per
+token). Make a model of a named shape with 'mmconvert --synthetic
+mamba-130m -o model.mmq --type int8'.
+
+Flags:
+`
+
+type benchResult struct {
+	Model          string         `json:"model"`
+	CPU            string         `json:"cpu"`
+	Threads        int            `json:"threads"`
+	PrefillTokens  int            `json:"prefill_tokens"`
+	DecodeTokens   int            `json:"decode_tokens"`
+	Runs           int            `json:"runs"`
+	PrefillTokS    sysinfo.Stats  `json:"prefill_tok_per_s"`
+	DecodeTokS     sysinfo.Stats  `json:"decode_tok_per_s"`
+	WeightBytes    int64          `json:"weight_bytes_per_token"`
+	BandwidthGBs   float64        `json:"memory_bandwidth_gb_per_s"`
+	DecodeGBs      float64        `json:"decode_gb_per_s"`
+	BandwidthShare float64        `json:"decode_bandwidth_share"`
+	PeakRSSMiB     float64        `json:"peak_rss_mib"`
+	MappedMiB      float64        `json:"mapped_weights_mib"`
+	Types          map[string]int `json:"tensor_types"`
+}
+
+func bench(args []string) error {
+	fs := pflag.NewFlagSet("mmrun bench", pflag.ContinueOnError)
+	var mf modelFlags
+	mf.register(fs)
+	prefill := fs.Int("prefill", 512, "prompt tokens per run")
+	decode := fs.Int("decode", 128, "generated tokens per run")
+	runs := fs.Int("runs", 5, "runs")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args, benchUsage); err != nil {
+		return err
+	}
+	if *prefill < 1 || *decode < 0 || *runs < 1 {
+		return cli.Usagef("--prefill and --runs must be at least 1, --decode at least 0")
+	}
+	m, err := mf.open()
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	c := m.Config
+	res := benchResult{Model: mf.model, CPU: sysinfo.CPUModel(), Threads: m.Threads(), PrefillTokens: *prefill,
+		DecodeTokens: *decode, Runs: *runs, Types: map[string]int{}}
+	for _, t := range m.Header.Tensors {
+		res.MappedMiB += float64(t.Size) / (1 << 20)
+		res.Types[t.Type.String()]++
+		// A decode step reads every weight once, except the embeddings,
+		// of which it reads one row (unless they are the tied LM head).
+		if t.Name != arch.EmbeddingsName || c.TieEmbeddings {
+			res.WeightBytes += int64(t.Size)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	toks := make([]int, *prefill)
+	for i := range toks {
+		toks[i] = rng.IntN(c.VocabSize)
+	}
+	var pre, dec []float64
+	for range *runs {
+		s := m.NewSession()
+		start := time.Now()
+		logits, err := s.Prefill(toks)
+		if err != nil {
+			return err
+		}
+		pre = append(pre, float64(*prefill)/time.Since(start).Seconds())
+		if *decode == 0 {
+			continue
+		}
+		start = time.Now()
+		for range *decode {
+			if logits, err = s.Step(argmax(logits)); err != nil {
+				return err
+			}
+		}
+		dec = append(dec, float64(*decode)/time.Since(start).Seconds())
+	}
+	res.PeakRSSMiB = float64(sysinfo.PeakRSS()) / (1 << 20)
+	res.PrefillTokS = sysinfo.Summarise(pre)
+	res.DecodeTokS = sysinfo.Summarise(dec)
+	res.BandwidthGBs = sysinfo.MemoryBandwidth(m.Threads()) / 1e9
+	res.DecodeGBs = res.DecodeTokS.Median * float64(res.WeightBytes) / 1e9
+	if res.BandwidthGBs > 0 {
+		res.BandwidthShare = res.DecodeGBs / res.BandwidthGBs
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	fmt.Printf("model:     %s (%s, %d layers, d=%d, vocab %d; %.1f MiB mapped; types %v)\n", mf.model, c.ModelType, c.NumLayers, c.HiddenSize, c.VocabSize, res.MappedMiB, res.Types)
+	fmt.Printf("cpu:       %s, %d threads\n", res.CPU, res.Threads)
+	fmt.Printf("prefill:   %d tokens: %.1f tok/s (median of %d; %.1f-%.1f)\n", *prefill, res.PrefillTokS.Median, *runs, res.PrefillTokS.Min, res.PrefillTokS.Max)
+	if *decode > 0 {
+		fmt.Printf("decode:    %d tokens: %.1f tok/s (median of %d; %.1f-%.1f)\n", *decode, res.DecodeTokS.Median, *runs, res.DecodeTokS.Min, res.DecodeTokS.Max)
+		fmt.Printf("bandwidth: decode reads %.1f MB/token = %.1f GB/s; the machine's copy bandwidth %.1f GB/s; share %.0f%%\n",
+			float64(res.WeightBytes)/1e6, res.DecodeGBs, res.BandwidthGBs, 100*res.BandwidthShare)
+	}
+	fmt.Printf("peak RSS:  %.1f MiB (mapped weights %.1f MiB)\n", res.PeakRSSMiB, res.MappedMiB)
+	return nil
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
