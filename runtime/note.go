@@ -101,7 +101,7 @@ func (p *notePool) positions() []int { return slices.Clone(p.pos[:p.n]) }
 // stood after each token.
 type poolEvent struct {
 	t, slot, pos int
-	layK, layV   []float32
+	off          int // the note's layK then layV in poolHistory.data
 }
 
 // poolHistory is a pool at the start of the chunk and what entered it.
@@ -110,6 +110,7 @@ type poolHistory struct {
 	view   *notePool // the pool replayed up to the current token
 	next   int       // the next event to apply to view
 	events []poolEvent
+	data   []float32 // the events' keys and values, reused from chunk to chunk
 }
 
 // noteScratch holds the Note Block's work buffers.
@@ -118,6 +119,7 @@ type noteScratch struct {
 	dTok, dLay, cat, g, s, kv, unionK, unionV             []float32
 	retrieved, crossed                                    []bool
 	hist                                                  []poolHistory
+	below                                                 []*poolHistory
 }
 
 // noteBlock runs layer l's Note Block over the chunk: r (T x d) holds
@@ -173,7 +175,7 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 
 	// The pools of the layers below that this layer's cross-layer
 	// attention reads, replayed token by token.
-	var below []*poolHistory
+	below := ns.below[:0]
 	if nw.lay != nil {
 		for j := max(0, l-mem.CrossLayerEvery+1); j < l; j++ {
 			h := &ns.hist[j]
@@ -185,6 +187,7 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 			h.next = 0
 			below = append(below, h)
 		}
+		ns.below = below
 	}
 	// This layer's history, when a layer above reads its pool.
 	var hist *poolHistory
@@ -196,6 +199,7 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 			hist.start.copyFrom(pool)
 		}
 		hist.events = hist.events[:0]
+		hist.data = hist.data[:0]
 	}
 	var reader *attendWeights
 	if r := m.reader[l]; r >= 0 {
@@ -242,9 +246,9 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 					ops.MatVec(pool.layK[slot*A:(slot+1)*A], reader.k, sv)
 					ops.MatVec(pool.layV[slot*A:(slot+1)*A], reader.v, sv)
 					if hist != nil {
-						hist.events = append(hist.events, poolEvent{t: t, slot: slot, pos: pos,
-							layK: slices.Clone(pool.layK[slot*A : (slot+1)*A]),
-							layV: slices.Clone(pool.layV[slot*A : (slot+1)*A])})
+						hist.events = append(hist.events, poolEvent{t: t, slot: slot, pos: pos, off: len(hist.data)})
+						hist.data = append(hist.data, pool.layK[slot*A:(slot+1)*A]...)
+						hist.data = append(hist.data, pool.layV[slot*A:(slot+1)*A]...)
 					}
 				}
 			}
@@ -260,8 +264,8 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 						h.view.n++
 					}
 					h.view.pos[e.slot] = e.pos
-					copy(h.view.layK[e.slot*A:(e.slot+1)*A], e.layK)
-					copy(h.view.layV[e.slot*A:(e.slot+1)*A], e.layV)
+					copy(h.view.layK[e.slot*A:(e.slot+1)*A], h.data[e.off:e.off+A])
+					copy(h.view.layV[e.slot*A:(e.slot+1)*A], h.data[e.off+A:e.off+2*A])
 					h.next++
 				}
 				n += h.view.n

@@ -163,3 +163,23 @@ func TestConcurrentSessions(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeAllocs checks that a decode step allocates nothing once the
+// session's buffers have grown (issue: no allocation per token).
+func TestDecodeAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation count")
+	}
+	for _, name := range []string{"memmamba-priority", "memmamba-fifo", "mamba-tiny"} {
+		m, _ := openFixture(t, name, quant.Q8_0)
+		s := m.NewSession()
+		toks := longTokens(300, m.Config.VocabSize, 5)
+		for _, tok := range toks[:200] {
+			s.Step(tok)
+		}
+		i := 200
+		if a := testing.AllocsPerRun(90, func() { s.Step(toks[i]); i++ }); a != 0 {
+			t.Errorf("%s: %v allocations per decode step", name, a)
+		}
+	}
+}

@@ -82,7 +82,7 @@ func score(args []string) error {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
 	fmt.Printf("%s: %d tokens, %d bytes scored\n", res.File, res.Tokens, res.Bytes)
-	fmt.Printf("nll/token %.4f nats, perplexity %.4f, bits/byte %.4f (%.1f tok/s)\n", res.NLL, res.Perplexity, res.BitsPerByte, res.TokPerSec)
+	fmt.Printf("nll/token %.4f nats, perplexity %.4g, bits/byte %.4f (%.1f tok/s)\n", res.NLL, res.Perplexity, res.BitsPerByte, res.TokPerSec)
 	return nil
 }
 
