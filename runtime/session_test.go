@@ -167,8 +167,8 @@ func TestConcurrentSessions(t *testing.T) {
 // TestDecodeAllocs checks that a decode step allocates nothing once the
 // session's buffers have grown (issue: no allocation per token).
 func TestDecodeAllocs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocation count")
+	if testing.Short() || raceEnabled {
+		t.Skip("allocation counts are measured without -short and -race")
 	}
 	for _, name := range []string{"memmamba-priority", "memmamba-fifo", "mamba-tiny"} {
 		m, _ := openFixture(t, name, quant.Q8_0)
