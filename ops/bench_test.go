@@ -73,6 +73,7 @@ func BenchmarkScan(b *testing.B) {
 			for b.Loop() {
 				Scan(y, h, c.dt, c.A, c.B, c.C, c.a, c.D, c.z, E, N, T)
 			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*T), "ns/token")
 		})
 	}
 }
@@ -95,5 +96,28 @@ func BenchmarkAttend(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Attend(out, q, K, V, n, H)
+	}
+}
+
+// BenchmarkMatVecShapes measures MatVec on the decode shapes of a
+// mamba-130m model: a 1536x768 projection and the 50280x768 LM head, which
+// dominates decode. SetBytes is the weight bytes, so MB/s is the rate at
+// which weights are streamed.
+func BenchmarkMatVecShapes(b *testing.B) {
+	rng := newRNG(26)
+	for _, shape := range [][2]int{{1536, 768}, {50280, 768}} {
+		rows, cols := shape[0], shape[1]
+		for _, typ := range allTypes() {
+			m, _ := testMatrix(b, rng, typ, rows, cols, 0)
+			x := randVec(rng, cols)
+			dst := make([]float32, rows)
+			b.Run(fmt.Sprintf("%dx%d/%s", rows, cols, typ), func(b *testing.B) {
+				b.SetBytes(int64(len(m.Data)))
+				b.ReportAllocs()
+				for b.Loop() {
+					MatVec(dst, m, x)
+				}
+			})
+		}
 	}
 }

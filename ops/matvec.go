@@ -26,8 +26,7 @@ import (
 // len(dst) must be w.Rows and len(x) w.Cols; dst must not overlap x. It
 // panics otherwise.
 func MatVec(dst []float32, w Matrix, x []float32) {
-	rb := checkMatVec(dst, w, x, 1)
-	matVecRows(dst, w, rb, x, 0, w.Rows)
+	MatMul(dst, w, x, 1)
 }
 
 // MatMul computes the product of W with n input rows at once (the prefill
@@ -42,7 +41,14 @@ func MatVec(dst []float32, w Matrix, x []float32) {
 // each weight is decoded once for four tokens.
 func MatMul(dst []float32, w Matrix, x []float32, n int) {
 	rb := checkMatVec(dst, w, x, n)
-	matMulRows(dst, w, rb, x, n, 0, w.Rows)
+	var s *qscratch
+	if usesScratch(w.Type) {
+		s = qpool.Get().(*qscratch)
+		defer qpool.Put(s)
+	}
+	var pr product
+	pr.prepare(dst, w, rb, x, n, s)
+	pr.rows(0, w.Rows)
 }
 
 func checkMatVec(dst []float32, w Matrix, x []float32, n int) int {

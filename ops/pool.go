@@ -25,20 +25,16 @@ type Pool struct {
 	// The current call, read by the workers between the channel send that
 	// hands them a part and wg.Done.
 	kind  int
-	dst   []float32
-	w     Matrix
-	rb    int
-	x     []float32
-	n     int
-	total int // rows (or For's n)
+	prod  product
+	qs    qscratch // quantised activations of the current product
+	total int      // rows (or For's n)
 	parts int
 	fn    func(lo, hi int)
 	scan  scanArgs
 }
 
 const (
-	jobMatVec = iota
-	jobMatMul
+	jobMatMul = iota
 	jobFor
 	jobScan
 )
@@ -107,10 +103,8 @@ func (p *Pool) runPart(part int) {
 		return
 	}
 	switch p.kind {
-	case jobMatVec:
-		matVecRows(p.dst, p.w, p.rb, p.x, lo, hi)
 	case jobMatMul:
-		matMulRows(p.dst, p.w, p.rb, p.x, p.n, lo, hi)
+		p.prod.rows(lo, hi)
 	case jobFor:
 		p.fn(lo, hi)
 	case jobScan:
@@ -137,7 +131,7 @@ func (p *Pool) run(parts int) {
 	if parts > 1 {
 		p.wg.Wait()
 	}
-	p.dst, p.x, p.fn, p.w = nil, nil, nil, Matrix{} // drop references
+	p.prod, p.fn = product{}, nil // drop references
 }
 
 // partsFor returns how many parts work units are worth splitting into.
@@ -152,18 +146,16 @@ func (p *Pool) MatVec(dst []float32, w Matrix, x []float32) {
 
 // MatMul is MatMul (the function) with the rows split across the pool.
 func (p *Pool) MatMul(dst []float32, w Matrix, x []float32, n int) {
-	rb := checkMatVec(dst, w, x, n)
+	checkMatVec(dst, w, x, n)
 	parts := partsFor(w.Rows * w.Cols * n)
 	if p == nil || p.threads == 1 || parts == 1 {
-		matMulRows(dst, w, rb, x, n, 0, w.Rows)
+		MatMul(dst, w, x, n)
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.kind, p.dst, p.w, p.rb, p.x, p.n, p.total = jobMatMul, dst, w, rb, x, n, w.Rows
-	if n == 1 {
-		p.kind = jobMatVec
-	}
+	p.prod.prepare(dst, w, w.RowBytes(), x, n, &p.qs)
+	p.kind, p.total = jobMatMul, w.Rows
 	p.run(parts)
 }
 

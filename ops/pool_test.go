@@ -23,6 +23,10 @@ func sameBits(t *testing.T, what string, got, want []float32) {
 // TestPoolMatMul checks that the pool gives the single-threaded bits for
 // several thread counts, for products big enough to be split.
 func TestPoolMatMul(t *testing.T) {
+	forLevels(t, testPoolMatMul)
+}
+
+func testPoolMatMul(t *testing.T) {
 	rng := newRNG(5)
 	pools := []*Pool{nil, NewPool(1), NewPool(2), NewPool(3), NewPool(7)}
 	defer func() {

@@ -1,0 +1,312 @@
+package ops
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/memmamba/memmamba/quant"
+)
+
+// simdLevel names a set of kernels. The level is chosen once, at start-up,
+// from the CPU's features (detectSIMD); every product of the process then
+// uses the same kernels, which is what keeps MatVec, MatMul and the Pool
+// bit-identical to each other. Tests lower it to exercise every set the
+// machine supports.
+type simdLevel int
+
+const (
+	simdGo     simdLevel = iota // pure Go (other CPUs, the purego tag)
+	simdAVX2                    // AVX2 + FMA + F16C, 8-lane kernels
+	simdAVX512                  // AVX-512 F/BW/VL/VNNI, 16-lane float kernels, VPDPBUSD
+)
+
+func (l simdLevel) String() string {
+	switch l {
+	case simdAVX2:
+		return "avx2"
+	case simdAVX512:
+		return "avx512"
+	}
+	return "go"
+}
+
+var simd = detectSIMD()
+
+// kernel names one assembly kernel. The kernels are called through a
+// switch (callFloat, callBlock), not through func values, so that the
+// compiler sees their //go:noescape and the result array stays on the
+// stack.
+type kernel int
+
+const (
+	kNone kernel = iota
+	kF32AVX2
+	kF32AVX512
+	kF16AVX2
+	kF16AVX512
+	kBF16AVX2
+	kBF16AVX512
+	kQ8AVX2
+	kQ8VNNI
+	kQ4AVX2
+	kQ4VNNI
+)
+
+// kernels returns the SIMD kernel for type t at the current level, whether
+// it is a block kernel (on quantised activations), and a float kernel's lane
+// count; kNone on the Go level.
+func kernels(t quant.Type) (k kernel, block bool, lanes int) {
+	switch simd {
+	case simdAVX2:
+		switch t {
+		case quant.F32:
+			return kF32AVX2, false, 8
+		case quant.F16:
+			return kF16AVX2, false, 8
+		case quant.BF16:
+			return kBF16AVX2, false, 8
+		case quant.Q8_0:
+			return kQ8AVX2, true, 0
+		case quant.Q4_0:
+			return kQ4AVX2, true, 0
+		}
+	case simdAVX512:
+		switch t {
+		case quant.F32:
+			return kF32AVX512, false, 16
+		case quant.F16:
+			return kF16AVX512, false, 16
+		case quant.BF16:
+			return kBF16AVX512, false, 16
+		case quant.Q8_0:
+			return kQ8VNNI, true, 0
+		case quant.Q4_0:
+			return kQ4VNNI, true, 0
+		}
+	}
+	return kNone, false, 0
+}
+
+func callFloat(k kernel, w *byte, stride, n int, x *float32, out *[4]float32) {
+	switch k {
+	case kF32AVX2:
+		dotF32x4AVX2(w, stride, n, x, out)
+	case kF32AVX512:
+		dotF32x4AVX512(w, stride, n, x, out)
+	case kF16AVX2:
+		dotF16x4AVX2(w, stride, n, x, out)
+	case kF16AVX512:
+		dotF16x4AVX512(w, stride, n, x, out)
+	case kBF16AVX2:
+		dotBF16x4AVX2(w, stride, n, x, out)
+	case kBF16AVX512:
+		dotBF16x4AVX512(w, stride, n, x, out)
+	default:
+		panic("ops: no float kernel")
+	}
+}
+
+func callBlock(k kernel, w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32) {
+	switch k {
+	case kQ8AVX2:
+		dotQ8x4AVX2(w, stride, nb, xq, xd, out)
+	case kQ8VNNI:
+		dotQ8x4VNNI(w, stride, nb, xq, xd, out)
+	case kQ4AVX2:
+		dotQ4x4AVX2(w, stride, nb, xq, xd, out)
+	case kQ4VNNI:
+		dotQ4x4VNNI(w, stride, nb, xq, xd, out)
+	default:
+		panic("ops: no block kernel")
+	}
+}
+
+// product is one prepared call of MatVec or MatMul: what every row range
+// needs, shared read-only by the Pool's workers.
+type product struct {
+	dst   []float32
+	w     Matrix
+	rb    int
+	x     []float32
+	n     int
+	k     kernel
+	block bool
+	lanes int
+	xq    []int8    // n x Cols quantised activations (block kernels)
+	xd    []float32 // n x Cols/32 their scales
+}
+
+// qscratch holds quantised activations; its slices only grow.
+type qscratch struct {
+	q []int8
+	d []float32
+}
+
+func (s *qscratch) size(vals int) ([]int8, []float32) {
+	if cap(s.q) < vals {
+		s.q = make([]int8, vals)
+		s.d = make([]float32, vals/quant.BlockSize)
+	}
+	return s.q[:vals], s.d[:vals/quant.BlockSize]
+}
+
+// qpool lends scratch to the package-level MatVec and MatMul.
+var qpool = sync.Pool{New: func() any { return new(qscratch) }}
+
+// prepare fills pr for the product of w with n rows of x, quantising the
+// activations into s when the block kernels are used. It reports whether s
+// was used.
+func (pr *product) prepare(dst []float32, w Matrix, rb int, x []float32, n int, s *qscratch) {
+	*pr = product{dst: dst, w: w, rb: rb, x: x, n: n}
+	pr.k, pr.block, pr.lanes = kernels(w.Type)
+	if pr.block {
+		pr.xq, pr.xd = s.size(len(x))
+		QuantizeQ8(pr.xq, pr.xd, x)
+	}
+}
+
+// usesScratch reports whether w's products quantise their activations.
+func usesScratch(t quant.Type) bool {
+	_, block, _ := kernels(t)
+	return block
+}
+
+// rows computes output rows lo..hi-1 for every token.
+func (pr *product) rows(lo, hi int) {
+	switch {
+	case pr.k == kNone:
+		matMulRows(pr.dst, pr.w, pr.rb, pr.x, pr.n, lo, hi)
+	case pr.block:
+		pr.blockRows(lo, hi)
+	default:
+		pr.floatRows(lo, hi)
+	}
+}
+
+// tileRows returns how many weight rows MatMul keeps hot while every token
+// passes over them: about 32 KiB of weights, a multiple of 4 rows.
+func tileRows(rb int) int {
+	return max(4, (32<<10)/max(rb, 1)&^3)
+}
+
+// floatRows is the SIMD path for F32, F16 and BF16. A row's sum is the
+// kernel's (lanes-wide accumulator over the first Cols - Cols%lanes
+// columns, reduced by a fixed tree) plus the remaining columns added one by
+// one in order, whichever rows it is computed with.
+func (pr *product) floatRows(lo, hi int) {
+	C, R := pr.w.Cols, pr.w.Rows
+	step := hi - lo
+	if pr.n > 1 {
+		step = tileRows(pr.rb)
+	}
+	for r0 := lo; r0 < hi; r0 += step {
+		r1 := min(r0+step, hi)
+		for t := 0; t < pr.n; t++ {
+			pr.floatRowsTok(pr.dst[t*R:(t+1)*R], pr.x[t*C:(t+1)*C], r0, r1)
+		}
+	}
+}
+
+func (pr *product) floatRowsTok(dst, x []float32, lo, hi int) {
+	t, data, rb := pr.w.Type, pr.w.Data, pr.rb
+	C := len(x)
+	nv := C &^ (pr.lanes - 1)
+	var tab *[1 << 16]float32
+	if t == quant.F16 && nv < C {
+		tab = f16Table()
+	}
+	var out [4]float32
+	for r := lo; r < hi; {
+		g, stride := 4, rb
+		if hi-r < 4 {
+			g, stride = 1, 0
+		}
+		if nv > 0 {
+			callFloat(pr.k, &data[r*rb], stride, nv, &x[0], &out)
+		}
+		for i := 0; i < g; i++ {
+			s := out[i]
+			row := data[(r+i)*rb : (r+i+1)*rb]
+			for c := nv; c < C; c++ {
+				s += wAt(t, tab, row, c) * x[c]
+			}
+			dst[r+i] = s
+		}
+		r += g
+	}
+}
+
+// blockRows is the SIMD path for Q8_0 and Q4_0, on the quantised
+// activations.
+func (pr *product) blockRows(lo, hi int) {
+	C, R := pr.w.Cols, pr.w.Rows
+	nb := C / quant.BlockSize
+	step := hi - lo
+	if pr.n > 1 {
+		step = tileRows(pr.rb)
+	}
+	for r0 := lo; r0 < hi; r0 += step {
+		r1 := min(r0+step, hi)
+		for t := 0; t < pr.n; t++ {
+			dst := pr.dst[t*R : (t+1)*R]
+			if nb == 0 {
+				clear(dst[r0:r1])
+				continue
+			}
+			xq, xd := &pr.xq[t*C], &pr.xd[t*nb]
+			var out [4]float32
+			for r := r0; r < r1; {
+				if r1-r >= 4 {
+					callBlock(pr.k, &pr.w.Data[r*pr.rb], pr.rb, nb, xq, xd, &out)
+					dst[r], dst[r+1], dst[r+2], dst[r+3] = out[0], out[1], out[2], out[3]
+					r += 4
+				} else {
+					callBlock(pr.k, &pr.w.Data[r*pr.rb], 0, nb, xq, xd, &out)
+					dst[r] = out[0]
+					r++
+				}
+			}
+		}
+	}
+}
+
+// QuantizeQ8 quantises x per block of 32 values the way the int8 products
+// do (llama.cpp's Q8_0 activations, with a float32 scale): for each block,
+// d = max|x|/127, q = round-half-even(x/d) (0 when d is 0), so that
+// |x - d*q| <= d/2 (up to float32 rounding of x*(1/d)). len(x) must be a
+// multiple of 32, len(q) = len(x) and len(d) = len(x)/32.
+//
+//	for b := range d {
+//		d[b] = max(|x[32b:32b+32]|) / 127
+//		for i in the block { q[i] = roundEven(x[i] * (1/d[b])) }
+//	}
+func QuantizeQ8(q []int8, d []float32, x []float32) {
+	const bs = quant.BlockSize
+	if len(x)%bs != 0 || len(q) != len(x) || len(d) != len(x)/bs {
+		panic(fmt.Sprintf("ops: QuantizeQ8 of %d values into %d quants and %d scales", len(x), len(q), len(d)))
+	}
+	for b := range d {
+		xs := (*[bs]float32)(x[b*bs:])
+		qs := (*[bs]int8)(q[b*bs:])
+		var amax float32
+		for _, v := range xs {
+			if v < 0 {
+				v = -v
+			}
+			if v > amax {
+				amax = v
+			}
+		}
+		dd := amax / 127
+		var id float32
+		if dd != 0 {
+			id = 1 / dd
+		}
+		d[b] = dd
+		const magic = 0x1.8p23 // adding and subtracting it rounds half to even
+		for i, v := range xs {
+			r := float32(v*id+magic) - magic
+			qs[i] = int8(int32(r))
+		}
+	}
+}

@@ -1,0 +1,49 @@
+//go:build !purego
+
+package ops
+
+import "golang.org/x/sys/cpu"
+
+// detectSIMD picks the widest kernel set this CPU and OS support.
+func detectSIMD() simdLevel {
+	x := &cpu.X86
+	if !x.HasAVX2 || !x.HasFMA || !x.HasF16C {
+		return simdGo
+	}
+	if x.HasAVX512F && x.HasAVX512BW && x.HasAVX512VL && x.HasAVX512VNNI {
+		return simdAVX512
+	}
+	return simdAVX2
+}
+
+// The kernels of simd_amd64.s; their contracts are in that file.
+
+//go:noescape
+func dotF32x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)
+
+//go:noescape
+func dotF32x4AVX512(w *byte, stride, n int, x *float32, out *[4]float32)
+
+//go:noescape
+func dotF16x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)
+
+//go:noescape
+func dotF16x4AVX512(w *byte, stride, n int, x *float32, out *[4]float32)
+
+//go:noescape
+func dotBF16x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)
+
+//go:noescape
+func dotBF16x4AVX512(w *byte, stride, n int, x *float32, out *[4]float32)
+
+//go:noescape
+func dotQ8x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
+
+//go:noescape
+func dotQ8x4VNNI(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
+
+//go:noescape
+func dotQ4x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
+
+//go:noescape
+func dotQ4x4VNNI(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)

@@ -1,0 +1,29 @@
+//go:build purego || !amd64
+
+package ops
+
+// Without assembly (another architecture, or the purego build tag) every
+// product runs the pure-Go kernels; the stubs below are never called.
+
+func detectSIMD() simdLevel { return simdGo }
+
+const noAsm = "ops: assembly kernel called in a purego build"
+
+func dotF32x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)   { panic(noAsm) }
+func dotF32x4AVX512(w *byte, stride, n int, x *float32, out *[4]float32) { panic(noAsm) }
+func dotF16x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)    { panic(noAsm) }
+func dotF16x4AVX512(w *byte, stride, n int, x *float32, out *[4]float32)  { panic(noAsm) }
+func dotBF16x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)   { panic(noAsm) }
+func dotBF16x4AVX512(w *byte, stride, n int, x *float32, out *[4]float32) { panic(noAsm) }
+func dotQ8x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32) {
+	panic(noAsm)
+}
+func dotQ8x4VNNI(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32) {
+	panic(noAsm)
+}
+func dotQ4x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32) {
+	panic(noAsm)
+}
+func dotQ4x4VNNI(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32) {
+	panic(noAsm)
+}

@@ -1,0 +1,123 @@
+package ops
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/memmamba/memmamba/quant"
+)
+
+// forLevels runs f as a subtest once per kernel set this machine supports,
+// the pure-Go one first, and restores the detected level afterwards.
+func forLevels(t *testing.T, f func(t *testing.T)) {
+	saved := simd
+	defer func() { simd = saved }()
+	for l := simdGo; l <= saved; l++ {
+		simd = l
+		t.Run(l.String(), f)
+	}
+}
+
+// quantBound is the error that quantising x per block adds to sum w*x:
+// sum |w[i]| * |x[i] - d*q[i]|, computed from QuantizeQ8's output; each term
+// is at most |w[i]| * max|x_block|/254 (TestQuantizeQ8).
+func quantBound(w, x []float32) float64 {
+	q := make([]int8, len(x))
+	d := make([]float32, len(x)/32)
+	QuantizeQ8(q, d, x)
+	var e float64
+	for i := range x {
+		e += math.Abs(float64(w[i])) * math.Abs(float64(x[i])-float64(d[i/32])*float64(q[i]))
+	}
+	return e
+}
+
+// checkQuantResult checks one output of a block-type product on quantised
+// activations: within float rounding of sum w*x^ (x^ = d*q, the activations
+// the kernel sees), and within quantBound plus rounding of sum w*x.
+func checkQuantResult(t *testing.T, what string, r int, w, x []float32, got float32) {
+	t.Helper()
+	q := make([]int8, len(x))
+	d := make([]float32, len(x)/32)
+	QuantizeQ8(q, d, x)
+	xh := make([]float32, len(x))
+	for i := range x {
+		xh[i] = d[i/32] * float32(q[i])
+	}
+	sum, abs := ref64(w, xh)
+	rnd := float64(len(x)/32+8) * 0x1p-24 * abs
+	if e := math.Abs(float64(got) - sum); e > rnd {
+		t.Fatalf("%s row %d: got %v, sum over quantised x %v, error %g > %g", what, r, got, sum, e, rnd)
+	}
+	sum, abs = ref64(w, x)
+	if e, b := math.Abs(float64(got)-sum), quantBound(w, x)+rnd+float64(len(x)+4)*0x1p-24*abs; e > b {
+		t.Fatalf("%s row %d: got %v, float64 %v, error %g > bound %g", what, r, got, sum, e, b)
+	}
+}
+
+// TestQuantizeQ8 checks the quantiser's contract on blocks of every kind:
+// d = max|x|/127, |q| <= 127, |x - d*q| <= d/2 (with float32 slack).
+func TestQuantizeQ8(t *testing.T) {
+	rng := newRNG(40)
+	x := randVec(rng, 32*8)
+	for i := 32; i < 64; i++ {
+		x[i] = 0 // an all-zero block
+	}
+	x[64] = 1e-30       // a tiny block
+	x[96], x[97] = 5, -5 // a tie at the maximum
+	for i := 128; i < 160; i++ {
+		x[i] = float32(i-144) * 0.5 // values on the quantisation grid
+	}
+	for i := 160; i < 192; i++ {
+		x[i] *= 1e6
+	}
+	q := make([]int8, len(x))
+	d := make([]float32, len(x)/32)
+	QuantizeQ8(q, d, x)
+	for b := range d {
+		var amax float32
+		for _, v := range x[b*32 : b*32+32] {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		if d[b] != amax/127 {
+			t.Fatalf("block %d: d = %v, want %v", b, d[b], amax/127)
+		}
+		for i := b * 32; i < b*32+32; i++ {
+			if q[i] < -127 {
+				t.Fatalf("[%d] q = %d", i, q[i])
+			}
+			if e := math.Abs(float64(x[i]) - float64(d[b])*float64(q[i])); e > float64(d[b])*(0.5+0x1p-16) {
+				t.Fatalf("[%d] x = %v, d*q = %v*%d, error %g > d/2", i, x[i], d[b], q[i], e)
+			}
+		}
+	}
+	if d[1] != 0 || q[40] != 0 {
+		t.Errorf("zero block: d = %v, q = %d", d[1], q[40])
+	}
+}
+
+// TestBlockKernelsAgree checks that the AVX2 and VNNI int8 kernels give the
+// same bits (they form the same exact integer sums).
+func TestBlockKernelsAgree(t *testing.T) {
+	if simd < simdAVX512 {
+		t.Skip("no VNNI on this machine")
+	}
+	rng := newRNG(41)
+	for _, typ := range []quant.Type{quant.Q8_0, quant.Q4_0} {
+		m, _ := testMatrix(t, rng, typ, 37, 768, 0)
+		// Weights at the extremes: -128 is legal in a file.
+		if typ == quant.Q8_0 {
+			m.Data[5], m.Data[6] = 0x80, 0x7f
+		}
+		x := randVec(rng, 768)
+		want := make([]float32, 37)
+		MatVec(want, m, x)
+		saved := simd
+		simd = simdAVX2
+		got := make([]float32, 37)
+		MatVec(got, m, x)
+		simd = saved
+		sameBits(t, fmt.Sprintf("%s avx2 vs vnni", typ), got, want)
+	}
+}
