@@ -9,8 +9,8 @@ func detectSIMD() simdLevel { return simdGo }
 
 const noAsm = "ops: assembly kernel called in a purego build"
 
-func dotF32x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)   { panic(noAsm) }
-func dotF32x4AVX512(w *byte, stride, n int, x *float32, out *[4]float32) { panic(noAsm) }
+func dotF32x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)    { panic(noAsm) }
+func dotF32x4AVX512(w *byte, stride, n int, x *float32, out *[4]float32)  { panic(noAsm) }
 func dotF16x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)    { panic(noAsm) }
 func dotF16x4AVX512(w *byte, stride, n int, x *float32, out *[4]float32)  { panic(noAsm) }
 func dotBF16x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)   { panic(noAsm) }

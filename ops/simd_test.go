@@ -64,7 +64,7 @@ func TestQuantizeQ8(t *testing.T) {
 	for i := 32; i < 64; i++ {
 		x[i] = 0 // an all-zero block
 	}
-	x[64] = 1e-30       // a tiny block
+	x[64] = 1e-30        // a tiny block
 	x[96], x[97] = 5, -5 // a tie at the maximum
 	for i := 128; i < 160; i++ {
 		x[i] = float32(i-144) * 0.5 // values on the quantisation grid
