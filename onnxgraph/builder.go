@@ -120,11 +120,6 @@ func (b *Builder) Output(name string, t DataType, dims ...Dim) {
 	b.m.Graph.Outputs = append(b.m.Graph.Outputs, ValueInfo{Name: name, Type: t, Shape: dims, Scalar: len(dims) == 0})
 }
 
-// OutputUnknownShape declares a graph output without a shape.
-func (b *Builder) OutputUnknownShape(name string, t DataType) {
-	b.m.Graph.Outputs = append(b.m.Graph.Outputs, ValueInfo{Name: name, Type: t})
-}
-
 // Initializer adds a constant tensor whose little-endian bytes are raw; raw
 // is referenced, not copied, until Marshal.
 func (b *Builder) Initializer(name string, t DataType, dims []int64, raw []byte) string {

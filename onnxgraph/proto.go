@@ -177,7 +177,8 @@ func AttrStrings(name string, v ...string) Attr {
 }
 
 // ValueInfo is ValueInfoProto with a tensor type. Shape nil leaves the shape
-// out (rank unknown); Scalar with an empty Shape declares rank 0.
+// out (rank unknown; ONNX's checker refuses that on graph inputs and
+// outputs); Scalar with an empty Shape declares rank 0.
 type ValueInfo struct {
 	Name   string   // name = 1
 	Type   DataType // type = 2 -> tensor_type = 1 -> elem_type = 1
