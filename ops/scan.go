@@ -72,6 +72,10 @@ func checkScan(y, h, dt, A, B, C, a, D, z []float32, E, N, T int) {
 
 // scanRange runs channels lo..hi-1 over all T tokens.
 func scanRange(y, h, dt, A, B, C, a, D, z []float32, E, N, T, lo, hi int) {
+	if simd >= simdAVX2 && N > 0 && N%8 == 0 && T > 0 {
+		scanRangeSIMD(y, h, dt, A, B, C, a, D, z, E, N, T, lo, hi)
+		return
+	}
 	for e := lo; e < hi; e++ {
 		he := h[e*N : e*N+N]
 		Ae := A[e*N : e*N+N]

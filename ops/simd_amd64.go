@@ -47,3 +47,11 @@ func dotQ4x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32
 
 //go:noescape
 func dotQ4x4VNNI(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
+
+// The kernels of scan_amd64.s.
+
+//go:noescape
+func expAVX2(dst, src *float32, n int)
+
+//go:noescape
+func scanChanAVX2(h, A, B, C, dt, a, y *float32, N, T, E int, D float32)

@@ -27,3 +27,7 @@ func dotQ4x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32
 func dotQ4x4VNNI(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32) {
 	panic(noAsm)
 }
+
+func expAVX2(dst, src *float32, n int) { panic(noAsm) }
+
+func scanChanAVX2(h, A, B, C, dt, a, y *float32, N, T, E int, D float32) { panic(noAsm) }

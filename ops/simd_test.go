@@ -121,3 +121,53 @@ func TestBlockKernelsAgree(t *testing.T) {
 		sameBits(t, fmt.Sprintf("%s avx2 vs vnni", typ), got, want)
 	}
 }
+
+// TestVexp checks the scan's vector exp against math.Exp on a sweep of
+// float32 bit patterns and on the edges of its range (the bound is in
+// scan_simd.go's comment).
+func TestVexp(t *testing.T) {
+	if simd < simdAVX2 {
+		t.Skip("no vector exp on this machine")
+	}
+	var src []float32
+	for bits := uint64(0); bits < 1<<32; bits += 65521 {
+		src = append(src, math.Float32frombits(uint32(bits)))
+	}
+	for v := float32(-105); v <= 90; v += 0.0137 {
+		src = append(src, v)
+	}
+	src = append(src, 0, -0.0, 88.72, 88.7228, 88.7229, -87.33, -87.34, -103.9, -103.98, -104, -1e30, 1e30,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-30, -1e-30)
+	for len(src)%8 != 0 {
+		src = append(src, 1)
+	}
+	got := make([]float32, len(src))
+	vexp(got, src)
+	worst := 0.0
+	for i, v := range src {
+		want64 := math.Exp(float64(v))
+		want := float32(want64)
+		g := got[i]
+		switch {
+		case math.IsNaN(float64(v)):
+			if !math.IsNaN(float64(g)) {
+				t.Fatalf("vexp(NaN) = %v", g)
+			}
+		case want64 < 0x1p-126: // subnormal or zero result
+			if e := math.Abs(float64(g) - want64); e > 0x1p-149 {
+				t.Fatalf("vexp(%v) = %g, want %g (error %g > 2^-149)", v, g, want64, e)
+			}
+		case math.IsInf(float64(want), 1):
+			if !math.IsInf(float64(g), 1) {
+				t.Fatalf("vexp(%v) = %v, want +Inf", v, g)
+			}
+		default:
+			d := math.Abs(float64(int64(math.Float32bits(g)) - int64(math.Float32bits(want))))
+			worst = max(worst, d)
+			if d > 2 {
+				t.Fatalf("vexp(%v) = %v, want %v (%v ulp)", v, g, want, d)
+			}
+		}
+	}
+	t.Logf("largest error on normal results: %v ulp", worst)
+}

@@ -1,0 +1,253 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// Vector exp and the selective scan (AVX2 + FMA). See vexp in scan_simd.go
+// for the algorithm and its error bound.
+
+DATA expHi<>+0(SB)/4, $0x42b20000
+DATA expHi<>+4(SB)/4, $0x42b20000
+DATA expHi<>+8(SB)/4, $0x42b20000
+DATA expHi<>+12(SB)/4, $0x42b20000
+DATA expHi<>+16(SB)/4, $0x42b20000
+DATA expHi<>+20(SB)/4, $0x42b20000
+DATA expHi<>+24(SB)/4, $0x42b20000
+DATA expHi<>+28(SB)/4, $0x42b20000
+GLOBL expHi<>(SB), RODATA|NOPTR, $32
+
+DATA expLo<>+0(SB)/4, $0xc2d00000
+DATA expLo<>+4(SB)/4, $0xc2d00000
+DATA expLo<>+8(SB)/4, $0xc2d00000
+DATA expLo<>+12(SB)/4, $0xc2d00000
+DATA expLo<>+16(SB)/4, $0xc2d00000
+DATA expLo<>+20(SB)/4, $0xc2d00000
+DATA expLo<>+24(SB)/4, $0xc2d00000
+DATA expLo<>+28(SB)/4, $0xc2d00000
+GLOBL expLo<>(SB), RODATA|NOPTR, $32
+
+DATA expLog2e<>+0(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+4(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+8(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+12(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+16(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+20(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+24(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+28(SB)/4, $0x3fb8aa3b
+GLOBL expLog2e<>(SB), RODATA|NOPTR, $32
+
+DATA expMLn2Hi<>+0(SB)/4, $0xbf318000
+DATA expMLn2Hi<>+4(SB)/4, $0xbf318000
+DATA expMLn2Hi<>+8(SB)/4, $0xbf318000
+DATA expMLn2Hi<>+12(SB)/4, $0xbf318000
+DATA expMLn2Hi<>+16(SB)/4, $0xbf318000
+DATA expMLn2Hi<>+20(SB)/4, $0xbf318000
+DATA expMLn2Hi<>+24(SB)/4, $0xbf318000
+DATA expMLn2Hi<>+28(SB)/4, $0xbf318000
+GLOBL expMLn2Hi<>(SB), RODATA|NOPTR, $32
+
+DATA expMLn2Lo<>+0(SB)/4, $0x395e8083
+DATA expMLn2Lo<>+4(SB)/4, $0x395e8083
+DATA expMLn2Lo<>+8(SB)/4, $0x395e8083
+DATA expMLn2Lo<>+12(SB)/4, $0x395e8083
+DATA expMLn2Lo<>+16(SB)/4, $0x395e8083
+DATA expMLn2Lo<>+20(SB)/4, $0x395e8083
+DATA expMLn2Lo<>+24(SB)/4, $0x395e8083
+DATA expMLn2Lo<>+28(SB)/4, $0x395e8083
+GLOBL expMLn2Lo<>(SB), RODATA|NOPTR, $32
+
+DATA expC7<>+0(SB)/4, $0x39500d01
+DATA expC7<>+4(SB)/4, $0x39500d01
+DATA expC7<>+8(SB)/4, $0x39500d01
+DATA expC7<>+12(SB)/4, $0x39500d01
+DATA expC7<>+16(SB)/4, $0x39500d01
+DATA expC7<>+20(SB)/4, $0x39500d01
+DATA expC7<>+24(SB)/4, $0x39500d01
+DATA expC7<>+28(SB)/4, $0x39500d01
+GLOBL expC7<>(SB), RODATA|NOPTR, $32
+
+DATA expC6<>+0(SB)/4, $0x3ab60b61
+DATA expC6<>+4(SB)/4, $0x3ab60b61
+DATA expC6<>+8(SB)/4, $0x3ab60b61
+DATA expC6<>+12(SB)/4, $0x3ab60b61
+DATA expC6<>+16(SB)/4, $0x3ab60b61
+DATA expC6<>+20(SB)/4, $0x3ab60b61
+DATA expC6<>+24(SB)/4, $0x3ab60b61
+DATA expC6<>+28(SB)/4, $0x3ab60b61
+GLOBL expC6<>(SB), RODATA|NOPTR, $32
+
+DATA expC5<>+0(SB)/4, $0x3c088889
+DATA expC5<>+4(SB)/4, $0x3c088889
+DATA expC5<>+8(SB)/4, $0x3c088889
+DATA expC5<>+12(SB)/4, $0x3c088889
+DATA expC5<>+16(SB)/4, $0x3c088889
+DATA expC5<>+20(SB)/4, $0x3c088889
+DATA expC5<>+24(SB)/4, $0x3c088889
+DATA expC5<>+28(SB)/4, $0x3c088889
+GLOBL expC5<>(SB), RODATA|NOPTR, $32
+
+DATA expC4<>+0(SB)/4, $0x3d2aaaab
+DATA expC4<>+4(SB)/4, $0x3d2aaaab
+DATA expC4<>+8(SB)/4, $0x3d2aaaab
+DATA expC4<>+12(SB)/4, $0x3d2aaaab
+DATA expC4<>+16(SB)/4, $0x3d2aaaab
+DATA expC4<>+20(SB)/4, $0x3d2aaaab
+DATA expC4<>+24(SB)/4, $0x3d2aaaab
+DATA expC4<>+28(SB)/4, $0x3d2aaaab
+GLOBL expC4<>(SB), RODATA|NOPTR, $32
+
+DATA expC3<>+0(SB)/4, $0x3e2aaaab
+DATA expC3<>+4(SB)/4, $0x3e2aaaab
+DATA expC3<>+8(SB)/4, $0x3e2aaaab
+DATA expC3<>+12(SB)/4, $0x3e2aaaab
+DATA expC3<>+16(SB)/4, $0x3e2aaaab
+DATA expC3<>+20(SB)/4, $0x3e2aaaab
+DATA expC3<>+24(SB)/4, $0x3e2aaaab
+DATA expC3<>+28(SB)/4, $0x3e2aaaab
+GLOBL expC3<>(SB), RODATA|NOPTR, $32
+
+DATA expC2<>+0(SB)/4, $0x3f000000
+DATA expC2<>+4(SB)/4, $0x3f000000
+DATA expC2<>+8(SB)/4, $0x3f000000
+DATA expC2<>+12(SB)/4, $0x3f000000
+DATA expC2<>+16(SB)/4, $0x3f000000
+DATA expC2<>+20(SB)/4, $0x3f000000
+DATA expC2<>+24(SB)/4, $0x3f000000
+DATA expC2<>+28(SB)/4, $0x3f000000
+GLOBL expC2<>(SB), RODATA|NOPTR, $32
+
+DATA expC1<>+0(SB)/4, $0x3f800000
+DATA expC1<>+4(SB)/4, $0x3f800000
+DATA expC1<>+8(SB)/4, $0x3f800000
+DATA expC1<>+12(SB)/4, $0x3f800000
+DATA expC1<>+16(SB)/4, $0x3f800000
+DATA expC1<>+20(SB)/4, $0x3f800000
+DATA expC1<>+24(SB)/4, $0x3f800000
+DATA expC1<>+28(SB)/4, $0x3f800000
+GLOBL expC1<>(SB), RODATA|NOPTR, $32
+
+DATA exp127<>+0(SB)/4, $0x7f
+DATA exp127<>+4(SB)/4, $0x7f
+DATA exp127<>+8(SB)/4, $0x7f
+DATA exp127<>+12(SB)/4, $0x7f
+DATA exp127<>+16(SB)/4, $0x7f
+DATA exp127<>+20(SB)/4, $0x7f
+DATA exp127<>+24(SB)/4, $0x7f
+DATA exp127<>+28(SB)/4, $0x7f
+GLOBL exp127<>(SB), RODATA|NOPTR, $32
+
+// EXP(x, out): out = e^x on 8 lanes; x is clobbered (it ends holding r),
+// Y7 and Y8 are scratch. The clamps take x second so that a NaN passes
+// through (MINPS/MAXPS return their second operand when one is NaN).
+#define EXP(x, out) \
+	VMOVUPS     expHi<>(SB), Y7; \
+	VMINPS      x, Y7, x; \
+	VMOVUPS     expLo<>(SB), Y7; \
+	VMAXPS      x, Y7, x; \
+	VMULPS      expLog2e<>(SB), x, Y7; \
+	VROUNDPS    $0, Y7, Y7; \
+	VFMADD231PS expMLn2Hi<>(SB), Y7, x; \
+	VFMADD231PS expMLn2Lo<>(SB), Y7, x; \
+	VMOVUPS     expC7<>(SB), out; \
+	VFMADD213PS expC6<>(SB), x, out; \
+	VFMADD213PS expC5<>(SB), x, out; \
+	VFMADD213PS expC4<>(SB), x, out; \
+	VFMADD213PS expC3<>(SB), x, out; \
+	VFMADD213PS expC2<>(SB), x, out; \
+	VFMADD213PS expC1<>(SB), x, out; \
+	VFMADD213PS expC1<>(SB), x, out; \
+	VCVTPS2DQ   Y7, Y7; \
+	VPSRAD      $1, Y7, Y8; \
+	VPSUBD      Y8, Y7, Y7; \
+	VPADDD      exp127<>(SB), Y8, Y8; \
+	VPADDD      exp127<>(SB), Y7, Y7; \
+	VPSLLD      $23, Y8, Y8; \
+	VPSLLD      $23, Y7, Y7; \
+	VMULPS      Y8, out, out; \
+	VMULPS      Y7, out, out
+
+// func expAVX2(dst, src *float32, n int)
+// n is a multiple of 8.
+TEXT ·expAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+	TESTQ CX, CX
+	JZ   expdone
+
+exploop:
+	VMOVUPS (SI)(AX*1), Y3
+	EXP(Y3, Y4)
+	VMOVUPS Y4, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JLT     exploop
+
+expdone:
+	VZEROUPPER
+	RET
+
+// func scanChanAVX2(h, A, B, C, dt, a, y *float32, N, T, E int, D float32)
+// One channel over T tokens: h and A are the channel's N-value rows, B and
+// C the first token's rows (N apart), dt, a and y the channel's first
+// token's values (E apart). N is a multiple of 8 and at least 8. For each
+// token, per lane j:
+//
+//	h[j] = fma(exp(dt*A[j]), h[j], (dt*B[j])*a)
+//	s    = fma(h[j], C[j], s)          // 8-lane accumulator, j in order
+//	y    = hsum(s) + D*a               // fixed tree, then one add
+TEXT ·scanChanAVX2(SB), NOSPLIT, $0-84
+	MOVQ   h+0(FP), SI
+	MOVQ   A+8(FP), R9
+	MOVQ   B+16(FP), BX
+	MOVQ   C+24(FP), R10
+	MOVQ   dt+32(FP), R11
+	MOVQ   a+40(FP), R12
+	MOVQ   y+48(FP), R13
+	MOVQ   N+56(FP), CX
+	MOVQ   T+64(FP), DX
+	MOVQ   E+72(FP), R8
+	VMOVSS D+80(FP), X9
+	SHLQ   $2, CX
+	SHLQ   $2, R8
+	TESTQ  DX, DX
+	JZ     scandone
+
+scantok:
+	VBROADCASTSS (R11), Y0
+	VBROADCASTSS (R12), Y1
+	VXORPS       Y2, Y2, Y2
+	XORQ         AX, AX
+
+scanstate:
+	VMULPS      (R9)(AX*1), Y0, Y3
+	EXP(Y3, Y4)
+	VMULPS      (BX)(AX*1), Y0, Y5
+	VMULPS      Y1, Y5, Y5
+	VMOVUPS     (SI)(AX*1), Y6
+	VFMADD231PS Y6, Y4, Y5
+	VMOVUPS     Y5, (SI)(AX*1)
+	VFMADD231PS (R10)(AX*1), Y5, Y2
+	ADDQ        $32, AX
+	CMPQ        AX, CX
+	JLT         scanstate
+
+	VEXTRACTF128 $1, Y2, X7
+	VADDPS       X7, X2, X2
+	VHADDPS      X2, X2, X2
+	VHADDPS      X2, X2, X2
+	VMULSS       X9, X1, X7
+	VADDSS       X7, X2, X2
+	VMOVSS       X2, (R13)
+	ADDQ         R8, R11
+	ADDQ         R8, R12
+	ADDQ         R8, R13
+	ADDQ         CX, BX
+	ADDQ         CX, R10
+	DECQ         DX
+	JNZ          scantok
+
+scandone:
+	VZEROUPPER
+	RET

@@ -1,0 +1,47 @@
+package ops
+
+// Vector exp and the SIMD selective scan.
+//
+// The scan is vectorised across the N state dimensions of a channel (N = 16
+// in Mamba: two 8-lane vectors), channel by channel, each channel's state
+// row staying in L1 across the tokens; the channels split across the Pool.
+// Scan and ScanStep run the same kernel per (channel, token), so a sequence
+// equals its steps bit for bit, as on the Go path.
+//
+// vexp, the kernel's exp (EXP in scan_amd64.s), computes in float32 with
+// FMA: x clamped to [-104, 89] (NaN passes through), k = round(x*log2 e),
+// r = x - k*ln2 (ln2 in two parts, |r| <= ln2/2), e^r by its degree-7
+// Taylor polynomial in Horner form (truncation below 5.2e-9 relative), then
+// times 2^(k>>1) and 2^(k-k>>1) so that results from subnormal to overflow
+// come out of IEEE multiplication. Error bound, checked by TestVexp on a
+// sweep of float32 inputs: at most 2 ulp where e^x is a normal float32
+// (-87.33 <= x <= 88.72), at most 1 subnormal ulp (2^-149) below that;
+// +Inf above 88.72, 0 below about -103.97, NaN for NaN.
+
+// vexp sets dst[i] = e^src[i] with the vector kernel for the first
+// len(src) &^ 7 values, and with exp32 for the rest. It needs simd >=
+// simdAVX2 and is used by the tests to check the kernel's exp.
+func vexp(dst, src []float32) {
+	n := len(src) &^ 7
+	if n > 0 {
+		expAVX2(&dst[0], &src[0], n)
+	}
+	for i := n; i < len(src); i++ {
+		dst[i] = exp32(src[i])
+	}
+}
+
+// scanRangeSIMD runs channels lo..hi-1 over all T tokens with the AVX2
+// kernel; the caller checks that simd >= simdAVX2 and N is a positive
+// multiple of 8. The gate is applied afterwards, on the channel's outputs.
+func scanRangeSIMD(y, h, dt, A, B, C, a, D, z []float32, E, N, T, lo, hi int) {
+	for e := lo; e < hi; e++ {
+		scanChanAVX2(&h[e*N], &A[e*N], &B[0], &C[0], &dt[e], &a[e], &y[e], N, T, E, D[e])
+		if z != nil {
+			for t := 0; t < T; t++ {
+				i := t*E + e
+				y[i] *= SiLUScalar(z[i])
+			}
+		}
+	}
+}
