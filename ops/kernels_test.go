@@ -371,9 +371,9 @@ func TestPoolScanSplit(t *testing.T) {
 }
 
 func testPoolScanSplit(t *testing.T) {
-	p := NewPool(4)
+	p := NewPool(3)
 	defer p.Close()
-	c := newScanCase(99, 512, 16, 8, true)
+	c := newScanCase(99, 203, 16, 16, true) // split at channels 67 and 135
 	h1, h2 := append([]float32(nil), c.h0...), append([]float32(nil), c.h0...)
 	y1, y2 := make([]float32, c.T*c.E), make([]float32, c.T*c.E)
 	Scan(y1, h1, c.dt, c.A, c.B, c.C, c.a, c.D, c.z, c.E, c.N, c.T)

@@ -33,15 +33,37 @@ func vexp(dst, src []float32) {
 
 // scanRangeSIMD runs channels lo..hi-1 over all T tokens with the AVX2
 // kernel; the caller checks that simd >= simdAVX2 and N is a positive
-// multiple of 8. The gate is applied afterwards, on the channel's outputs.
+// multiple of 8. The gate is applied afterwards, token by token, on the
+// range's outputs.
 func scanRangeSIMD(y, h, dt, A, B, C, a, D, z []float32, E, N, T, lo, hi int) {
 	for e := lo; e < hi; e++ {
 		scanChanAVX2(&h[e*N], &A[e*N], &B[0], &C[0], &dt[e], &a[e], &y[e], N, T, E, D[e])
-		if z != nil {
-			for t := 0; t < T; t++ {
-				i := t*E + e
-				y[i] *= SiLUScalar(z[i])
-			}
+	}
+	if z != nil {
+		for t := 0; t < T; t++ {
+			mulSiLUVec(y[t*E+lo:t*E+hi], z[t*E+lo:t*E+hi])
 		}
+	}
+}
+
+// mulSiLUVec sets y[i] *= z[i] / (1 + vexp(-z[i])). Every value goes
+// through the vector exp (the last partial group padded), so y[i] does not
+// depend on where the slice starts: the Pool may split the channels
+// anywhere.
+func mulSiLUVec(y, z []float32) {
+	const chunk = 64
+	var nz, ez [chunk]float32
+	for len(y) > 0 {
+		n := min(len(y), chunk)
+		for i, v := range z[:n] {
+			nz[i] = -v
+		}
+		m := (n + 7) &^ 7
+		clear(nz[n:m])
+		expAVX2(&ez[0], &nz[0], m)
+		for i := range y[:n] {
+			y[i] *= z[i] / (1 + ez[i])
+		}
+		y, z = y[n:], z[n:]
 	}
 }
