@@ -15,7 +15,48 @@
 // them (like slice indexing does); user-supplied data is validated where it
 // enters, in NewMatrix.
 //
-// Floating-point results are deterministic for a given build: the same call
-// with the same inputs gives the same bits, and the Pool variants give the
-// same bits as the single-threaded ones (rows are split, never the sums).
+// Floating-point results are deterministic for a given build and machine:
+// the same call with the same inputs gives the same bits, MatMul gives the
+// bits of MatVec row by row, and the Pool variants give the same bits as
+// the single-threaded ones (rows are split, never the sums). The runtime
+// relies on this for prefill == one-token steps.
+//
+// # SIMD kernels
+//
+// On amd64 the products and the selective scan run assembly kernels
+// (simd_amd64.s, scan_amd64.s), chosen once at start-up by CPU feature
+// (golang.org/x/sys/cpu): AVX-512 F/BW/VL/VNNI, else AVX2+FMA+F16C, else
+// the pure-Go loops, which stay as the fallback and as the tests' oracle.
+// The purego build tag forces the Go loops. Every kernel set is tested on
+// every machine that has it (forLevels). Different sets may differ in the
+// last bits; within one process every path uses the same set.
+//
+//   - F32, F16, BF16: four rows against one vector, one 8- or 16-lane
+//     accumulator per row (f16 through VCVTPH2PS, bf16 by a 16-bit shift),
+//     a fixed reduction tree, the columns past the last whole vector added
+//     in order in Go. Error: within (Cols+4)*2^-24*sum|w*x|, as the loop.
+//   - Q8_0, Q4_0: the activations are quantised once per call to int8 per
+//     block of 32 (QuantizeQ8: d = max|x|/127, as llama.cpp's Q8_0 x Q8_0),
+//     the block sums are exact int32 (VPMADDUBSW+VPMADDWD, or VPDPBUSD with
+//     VNNI; both give the same bits), scaled by d_w*d_x into a float32
+//     accumulator. This adds an activation quantisation error of at most
+//     sum_b (max|x_b|/254) * sum_i |w_i| over blocks b (each |x - d*q| <=
+//     d/2), on top of float rounding ((Cols/32+8)*2^-24*sum|w*x^|); the
+//     tests check both against float64 (checkQuantResult). The pure-Go
+//     path keeps float activations (no quantisation error).
+//   - MatMul runs the same four-row kernels per token over tiles of about
+//     32 KiB of weight rows, so each of its outputs is MatVec's exactly.
+//   - The scan is vectorised over the state dimensions (N a multiple of 8)
+//     with a float32 vector exp (at most 2 ulp for normal results, tested;
+//     see scan_simd.go), the SiLU gate also through the vector exp.
+//
+// The kernels prefetch each row 8 KiB ahead: on the 2-core Zen 5 VM they
+// were tuned on, that doubled to quadrupled the rate at which a matrix
+// larger than the cache streams from memory.
+//
+// Hand-written assembly rather than avo or GOEXPERIMENT=simd: the kernels
+// are few and small (one loop each, shared through #define macros), hand
+// assembly needs no generator module or experiment flag in the default
+// build, and go vet's asmdecl checks every frame against its Go
+// declaration. archsimd would be the choice once it is on by default.
 package ops
