@@ -115,11 +115,12 @@ type poolHistory struct {
 
 // noteScratch holds the Note Block's work buffers.
 type noteScratch struct {
-	h1, imp, prev, gate, summ, rn, qTok, qLay, oTok, oLay []float32
-	dTok, dLay, cat, g, s, kv, unionK, unionV             []float32
-	retrieved, crossed                                    []bool
-	hist                                                  []poolHistory
-	below                                                 []*poolHistory
+	dense                           noteDense
+	qLay, oTok, oLay, sTok, sLay, s []float32
+	unionK, unionV                  []float32
+	retrieved, crossed              []bool
+	hist                            []poolHistory
+	below                           []*poolHistory
 }
 
 // noteBlock runs layer l's Note Block over the chunk: r (T x d) holds
@@ -130,48 +131,25 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 	ns := &sc.note
 	nw := m.layers[l].note
 	mem := c.Memory
-	d, S, A, Hs := c.HiddenSize, mem.SummaryDim, mem.AttnDim, mem.ScoreDim
-	eps := float32(c.LayerNormEps)
+	S, A := mem.SummaryDim, mem.AttnDim
 	ls := &s.layers[l]
 	pool := ls.pool
 	if ns.hist == nil {
 		ns.hist = make([]poolHistory, c.NumLayers)
 	}
 
-	// Dense parts, over the whole chunk.
-	// 1. I_t = sigma(w2 . relu(W1 r + b1) + b2)
-	h1 := sc.buf(&ns.h1, T*Hs)
-	m.pool.MatMul(h1, nw.fc1, r, T)
-	for t := range T {
-		row := h1[t*Hs : (t+1)*Hs]
-		ops.Add(row, row, nw.fc1B)
-		ops.ReLU(row, row)
-	}
-	imp := sc.buf(&ns.imp, T)
-	m.pool.MatMul(imp, nw.fc2, h1, T)
-	for t := range imp {
-		imp[t] = ops.SigmoidScalar(imp[t] + nw.fc2B)
-	}
-	// 2. G_t = sigma(w_g . m_{t-1} + b_g)
-	prev := sc.buf(&ns.prev, T*d)
-	copy(prev, ls.prevM)
-	copy(prev[d:], mix[:(T-1)*d])
-	gate := sc.buf(&ns.gate, T)
-	m.pool.MatMul(gate, nw.trigger, prev, T)
-	for t := range gate {
-		gate[t] = ops.SigmoidScalar(gate[t] + nw.triggerB)
-	}
-	// W_s r for the summaries, and the queries of both attentions.
-	summ := sc.buf(&ns.summ, T*S)
-	m.pool.MatMul(summ, nw.summary, r, T)
-	rn := sc.buf(&ns.rn, T*d)
-	qTok := sc.buf(&ns.qTok, T*A)
-	query(m.pool, qTok, rn, r, &nw.tok, d, T, eps)
-	var qLay []float32
+	// Dense parts, over the whole chunk: I_t, G_t, W_s r, the queries.
+	nd := &ns.dense
+	nd.imp = sc.buf(&nd.imp, T)
+	nd.gate = sc.buf(&nd.gate, T)
+	nd.summ = sc.buf(&nd.summ, T*S)
+	nd.qTok = sc.buf(&nd.qTok, T*A)
+	nd.qLay = nil
 	if nw.lay != nil {
-		qLay = sc.buf(&ns.qLay, T*A)
-		query(m.pool, qLay, rn, r, nw.lay, d, T, eps)
+		nd.qLay = sc.buf(&ns.qLay, T*A)
 	}
+	s.dense.noteIn(l, nd, r, mix, ls.prevM, T)
+	imp, gate, summ, qTok, qLay := nd.imp, nd.gate, nd.summ, nd.qTok, nd.qLay
 
 	// The pools of the layers below that this layer's cross-layer
 	// attention reads, replayed token by token.
@@ -293,57 +271,24 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 		}
 	}
 
-	// Dense again: o_proj and the gates, then x = r + c_tok + c_lay.
-	dTok := sc.buf(&ns.dTok, T*d)
-	gated(s, dTok, oTok, r, &nw.tok, retrieved, gate, T)
-	var dLay []float32
-	if nw.lay != nil {
-		dLay = sc.buf(&ns.dLay, T*d)
-		gated(s, dLay, oLay, r, nw.lay, crossed, nil, T)
-	}
-	ops.Add(r, r, dTok)
-	if dLay != nil {
-		ops.Add(r, r, dLay)
-	}
-}
-
-// query computes q = W_q RMSNorm(r; w_qn) for T rows.
-func query(p *ops.Pool, q, rn, r []float32, w *attendWeights, d, T int, eps float32) {
+	// Dense again: o_proj and the gates, then x = r + c_tok + c_lay, with
+	// c_tok scaled by G_t where retrieval ran (0 elsewhere) and c_lay by 1
+	// where cross-layer retrieval ran.
+	sTok := sc.buf(&ns.sTok, T)
+	sLay := sc.buf(&ns.sLay, T)
 	for t := range T {
-		ops.RMSNorm(rn[t*d:(t+1)*d], r[t*d:(t+1)*d], w.norm, eps)
-	}
-	p.MatMul(q, w.q, rn, T)
-}
-
-// gated finishes Attend for T rows: o = W_o att, g = sigma(W_gate [r; o] +
-// b_gate), dst = scale * g * o on the rows where on[t], 0 elsewhere. scale
-// is the trigger G_t (cross-token) or nil for 1 (cross-layer).
-func gated(s *Session, dst, att, r []float32, w *attendWeights, on []bool, scale []float32, T int) {
-	sc, d := &s.s, s.m.Config.HiddenSize
-	ns := &sc.note
-	m := s.m
-	m.pool.MatMul(dst, w.o, att, T)
-	cat := sc.buf(&ns.cat, T*2*d)
-	for t := range T {
-		copy(cat[t*2*d:], r[t*d:(t+1)*d])
-		copy(cat[t*2*d+d:], dst[t*d:(t+1)*d])
-	}
-	g := sc.buf(&ns.g, T*d)
-	m.pool.MatMul(g, w.gate, cat, T)
-	for t := range T {
-		o := dst[t*d : (t+1)*d]
-		if !on[t] {
-			clear(o)
-			continue
+		sTok[t], sLay[t] = 0, 0
+		if retrieved[t] {
+			sTok[t] = gate[t]
 		}
-		gr := g[t*d : (t+1)*d]
-		ops.Add(gr, gr, w.gateB)
-		ops.Sigmoid(gr, gr)
-		ops.Mul(o, o, gr)
-		if scale != nil {
-			ops.Scale(o, o, scale[t])
+		if crossed[t] {
+			sLay[t] = 1
 		}
 	}
+	if nw.lay == nil {
+		sLay = nil
+	}
+	s.dense.noteOut(l, r, oTok, oLay, sTok, sLay, T)
 }
 
 func growBool(p *[]bool, n int) []bool {

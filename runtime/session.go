@@ -22,6 +22,7 @@ type Session struct {
 	pos    int
 	layers []layerState
 	trace  *Trace
+	dense  dense
 	s      scratch
 }
 
@@ -37,6 +38,7 @@ type layerState struct {
 func (m *Model) NewSession() *Session {
 	c := m.Config
 	s := &Session{m: m, layers: make([]layerState, c.NumLayers)}
+	s.dense = m.newDense(s)
 	for l := range s.layers {
 		ls := &s.layers[l]
 		ls.conv = make([]float32, c.Intermediate*(c.ConvKernel-1))
@@ -73,6 +75,7 @@ func (s *Session) Reset() {
 // conversation). The trace recorder is not copied.
 func (s *Session) Clone() *Session {
 	n := &Session{m: s.m, pos: s.pos, layers: make([]layerState, len(s.layers))}
+	n.dense = s.m.newDense(n)
 	for l, ls := range s.layers {
 		n.layers[l] = layerState{
 			conv:  append([]float32(nil), ls.conv...),
@@ -156,20 +159,16 @@ func (s *Session) PrefillAll(tokens []int, fn func(i int, logits []float32) erro
 func (s *Session) logits(t0, n int) []float32 {
 	c, sc := s.m.Config, &s.s
 	d, V := c.HiddenSize, c.VocabSize
-	xn := sc.buf(&sc.xn, n*d)
-	for t := range n {
-		ops.RMSNorm(xn[t*d:(t+1)*d], sc.x[(t0+t)*d:(t0+t+1)*d], s.m.normF, float32(c.LayerNormEps))
-	}
 	out := sc.buf(&sc.logits, n*V)
-	s.m.pool.MatMul(out, s.m.lmHead, xn, n)
+	s.dense.logits(out, sc.x[t0*d:(t0+n)*d], n)
 	return out
 }
 
 // scratch holds a session's work buffers, grown to the largest chunk seen.
 type scratch struct {
-	x, u, xz, a, z, c, dbc, delta, B, C, dt, y, mix []float32
-	xn, logits                                      []float32
-	note                                            noteScratch
+	x, xz, a, z, c, dbc, B, C, dt, y, mix []float32
+	logits                                []float32
+	note                                  noteScratch
 }
 
 // buf returns *p resized to n values, growing it when needed.
@@ -182,7 +181,9 @@ func (sc *scratch) buf(p *[]float32, n int) []float32 {
 }
 
 // forward runs one chunk of tokens through every layer; afterwards sc.x
-// holds the last layer's output for each token.
+// holds the last layer's output for each token. The dense blocks run in
+// s.dense (native Go or ONNX Runtime); the embedding lookup, the conv, the
+// scan and the Note Block's pools run here.
 func (s *Session) forward(tokens []int) {
 	m, c, sc := s.m, s.m.Config, &s.s
 	T := len(tokens)
@@ -191,66 +192,40 @@ func (s *Session) forward(tokens []int) {
 	for t, tok := range tokens {
 		m.emb.DequantRow(x[t*d:(t+1)*d], tok)
 	}
-	u := sc.buf(&sc.u, T*d)
 	xz := sc.buf(&sc.xz, T*2*E)
 	a := sc.buf(&sc.a, T*E)
 	z := sc.buf(&sc.z, T*E)
 	cv := sc.buf(&sc.c, T*E)
 	dbc := sc.buf(&sc.dbc, T*(R+2*N))
-	delta := sc.buf(&sc.delta, T*R)
 	B := sc.buf(&sc.B, T*N)
 	C := sc.buf(&sc.C, T*N)
 	dt := sc.buf(&sc.dt, T*E)
 	y := sc.buf(&sc.y, T*E)
 	mix := sc.buf(&sc.mix, T*d)
-	eps := float32(c.LayerNormEps)
 	for l := range m.layers {
 		lw, ls := &m.layers[l], &s.layers[l]
 		w := &lw.mixer
-		// 1. u = RMSNorm(x)
-		for t := range T {
-			ops.RMSNorm(u[t*d:(t+1)*d], x[t*d:(t+1)*d], lw.norm, eps)
-		}
-		// 2. [a; z] = W_in u (+ b_in)
-		m.pool.MatMul(xz, w.inProj, u, T)
+		// 1-2. [a; z] = W_in RMSNorm(x) (+ b_in)
+		s.dense.mixerIn(l, xz, x, T)
 		for t := range T {
 			row := xz[t*2*E : (t+1)*2*E]
-			if w.inBias != nil {
-				ops.Add(row, row, w.inBias)
-			}
 			copy(a[t*E:(t+1)*E], row[:E])
 			copy(z[t*E:(t+1)*E], row[E:])
 		}
 		// conv, a' = silu(c)
 		ops.Conv(cv, ls.conv, a, w.convW, w.convB, E, K, T)
 		ops.SiLU(cv, cv)
-		// [delta; B; C] = W_x a'
-		m.pool.MatMul(dbc, w.xProj, cv, T)
+		// [delta; B; C] = W_x a', dt = softplus(W_dt delta + b_dt)
+		s.dense.ssmIn(l, dbc, dt, cv, T)
 		for t := range T {
 			row := dbc[t*(R+2*N) : (t+1)*(R+2*N)]
-			copy(delta[t*R:(t+1)*R], row[:R])
 			copy(B[t*N:(t+1)*N], row[R:R+N])
 			copy(C[t*N:(t+1)*N], row[R+N:])
 		}
-		// dt = softplus(W_dt delta + b_dt)
-		m.pool.MatMul(dt, w.dtProj, delta, T)
-		for t := range T {
-			row := dt[t*E : (t+1)*E]
-			ops.Add(row, row, w.dtBias)
-			ops.Softplus(row, row)
-		}
 		// scan, y = (sum_n h C + D a') * silu(z)
 		m.pool.Scan(y, ls.ssm, dt, w.A, B, C, cv, w.D, z, E, N, T)
-		// m = W_out y (+ b_out)
-		m.pool.MatMul(mix, w.outProj, y, T)
-		if w.outBias != nil {
-			for t := range T {
-				row := mix[t*d : (t+1)*d]
-				ops.Add(row, row, w.outBias)
-			}
-		}
-		// 3. r = x + m
-		ops.Add(x, x, mix)
+		// 3. m = W_out y (+ b_out); x = r = x + m
+		s.dense.mixerOut(l, mix, x, y, T)
 		// 4. Note Block: x = r + c_tok + c_lay
 		if lw.note != nil {
 			s.noteBlock(l, x, mix, T)
