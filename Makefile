@@ -4,7 +4,7 @@ PYTHON  ?= /usr/bin/python3
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build deps demo tokenizers test test-go check-fixtures fixtures vet fuzz clean
+.PHONY: all build deps demo tokenizers ort test test-go check-fixtures fixtures vet fuzz clean
 
 all: build
 
@@ -21,7 +21,7 @@ deps:
 	./scripts/deps.sh
 
 ## test: everything CI checks: formatting, vet, Go tests (race detector on), the reference against its fixtures, a short fuzz of every parser
-test: deps tokenizers vet test-go check-fixtures
+test: deps tokenizers ort vet test-go check-fixtures
 	$(MAKE) fuzz FUZZTIME=5s
 
 vet:
@@ -30,6 +30,12 @@ vet:
 
 test-go:
 	$(GO) test -race -count=1 ./...
+	@# the cross-runtime matrix again, to print its count of cases run and skipped
+	$(GO) test -count=1 -run 'TestORTMatrix' -v ./runtime | grep -E '^(ORT matrix|--- FAIL|FAIL|ok)'
+
+## ort: install ONNX Runtime's shared library into third_party/onnxruntime/lib (npm onnxruntime-node, idempotent)
+ort:
+	./scripts/install-ort.sh
 
 ## check-fixtures: regenerate the fixtures in a scratch folder and compare them with the committed ones
 check-fixtures:

@@ -55,5 +55,5 @@ func dropPages(b []byte) {
 	if hi <= lo {
 		return
 	}
-	_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Pointer(lo)), hi-lo), unix.MADV_DONTNEED)
+	_ = unix.Madvise(b[lo-start:hi-start], unix.MADV_DONTNEED)
 }

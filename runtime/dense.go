@@ -18,7 +18,9 @@ type dense interface {
 	// delta + b_dt), delta being dbc's first R columns.
 	ssmIn(l int, dbc, dt, a1 []float32, T int)
 	// mixerOut: mix (T x d) = W_out y (+ b_out); x += mix (x becomes r).
-	mixerOut(l int, mix, x, y []float32, T int)
+	// prevM is the previous token's mixer output (the Note Block's
+	// trigger input, for a backend that fuses noteIn here).
+	mixerOut(l int, mix, x, y, prevM []float32, T int)
 	// noteIn: the Note Block's dense inputs (see noteDense) from r, the
 	// mixer output mix and the previous token's mixer output prevM.
 	noteIn(l int, nd *noteDense, r, mix, prevM []float32, T int)
@@ -48,6 +50,9 @@ type nativeDense struct {
 }
 
 func (m *Model) newDense(s *Session) dense {
+	if m.ort != nil {
+		return m.ort.newDense(s)
+	}
 	return &nativeDense{m: m, sc: &s.s}
 }
 
@@ -86,7 +91,7 @@ func (n *nativeDense) ssmIn(l int, dbc, dt, a1 []float32, T int) {
 	}
 }
 
-func (n *nativeDense) mixerOut(l int, mix, x, y []float32, T int) {
+func (n *nativeDense) mixerOut(l int, mix, x, y, _ []float32, T int) {
 	m, d := n.m, n.m.Config.HiddenSize
 	w := &m.layers[l].mixer
 	m.pool.MatMul(mix, w.outProj, y, T)

@@ -34,7 +34,15 @@ type Options struct {
 	// VerifyChecksums checks every tensor's checksum at load (reads the
 	// whole file once).
 	VerifyChecksums bool
+	// Backend runs the dense blocks: "native" (the default, "" too) or
+	// "ort" (ONNX Runtime; the conv, scan and Note Block pools stay in Go).
+	Backend string
+	// ORT configures the "ort" backend.
+	ORT ORTOptions
 }
+
+// Backends lists the values of Options.Backend.
+var Backends = []string{"native", "ort"}
 
 // Model is a loaded model: configuration, tokenizer description and weights
 // bound by name. It is read-only and safe for concurrent use by any number
@@ -57,6 +65,9 @@ type Model struct {
 	// reader[l] is the layer whose cross-layer attention reads layer l's
 	// pool, or -1.
 	reader []int
+
+	// ort is the ONNX Runtime backend; nil for the native one.
+	ort *ortBackend
 
 	tokOnce sync.Once
 	tok     tokenizer.Tokenizer
@@ -106,12 +117,26 @@ func Open(path string, opts Options) (*Model, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	switch opts.Backend {
+	case "", "native":
+	case "ort":
+		if m.ort, err = newORTBackend(m, path, opts); err != nil {
+			m.Close()
+			return nil, err
+		}
+	default:
+		m.Close()
+		return nil, fmt.Errorf("unknown backend %q (want native or ort)", opts.Backend)
+	}
 	return m, nil
 }
 
 // Close unmaps the file and stops the worker pool. Sessions of the model
 // must not be used afterwards.
 func (m *Model) Close() error {
+	if m.ort != nil {
+		m.ort.close()
+	}
 	m.pool.Close()
 	return m.file.Close()
 }

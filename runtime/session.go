@@ -225,7 +225,7 @@ func (s *Session) forward(tokens []int) {
 		// scan, y = (sum_n h C + D a') * silu(z)
 		m.pool.Scan(y, ls.ssm, dt, w.A, B, C, cv, w.D, z, E, N, T)
 		// 3. m = W_out y (+ b_out); x = r = x + m
-		s.dense.mixerOut(l, mix, x, y, T)
+		s.dense.mixerOut(l, mix, x, y, ls.prevM, T)
 		// 4. Note Block: x = r + c_tok + c_lay
 		if lw.note != nil {
 			s.noteBlock(l, x, mix, T)

@@ -72,30 +72,37 @@ func run(args []string) error {
 
 // modelFlags are the flags every model-running command takes.
 type modelFlags struct {
-	model   string
-	threads int
-	backend string
-	verify  bool
+	model      string
+	threads    int
+	backend    string
+	verify     bool
+	ortLib     string
+	ortThreads int
+	ortNoPack  bool
 }
 
 func (m *modelFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&m.model, "model", "m", "", "model file (from mmconvert)")
 	fs.IntVarP(&m.threads, "threads", "t", 0, "worker threads (0: all cores)")
-	fs.StringVar(&m.backend, "backend", "native", "backend: native")
+	fs.StringVar(&m.backend, "backend", "native", "dense blocks on: native (Go) or ort (ONNX Runtime; install with `make ort`)")
 	fs.BoolVar(&m.verify, "verify", false, "check every tensor's checksum at load")
+	fs.StringVar(&m.ortLib, "ort-lib", "", "path of libonnxruntime.so.1 (default: $MMRUN_ORT_LIB, then the project's third_party/onnxruntime)")
+	fs.IntVar(&m.ortThreads, "ort-threads", 0, "ONNX Runtime intra-op threads (0: --threads)")
+	fs.BoolVar(&m.ortNoPack, "ort-disable-prepacking", false, "keep ONNX Runtime from copying weights into its own layouts")
 }
 
 func (m *modelFlags) open() (*runtime.Model, error) {
 	if m.model == "" {
 		return nil, cli.Usagef("-m MODEL is required")
 	}
-	if m.backend != "native" {
-		return nil, cli.Usagef("--backend %q is not available in this build (want native)", m.backend)
+	if m.backend != "native" && m.backend != "ort" {
+		return nil, cli.Usagef("--backend must be native or ort, got %q", m.backend)
 	}
-	if m.threads < 0 {
-		return nil, cli.Usagef("--threads must not be negative")
+	if m.threads < 0 || m.ortThreads < 0 {
+		return nil, cli.Usagef("--threads and --ort-threads must not be negative")
 	}
-	return runtime.Open(m.model, runtime.Options{Threads: m.threads, VerifyChecksums: m.verify})
+	return runtime.Open(m.model, runtime.Options{Threads: m.threads, VerifyChecksums: m.verify, Backend: m.backend,
+		ORT: runtime.ORTOptions{Lib: m.ortLib, Threads: m.ortThreads, DisablePrepacking: m.ortNoPack}})
 }
 
 // parse parses flags, mapping pflag's errors to usage errors.

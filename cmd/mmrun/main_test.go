@@ -15,6 +15,7 @@ import (
 
 	"github.com/memmamba/memmamba/internal/fixtures"
 	"github.com/memmamba/memmamba/internal/npy"
+	"github.com/memmamba/memmamba/runtime/ort"
 )
 
 // These tests build mmconvert and mmrun and run them as a user would.
@@ -245,5 +246,28 @@ func TestExitCodes(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Config.ModelType != "mamba" || len(doc.Tensors) == 0 {
 		t.Errorf("inspect --json: %v %+v", err, doc)
+	}
+}
+
+// TestBackendsAgree: `mmrun generate --backend ort` and `--backend native`
+// produce the same greedy text on the fixtures.
+func TestBackendsAgree(t *testing.T) {
+	if _, err := ort.FindLibrary("", ""); err != nil || !ort.Available {
+		t.Skipf("ONNX Runtime backend not tested: %v", err)
+	}
+	for _, name := range []string{"mamba-bias-untied", "memmamba-priority", "memmamba-fifo"} {
+		g, err := fixtures.Load(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, typ := range []string{"f32", "int8"} {
+			model := convertFixture(t, name, typ)
+			args := []string{"generate", "-m", model, "-p", g.Text[:20], "-n", "32", "--temp", "0", "--ignore-eos"}
+			native := mustRun(t, "mmrun", append(args, "--backend", "native")...)
+			onnx := mustRun(t, "mmrun", append(args, "--backend", "ort")...)
+			if native != onnx {
+				t.Errorf("%s %s: native %q, ort %q", name, typ, native, onnx)
+			}
+		}
 	}
 }

@@ -1,0 +1,139 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/memmamba/memmamba/internal/fixtures"
+	"github.com/memmamba/memmamba/quant"
+	"github.com/memmamba/memmamba/runtime/ort"
+)
+
+// ortOrSkip skips the test, saying how to install ONNX Runtime, when the
+// library is not there (or the binary has no cgo).
+func ortOrSkip(t *testing.T) {
+	t.Helper()
+	if _, err := ort.FindLibrary("", ""); err != nil {
+		t.Skipf("ONNX Runtime backend not tested: %v", err)
+	}
+	if !ort.Available {
+		t.Skip("ONNX Runtime backend not tested: built without cgo")
+	}
+}
+
+func openBackend(t *testing.T, path, backend string) *Model {
+	t.Helper()
+	m, err := Open(path, Options{Threads: 2, Backend: backend, ORT: ORTOptions{Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// runMode returns every position's logits and the trace, by one prefill or
+// by steps.
+func runMode(t *testing.T, m *Model, tokens []int, step bool) ([][]float32, *Trace) {
+	t.Helper()
+	s := m.NewSession()
+	tr := &Trace{}
+	s.SetTrace(tr)
+	var out [][]float32
+	if step {
+		for _, tok := range tokens {
+			l, err := s.Step(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, slices.Clone(l))
+		}
+		return out, tr
+	}
+	if err := s.PrefillAll(tokens, func(_ int, l []float32) error {
+		out = append(out, slices.Clone(l))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out, tr
+}
+
+// TestORTMatrix is the cross-runtime parity matrix: every fixture x {f32,
+// f16, int8, int4} x {prefill, step} on ONNX Runtime, against the PyTorch
+// golden outputs (f32) and against the native backend on the same file:
+// within SPEC.md's bound with identical Note Block decisions for f32, within
+// the quantised types' bounds (TestQuantisedTypes) otherwise.
+func TestORTMatrix(t *testing.T) {
+	names, err := fixtures.Names()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran, skipped := 0, 0
+	defer func() { fmt.Printf("ORT matrix: %d cases ran, %d skipped\n", ran, skipped) }()
+	for _, name := range names {
+		for _, typ := range []quant.Type{quant.F32, quant.F16, quant.Q8_0, quant.Q4_0} {
+			for _, step := range []bool{false, true} {
+				mode := map[bool]string{false: "prefill", true: "step"}[step]
+				t.Run(fmt.Sprintf("%s/%s/%s", name, typ, mode), func(t *testing.T) {
+					if _, err := ort.FindLibrary("", ""); err != nil || !ort.Available {
+						skipped++
+					}
+					ortOrSkip(t)
+					g, err := fixtures.Load(name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					path := convertFixture(t, name, typ)
+					native := openBackend(t, path, "native")
+					onnx := openBackend(t, path, "ort")
+					nl, nt := runMode(t, native, g.Tokens, step)
+					ol, ot := runMode(t, onnx, g.Tokens, step)
+					if typ == quant.F32 {
+						compareLogits(t, "ort vs reference", ol, g)
+						compareTrace(t, "ort vs reference", ot, g)
+						for i := range nl {
+							for v := range nl[i] {
+								if !within(ol[i][v], nl[i][v]) {
+									t.Fatalf("position %d logit %d: ort %v, native %v", i, v, ol[i][v], nl[i][v])
+								}
+							}
+						}
+						if f := decisionFlips(nt, ot); f != 0 {
+							t.Errorf("%d Note Block decisions differ between ort and native", f)
+						}
+					} else {
+						b := quantBounds[typ]
+						d := divergence(nl, ol)
+						if d.meanKL > b.meanKL || d.top1Clear < b.top1Clear {
+							t.Errorf("ort vs native: mean KL %.2e, clear top-1 %.3f; bounds %.0e, %.2f", d.meanKL, d.top1Clear, b.meanKL, b.top1Clear)
+						}
+						t.Logf("ort vs native: mean KL %.2e, top-1 %.3f, %d decisions differ", d.meanKL, d.top1, decisionFlips(nt, ot))
+					}
+					ran++
+				})
+			}
+		}
+	}
+}
+
+// TestORTMissingLibrary: --backend ort without the library fails with one
+// sentence that says how to install it.
+func TestORTMissingLibrary(t *testing.T) {
+	path := convertFixture(t, "mamba-tiny", quant.F32)
+	_, err := Open(path, Options{Backend: "ort", ORT: ORTOptions{Lib: "/nonexistent/libonnxruntime.so.1"}})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if !errors.Is(err, ort.ErrNotInstalled) && ort.Available {
+		t.Errorf("error %v does not wrap ErrNotInstalled", err)
+	}
+	t.Log(err)
+	if _, err := Open(path, Options{Backend: "cuda"}); err == nil {
+		t.Error("unknown backend accepted")
+	}
+}
+
+var _ = math.Abs
