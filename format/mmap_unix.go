@@ -40,10 +40,14 @@ func mapFile(path string) ([]byte, func() error, error) {
 	return data, func() error { return unix.Munmap(data) }, nil
 }
 
-// dropPages tells the kernel that this process is done with the mapped
-// pages wholly inside b, so that they leave its resident set (they stay in
-// the page cache). Verify calls it after each tensor, so checking a file
-// does not grow the resident set to the file's size.
+// DropPages tells the kernel that this process is done, for now, with the
+// mapped pages wholly inside b (a tensor's Data), so that they leave its
+// resident set; they stay in the page cache, and reading b again brings them
+// back. Verify calls it after each tensor, so checking a file does not grow
+// the resident set to the file's size; the ONNX Runtime backend calls it
+// after re-laying a tensor out. Where files are not mapped it does nothing.
+func DropPages(b []byte) { dropPages(b) }
+
 func dropPages(b []byte) {
 	if len(b) == 0 {
 		return

@@ -1,11 +1,16 @@
 package runtime
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/memmamba/memmamba/arch"
+	"github.com/memmamba/memmamba/format"
 	"github.com/memmamba/memmamba/onnxgraph"
 	"github.com/memmamba/memmamba/quant"
 	"github.com/memmamba/memmamba/runtime/ort"
@@ -28,11 +33,14 @@ import (
 //
 // Weights are not copied into the graphs. f32, f16 and bf16 tensors are ONNX
 // external data pointing at their bytes in the model file (ONNX Runtime maps
-// the file; f16 and bf16 go through a Cast that ONNX Runtime folds into an
-// f32 copy at load). int8 and int4 matrices become com.microsoft
+// the file). f16 and bf16 matrices are decoded to f32 into a scratch file
+// that ONNX Runtime reads as external data and packs (without a writable
+// scratch folder, a Cast in the graph that ONNX Runtime folds). int8 and int4 matrices become com.microsoft
 // MatMulNBits weights: the GGUF-style blocks are re-laid out once, at load,
-// into MatMulNBits' layout (same bits, float32 scales), which ONNX Runtime
-// executes natively.
+// into MatMulNBits' layout (same bits, float32 scales), written to a scratch
+// file that ONNX Runtime reads as external data and packs into its own
+// layout; the file is deleted once the sessions exist. So the process holds
+// ONNX Runtime's packed copy of the quantised weights, not also ours.
 type ortBackend struct {
 	m                   *Model
 	in0, head           *ort.Session
@@ -64,9 +72,21 @@ func newORTBackend(m *Model, path string, opts Options) (*ortBackend, error) {
 	if threads == 0 {
 		threads = m.Threads()
 	}
-	so := ort.Options{IntraOpThreads: threads, DisablePrepacking: opts.ORT.DisablePrepacking,
-		ExternalDataDir: filepath.Dir(path)}
+	// External data is found relative to the model file's folder (ONNX
+	// Runtime refuses paths that leave it, links included): the model file
+	// itself, and a scratch file of the re-laid-out int8/int4 blocks next to
+	// it, which ONNX Runtime reads while it creates the sessions and which
+	// goes when loading is done. Where the folder is not writable, the
+	// blocks go into the graphs instead (ONNX Runtime then holds one more
+	// copy of them).
+	dir := filepath.Dir(path)
+	so := ort.Options{IntraOpThreads: threads, DisablePrepacking: opts.ORT.DisablePrepacking, ExternalDataDir: dir}
 	g := &graphs{m: m, file: filepath.Base(path), offsets: map[string]fileTensor{}}
+	if ext, err := os.CreateTemp(dir, "."+filepath.Base(path)+".ort-blocks-*.tmp"); err == nil {
+		defer os.Remove(ext.Name())
+		defer ext.Close()
+		g.ext, g.extName = ext, filepath.Base(ext.Name())
+	}
 	for _, t := range m.Header.Tensors {
 		g.offsets[t.Name] = fileTensor{t.Type, t.Shape, int64(t.Offset), int64(t.Size)}
 	}
@@ -87,6 +107,11 @@ func newORTBackend(m *Model, path string, opts Options) (*ortBackend, error) {
 			return nil, nil, err
 		}
 		s, err := ort.NewSession(bytes, ins, outs, so)
+		// ONNX Runtime has copied what it needs: return the graph's
+		// re-laid-out blocks and bytes to the OS before the next graph, so
+		// that loading never holds more than one graph's transient copies.
+		bytes = nil
+		debug.FreeOSMemory()
 		return s, outs, err
 	}
 	if b.in0, _, err = mk("in0", func(gb *onnxgraph.Builder) ([]string, []string) { return g.in0(gb) }); err != nil {
@@ -138,6 +163,52 @@ type graphs struct {
 	file    string
 	offsets map[string]fileTensor
 	err     error
+	// ext receives the re-laid-out blocks (external data extName).
+	ext     *os.File
+	extName string
+	extOff  int64
+}
+
+// external appends b to the blocks file (64-byte aligned) and returns where.
+func (g *graphs) external(b []byte) onnxgraph.ExternalData {
+	pad := (64 - g.extOff%64) % 64
+	if _, err := g.ext.Write(make([]byte, pad)); err != nil {
+		g.fail(err)
+	}
+	g.extOff += pad
+	at := g.extOff
+	if _, err := g.ext.Write(b); err != nil {
+		g.fail(err)
+	}
+	g.extOff += int64(len(b))
+	return onnxgraph.ExternalData{Location: g.extName, Offset: at, Length: int64(len(b))}
+}
+
+// externalF32 decodes a half-precision tensor into the blocks file as f32,
+// a chunk at a time (the LM head alone is 154 MB of f32 at mamba-130m's
+// shape), and releases the source pages.
+func (g *graphs) externalF32(name string, t quant.Type, src []byte) onnxgraph.ExternalData {
+	const chunk = 1 << 16 // values
+	v := make([]float32, chunk)
+	raw := make([]byte, 4*chunk)
+	var ext onnxgraph.ExternalData
+	for i := 0; i < len(src)/2; i += chunk {
+		n := min(chunk, len(src)/2-i)
+		if err := quant.Decode(t, v[:n], src[2*i:2*(i+n)]); err != nil {
+			g.fail(fmt.Errorf("tensor %q: %w", name, err))
+		}
+		for j, x := range v[:n] {
+			binary.LittleEndian.PutUint32(raw[4*j:], math.Float32bits(x))
+		}
+		e := g.external(raw[:4*n])
+		if i == 0 {
+			ext = e
+		} else {
+			ext.Length += e.Length
+		}
+	}
+	format.DropPages(src)
+	return ext
 }
 
 func (g *graphs) fail(err error) {
@@ -166,12 +237,18 @@ func (g *graphs) weight(b *onnxgraph.Builder, name string, shape ...int) string 
 		shape = t.shape
 	}
 	ext := onnxgraph.ExternalData{Location: g.file, Offset: t.offset, Length: t.size}
-	switch t.typ {
-	case quant.F32:
+	switch {
+	case t.typ == quant.F32:
 		return b.InitExternal(name, onnxgraph.Float, dims(shape), ext)
-	case quant.F16:
+	case (t.typ == quant.F16 || t.typ == quant.BF16) && g.ext != nil:
+		// Decoded to f32 into the scratch file: ONNX Runtime packs it into
+		// its own layout and lets the file go, where a Cast in the graph
+		// would leave it both the half copy and the folded f32 one.
+		ft, _ := g.m.file.Tensor(name)
+		return b.InitExternal(name, onnxgraph.Float, dims(shape), g.externalF32(name, t.typ, ft.Data))
+	case t.typ == quant.F16:
 		return b.Op("Cast", []string{b.InitExternal(name, onnxgraph.Float16, dims(shape), ext)}, onnxgraph.AttrInt("to", int64(onnxgraph.Float)))
-	case quant.BF16:
+	case t.typ == quant.BF16:
 		return b.Op("Cast", []string{b.InitExternal(name, onnxgraph.BFloat16, dims(shape), ext)}, onnxgraph.AttrInt("to", int64(onnxgraph.Float)))
 	}
 	g.fail(fmt.Errorf("tensor %q: type %s is not a float type", name, t.typ))
@@ -190,14 +267,28 @@ func (g *graphs) linear(b *onnxgraph.Builder, x, name, bias string) string {
 	case quant.Q8_0, quant.Q4_0:
 		ft, _ := g.m.file.Tensor(name)
 		q, err := nbitsFromBlocks(t.typ, t.shape[0], t.shape[1], ft.Data)
+		if t.size > 1<<20 {
+			// The native kernels do not read this matrix on this backend.
+			format.DropPages(ft.Data)
+		}
 		if err != nil {
 			g.fail(fmt.Errorf("tensor %q: %w", name, err))
 			return ""
 		}
 		// accuracy_level 4: ONNX Runtime quantises the activations to int8
 		// per block, as the native kernels do (ops.QuantizeQ8).
-		w := b.Initializer(name+".qweight", onnxgraph.Uint8, q.BlockDims(), q.Blocks)
-		s := b.InitFloat32(name+".scales", []int64{int64(len(q.Scales))}, q.Scales)
+		var w, s string
+		if g.ext != nil {
+			w = b.InitExternal(name+".qweight", onnxgraph.Uint8, q.BlockDims(), g.external(q.Blocks))
+			sb := make([]byte, 4*len(q.Scales))
+			for i, v := range q.Scales {
+				binary.LittleEndian.PutUint32(sb[4*i:], math.Float32bits(v))
+			}
+			s = b.InitExternal(name+".scales", onnxgraph.Float, []int64{int64(len(q.Scales))}, g.external(sb))
+		} else {
+			w = b.Initializer(name+".qweight", onnxgraph.Uint8, q.BlockDims(), q.Blocks)
+			s = b.InitFloat32(name+".scales", []int64{int64(len(q.Scales))}, q.Scales)
+		}
 		y = b.MatMulNBitsNode(x, w, s, "", int64(q.K), int64(q.N), int64(q.Bits), int64(q.BlockSize), ortAccuracyLevel)
 		if bias != "" {
 			y = b.Add(y, g.weight(b, bias))
