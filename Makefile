@@ -1,4 +1,6 @@
 # The project's commands. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 GO      ?= go
 PYTHON  ?= /usr/bin/python3
 BIN     := bin

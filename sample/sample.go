@@ -239,7 +239,9 @@ func (s *Sampler) load(logits []float32) {
 		l := float64(c[t].l)
 		switch {
 		case l > 0:
-			c[t].l = float32(l / pen)
+			// A penalty below 1 can push a huge logit past float32's
+			// range: keep it the largest float32, as load does for +Inf.
+			c[t].l = float32(min(l/pen, math.MaxFloat32))
 		case l < 0:
 			c[t].l = float32(l * pen)
 		}
@@ -391,6 +393,9 @@ func partition(c []cand, lo, hi int) int {
 // draw picks one of kept with probability proportional to w, using one
 // 53-bit uniform number from the PRNG, and walks kept in order.
 func (s *Sampler) draw(kept []cand) int {
+	if len(kept) == 0 {
+		return 0 // unreachable: filter keeps at least the best candidate
+	}
 	var total float64
 	for _, x := range kept {
 		total += x.w
