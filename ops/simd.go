@@ -50,7 +50,58 @@ const (
 	kQ8VNNI
 	kQ4AVX2
 	kQ4VNNI
+
+	// Tile kernels (tile_amd64.s), used by MatMul.
+	kTileF32AVX2
+	kTileF32AVX512
+	kTileF16AVX2
+	kTileF16AVX512
+	kTileBF16AVX2
+	kTileBF16AVX512
+	kTileQ8VNNI
 )
+
+// tileKernel returns the tile kernel that computes the same outputs as row
+// kernel k for 4 rows and tt tokens at once, or kNone, 0 when there is none
+// (Q4_0, and Q8_0 without VNNI, run k once per token).
+func tileKernel(k kernel) (tk kernel, tt int) {
+	switch k {
+	case kF32AVX2:
+		return kTileF32AVX2, 2
+	case kF32AVX512:
+		return kTileF32AVX512, 4
+	case kF16AVX2:
+		return kTileF16AVX2, 2
+	case kF16AVX512:
+		return kTileF16AVX512, 4
+	case kBF16AVX2:
+		return kTileBF16AVX2, 2
+	case kBF16AVX512:
+		return kTileBF16AVX512, 4
+	case kQ8VNNI:
+		return kTileQ8VNNI, 4
+	}
+	return kNone, 0
+}
+
+func callTile(k kernel, w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
+	switch k {
+	case kTileF32AVX2:
+		tileF32AVX2(w, stride, n, x, xstride, out, ostride)
+	case kTileF32AVX512:
+		tileF32AVX512(w, stride, n, x, xstride, out, ostride)
+	case kTileF16AVX2:
+		tileF16AVX2(w, stride, n, x, xstride, out, ostride)
+	case kTileF16AVX512:
+		tileF16AVX512(w, stride, n, x, xstride, out, ostride)
+	case kTileBF16AVX2:
+		tileBF16AVX2(w, stride, n, x, xstride, out, ostride)
+	case kTileBF16AVX512:
+		tileBF16AVX512(w, stride, n, x, xstride, out, ostride)
+	default:
+		panic("ops: no float tile kernel")
+	}
+}
 
 // kernels returns the SIMD kernel for type t at the current level, whether
 // it is a block kernel (on quantised activations), and a float kernel's lane
@@ -192,9 +243,15 @@ func tileRows(rb int) int {
 // floatRows is the SIMD path for F32, F16 and BF16. A row's sum is the
 // kernel's (lanes-wide accumulator over the first Cols - Cols%lanes
 // columns, reduced by a fixed tree) plus the remaining columns added one by
-// one in order, whichever rows it is computed with.
+// one in order (floatTail), whichever rows and tokens it is computed with.
 func (pr *product) floatRows(lo, hi int) {
 	C, R := pr.w.Cols, pr.w.Rows
+	if pr.n > 1 && C >= pr.lanes {
+		if tk, tt := tileKernel(pr.k); tk != kNone && pr.n >= tt && hi-lo >= 4 {
+			pr.floatTiles(tk, tt, lo, hi)
+			return
+		}
+	}
 	step := hi - lo
 	if pr.n > 1 {
 		step = tileRows(pr.rb)
@@ -205,6 +262,54 @@ func (pr *product) floatRows(lo, hi int) {
 			pr.floatRowsTok(pr.dst[t*R:(t+1)*R], pr.x[t*C:(t+1)*C], r0, r1)
 		}
 	}
+}
+
+// floatTiles computes rows lo..hi-1 (at least 4) of every token with the
+// tile kernel tk (4 rows x tt tokens a call): each group of 4 rows stays in
+// the L1 cache while the tokens pass over it. The rows and tokens left over
+// go through floatRowsTok, which gives the same bits.
+func (pr *product) floatTiles(tk kernel, tt, lo, hi int) {
+	C, R, rb := pr.w.Cols, pr.w.Rows, pr.rb
+	t, data := pr.w.Type, pr.w.Data
+	nv := C &^ (pr.lanes - 1)
+	nt := pr.n - pr.n%tt
+	var tab *[1 << 16]float32
+	if t == quant.F16 && nv < C {
+		tab = f16Table()
+	}
+	r := lo
+	for ; r+4 <= hi; r += 4 {
+		for tok := 0; tok < nt; tok += tt {
+			callTile(tk, &data[r*rb], rb, nv, &pr.x[tok*C], 4*C, &pr.dst[tok*R+r], 4*R)
+		}
+		if nv == C {
+			continue
+		}
+		for tok := 0; tok < nt; tok++ {
+			x := pr.x[tok*C : (tok+1)*C]
+			for i := r; i < r+4; i++ {
+				pr.dst[tok*R+i] = floatTail(pr.dst[tok*R+i], t, tab, data[i*rb:(i+1)*rb], x, nv)
+			}
+		}
+	}
+	for tok := 0; tok < pr.n; tok++ {
+		r0 := r
+		if tok >= nt {
+			r0 = lo
+		}
+		if r0 < hi {
+			pr.floatRowsTok(pr.dst[tok*R:(tok+1)*R], pr.x[tok*C:(tok+1)*C], r0, hi)
+		}
+	}
+}
+
+// floatTail returns s plus the products of columns nv.. of row and x, added
+// in column order.
+func floatTail(s float32, t quant.Type, tab *[1 << 16]float32, row []byte, x []float32, nv int) float32 {
+	for c := nv; c < len(x); c++ {
+		s += wAt(t, tab, row, c) * x[c]
+	}
+	return s
 }
 
 func (pr *product) floatRowsTok(dst, x []float32, lo, hi int) {
@@ -225,12 +330,7 @@ func (pr *product) floatRowsTok(dst, x []float32, lo, hi int) {
 			callFloat(pr.k, &data[r*rb], stride, nv, &x[0], &out)
 		}
 		for i := 0; i < g; i++ {
-			s := out[i]
-			row := data[(r+i)*rb : (r+i+1)*rb]
-			for c := nv; c < C; c++ {
-				s += wAt(t, tab, row, c) * x[c]
-			}
-			dst[r+i] = s
+			dst[r+i] = floatTail(out[i], t, tab, data[(r+i)*rb:(r+i+1)*rb], x, nv)
 		}
 		r += g
 	}
@@ -239,8 +339,12 @@ func (pr *product) floatRowsTok(dst, x []float32, lo, hi int) {
 // blockRows is the SIMD path for Q8_0 and Q4_0, on the quantised
 // activations.
 func (pr *product) blockRows(lo, hi int) {
-	C, R := pr.w.Cols, pr.w.Rows
+	C := pr.w.Cols
 	nb := C / quant.BlockSize
+	if pr.k == kQ8VNNI && pr.n >= 4 && nb > 0 && hi-lo >= 4 {
+		pr.q8Tiles(lo, hi)
+		return
+	}
 	step := hi - lo
 	if pr.n > 1 {
 		step = tileRows(pr.rb)
@@ -248,24 +352,55 @@ func (pr *product) blockRows(lo, hi int) {
 	for r0 := lo; r0 < hi; r0 += step {
 		r1 := min(r0+step, hi)
 		for t := 0; t < pr.n; t++ {
-			dst := pr.dst[t*R : (t+1)*R]
-			if nb == 0 {
-				clear(dst[r0:r1])
-				continue
-			}
-			xq, xd := &pr.xq[t*C], &pr.xd[t*nb]
-			var out [4]float32
-			for r := r0; r < r1; {
-				if r1-r >= 4 {
-					callBlock(pr.k, &pr.w.Data[r*pr.rb], pr.rb, nb, xq, xd, &out)
-					dst[r], dst[r+1], dst[r+2], dst[r+3] = out[0], out[1], out[2], out[3]
-					r += 4
-				} else {
-					callBlock(pr.k, &pr.w.Data[r*pr.rb], 0, nb, xq, xd, &out)
-					dst[r] = out[0]
-					r++
-				}
-			}
+			pr.blockRowsTok(t, r0, r1)
+		}
+	}
+}
+
+// blockRowsTok computes rows lo..hi-1 of token t with the row kernel.
+func (pr *product) blockRowsTok(t, lo, hi int) {
+	C, R := pr.w.Cols, pr.w.Rows
+	nb := C / quant.BlockSize
+	dst := pr.dst[t*R : (t+1)*R]
+	if nb == 0 {
+		clear(dst[lo:hi])
+		return
+	}
+	xq, xd := &pr.xq[t*C], &pr.xd[t*nb]
+	var out [4]float32
+	for r := lo; r < hi; {
+		if hi-r >= 4 {
+			callBlock(pr.k, &pr.w.Data[r*pr.rb], pr.rb, nb, xq, xd, &out)
+			dst[r], dst[r+1], dst[r+2], dst[r+3] = out[0], out[1], out[2], out[3]
+			r += 4
+		} else {
+			callBlock(pr.k, &pr.w.Data[r*pr.rb], 0, nb, xq, xd, &out)
+			dst[r] = out[0]
+			r++
+		}
+	}
+}
+
+// q8Tiles computes rows lo..hi-1 (at least 4) of every token with the Q8_0
+// tile kernel (4 rows x 4 tokens a call); the rows and tokens left over go
+// through blockRowsTok, which gives the same bits.
+func (pr *product) q8Tiles(lo, hi int) {
+	C, R, rb := pr.w.Cols, pr.w.Rows, pr.rb
+	nb := C / quant.BlockSize
+	nt := pr.n &^ 3
+	r := lo
+	for ; r+4 <= hi; r += 4 {
+		for tok := 0; tok < nt; tok += 4 {
+			tileQ8VNNI(&pr.w.Data[r*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R)
+		}
+	}
+	for tok := 0; tok < pr.n; tok++ {
+		r0 := r
+		if tok >= nt {
+			r0 = lo
+		}
+		if r0 < hi {
+			pr.blockRowsTok(tok, r0, hi)
 		}
 	}
 }

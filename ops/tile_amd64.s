@@ -1,0 +1,385 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// Tile kernels for MatMul: four weight rows (at w + i*stride bytes) against
+// several token vectors (at x + t*xstride bytes), so that each weight vector
+// loaded (and decoded) is used for every token of the tile and each
+// activation vector for every row. Output (row i, token t) is stored at
+// out + t*ostride + 4*i bytes.
+//
+// Every output has its own accumulator, updated in column order exactly as
+// the row-dot kernels of simd_amd64.s update it (one FMA per vector of
+// columns, or one scaled block sum per block), and is reduced by the same
+// tree (FOLD16 for 16 lanes, then REDUCE4's pairwise tree). So each output
+// has the bits the row-dot kernel gives for that row and token: MatMul
+// stays equal to MatVec token by token.
+//
+// The float tiles take n, the number of columns (a multiple of the lane
+// count); the block tiles nb, the number of 32-value blocks.
+
+// RED4(a, b, c, d, xa, xb) reduces the 8 lanes of a..d (Y0..Y15 only:
+// VHADDPS has no EVEX form) and stores the four sums at (R8), like REDUCE4.
+#define RED4(a, b, c, d, xa, xb) \
+	VHADDPS      b, a, a; \
+	VHADDPS      d, c, c; \
+	VHADDPS      c, a, a; \
+	VEXTRACTF128 $1, a, xb; \
+	VADDPS       xb, xa, xa; \
+	VMOVUPS      xa, (R8)
+
+// FOLD(z, y) adds the high 256 bits of z to its low half y, like FOLD16.
+#define FOLD(z, y) \
+	VEXTRACTF64X4 $1, z, Y16; \
+	VADDPS        Y16, y, y
+
+#define FOLD4(z0, z1, z2, z3, y0, y1, y2, y3) \
+	FOLD(z0, y0); \
+	FOLD(z1, y1); \
+	FOLD(z2, y2); \
+	FOLD(z3, y3)
+
+// TILEARGS loads the arguments: rows SI, R9, R10, R11; tokens DI, R12, R13,
+// DX; CX = n; R8 = out; BX = ostride; AX = 0.
+#define TILEARGS \
+	MOVQ w+0(FP), SI; \
+	MOVQ stride+8(FP), DX; \
+	LEAQ (SI)(DX*1), R9; \
+	LEAQ (SI)(DX*2), R10; \
+	LEAQ (R10)(DX*1), R11; \
+	MOVQ x+24(FP), DI; \
+	MOVQ xstride+32(FP), DX; \
+	LEAQ (DI)(DX*1), R12; \
+	LEAQ (DI)(DX*2), R13; \
+	LEAQ (R13)(DX*1), DX; \
+	MOVQ n+16(FP), CX; \
+	MOVQ out+40(FP), R8; \
+	MOVQ ostride+48(FP), BX; \
+	XORQ AX, AX
+
+// ---- AVX-512: 4 rows x 4 tokens, accumulator Z(4t+i) for row i, token t.
+
+#define ZERO16 \
+	VPXORD Z0, Z0, Z0; \
+	VPXORD Z1, Z1, Z1; \
+	VPXORD Z2, Z2, Z2; \
+	VPXORD Z3, Z3, Z3; \
+	VPXORD Z4, Z4, Z4; \
+	VPXORD Z5, Z5, Z5; \
+	VPXORD Z6, Z6, Z6; \
+	VPXORD Z7, Z7, Z7; \
+	VPXORD Z8, Z8, Z8; \
+	VPXORD Z9, Z9, Z9; \
+	VPXORD Z10, Z10, Z10; \
+	VPXORD Z11, Z11, Z11; \
+	VPXORD Z12, Z12, Z12; \
+	VPXORD Z13, Z13, Z13; \
+	VPXORD Z14, Z14, Z14; \
+	VPXORD Z15, Z15, Z15
+
+// X4Z(sc): Z16..Z19 = the next 16 values of the four tokens (x offset
+// AX*sc).
+#define X4Z(sc) \
+	VMOVUPS (DI)(AX*sc), Z16; \
+	VMOVUPS (R12)(AX*sc), Z17; \
+	VMOVUPS (R13)(AX*sc), Z18; \
+	VMOVUPS (DX)(AX*sc), Z19
+
+// FMA4Z(wz, i): accumulators of row i += wz * each token.
+#define FMA4Z(wz, a0, a1, a2, a3) \
+	VFMADD231PS wz, Z16, a0; \
+	VFMADD231PS wz, Z17, a1; \
+	VFMADD231PS wz, Z18, a2; \
+	VFMADD231PS wz, Z19, a3
+
+#define FMA16Z \
+	FMA4Z(Z20, Z0, Z4, Z8, Z12); \
+	FMA4Z(Z21, Z1, Z5, Z9, Z13); \
+	FMA4Z(Z22, Z2, Z6, Z10, Z14); \
+	FMA4Z(Z23, Z3, Z7, Z11, Z15)
+
+// STORE16 reduces and stores the 16 sums of the 4x4 tile.
+#define STORE16 \
+	FOLD4(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3); \
+	FOLD4(Z4, Z5, Z6, Z7, Y4, Y5, Y6, Y7); \
+	FOLD4(Z8, Z9, Z10, Z11, Y8, Y9, Y10, Y11); \
+	FOLD4(Z12, Z13, Z14, Z15, Y12, Y13, Y14, Y15); \
+	RED4(Y0, Y1, Y2, Y3, X0, X1); \
+	ADDQ BX, R8; \
+	RED4(Y4, Y5, Y6, Y7, X4, X5); \
+	ADDQ BX, R8; \
+	RED4(Y8, Y9, Y10, Y11, X8, X9); \
+	ADDQ BX, R8; \
+	RED4(Y12, Y13, Y14, Y15, X12, X13); \
+	VZEROUPPER
+
+// func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
+// n is a multiple of 16.
+TEXT ·tileF32AVX512(SB), NOSPLIT, $0-56
+	TILEARGS
+	ZERO16
+	SHLQ $2, CX
+	JZ   tf32a5done
+
+tf32a5loop:
+	X4Z(1)
+	VMOVUPS (SI)(AX*1), Z20
+	VMOVUPS (R9)(AX*1), Z21
+	VMOVUPS (R10)(AX*1), Z22
+	VMOVUPS (R11)(AX*1), Z23
+	FMA16Z
+	ADDQ    $64, AX
+	CMPQ    AX, CX
+	JLT     tf32a5loop
+
+tf32a5done:
+	STORE16
+	RET
+
+// func tileF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
+// n is a multiple of 16. AX is the offset into the rows (2 bytes a value).
+TEXT ·tileF16AVX512(SB), NOSPLIT, $0-56
+	TILEARGS
+	ZERO16
+	SHLQ $1, CX
+	JZ   tf16a5done
+
+tf16a5loop:
+	X4Z(2)
+	VCVTPH2PS (SI)(AX*1), Z20
+	VCVTPH2PS (R9)(AX*1), Z21
+	VCVTPH2PS (R10)(AX*1), Z22
+	VCVTPH2PS (R11)(AX*1), Z23
+	FMA16Z
+	ADDQ      $32, AX
+	CMPQ      AX, CX
+	JLT       tf16a5loop
+
+tf16a5done:
+	STORE16
+	RET
+
+// func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
+// n is a multiple of 16.
+TEXT ·tileBF16AVX512(SB), NOSPLIT, $0-56
+	TILEARGS
+	ZERO16
+	SHLQ $1, CX
+	JZ   tbf16a5done
+
+tbf16a5loop:
+	X4Z(2)
+	VPMOVZXWD (SI)(AX*1), Z20
+	VPMOVZXWD (R9)(AX*1), Z21
+	VPMOVZXWD (R10)(AX*1), Z22
+	VPMOVZXWD (R11)(AX*1), Z23
+	VPSLLD    $16, Z20, Z20
+	VPSLLD    $16, Z21, Z21
+	VPSLLD    $16, Z22, Z22
+	VPSLLD    $16, Z23, Z23
+	FMA16Z
+	ADDQ      $32, AX
+	CMPQ      AX, CX
+	JLT       tbf16a5loop
+
+tbf16a5done:
+	STORE16
+	RET
+
+// ---- AVX2: 4 rows x 2 tokens, accumulator Y(4t+i) for row i, token t.
+
+#define ZERO8 \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	VXORPS Y4, Y4, Y4; \
+	VXORPS Y5, Y5, Y5; \
+	VXORPS Y6, Y6, Y6; \
+	VXORPS Y7, Y7, Y7
+
+#define X2Y(sc) \
+	VMOVUPS (DI)(AX*sc), Y8; \
+	VMOVUPS (R12)(AX*sc), Y9
+
+#define FMA8Y \
+	VFMADD231PS Y10, Y8, Y0; \
+	VFMADD231PS Y10, Y9, Y4; \
+	VFMADD231PS Y11, Y8, Y1; \
+	VFMADD231PS Y11, Y9, Y5; \
+	VFMADD231PS Y12, Y8, Y2; \
+	VFMADD231PS Y12, Y9, Y6; \
+	VFMADD231PS Y13, Y8, Y3; \
+	VFMADD231PS Y13, Y9, Y7
+
+#define STORE8 \
+	RED4(Y0, Y1, Y2, Y3, X0, X1); \
+	ADDQ BX, R8; \
+	RED4(Y4, Y5, Y6, Y7, X4, X5); \
+	VZEROUPPER
+
+// func tileF32AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
+// n is a multiple of 8.
+TEXT ·tileF32AVX2(SB), NOSPLIT, $0-56
+	TILEARGS
+	ZERO8
+	SHLQ $2, CX
+	JZ   tf32a2done
+
+tf32a2loop:
+	X2Y(1)
+	VMOVUPS (SI)(AX*1), Y10
+	VMOVUPS (R9)(AX*1), Y11
+	VMOVUPS (R10)(AX*1), Y12
+	VMOVUPS (R11)(AX*1), Y13
+	FMA8Y
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JLT     tf32a2loop
+
+tf32a2done:
+	STORE8
+	RET
+
+// func tileF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
+// n is a multiple of 8.
+TEXT ·tileF16AVX2(SB), NOSPLIT, $0-56
+	TILEARGS
+	ZERO8
+	SHLQ $1, CX
+	JZ   tf16a2done
+
+tf16a2loop:
+	X2Y(2)
+	VCVTPH2PS (SI)(AX*1), Y10
+	VCVTPH2PS (R9)(AX*1), Y11
+	VCVTPH2PS (R10)(AX*1), Y12
+	VCVTPH2PS (R11)(AX*1), Y13
+	FMA8Y
+	ADDQ      $16, AX
+	CMPQ      AX, CX
+	JLT       tf16a2loop
+
+tf16a2done:
+	STORE8
+	RET
+
+// func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
+// n is a multiple of 8.
+TEXT ·tileBF16AVX2(SB), NOSPLIT, $0-56
+	TILEARGS
+	ZERO8
+	SHLQ $1, CX
+	JZ   tbf16a2done
+
+tbf16a2loop:
+	X2Y(2)
+	VPMOVZXWD (SI)(AX*1), Y10
+	VPMOVZXWD (R9)(AX*1), Y11
+	VPMOVZXWD (R10)(AX*1), Y12
+	VPMOVZXWD (R11)(AX*1), Y13
+	VPSLLD    $16, Y10, Y10
+	VPSLLD    $16, Y11, Y11
+	VPSLLD    $16, Y12, Y12
+	VPSLLD    $16, Y13, Y13
+	FMA8Y
+	ADDQ      $16, AX
+	CMPQ      AX, CX
+	JLT       tbf16a2loop
+
+tbf16a2done:
+	STORE8
+	RET
+
+// ---- Q8_0 with VNNI: 4 rows x 4 tokens of blocks, accumulator Y(4t+i).
+//
+// The row-dot kernel forms each block's 8 int32 lanes as sum |w|*(x with
+// w's sign). Here the activations are offset instead, u = x+128 (x XOR
+// 0x80, unsigned), so that one u serves all four rows: VPDPBUSD(u, w) -
+// VPDPBUSD(128, w) is, lane by lane, the same exact integer sum of w*x.
+// The scale is the float32 product d_w*d_x, as in the row-dot kernel, then
+// one FMA into the accumulator: the same operations on the same values.
+
+// Q8PAIR(dx, u, acc): acc += float(VPDPBUSD(u, w) - c) * (dw*dx), with w
+// in Y24, c = VPDPBUSD(128, w) in Y25 and the broadcast d_w in Y26.
+#define Q8PAIR(dx, u, acc) \
+	VPXORD      Y27, Y27, Y27; \
+	VPDPBUSD    Y24, u, Y27; \
+	VPSUBD      Y25, Y27, Y27; \
+	VCVTDQ2PS   Y27, Y27; \
+	VMULPS      dx, Y26, Y28; \
+	VFMADD231PS Y28, Y27, acc
+
+// Q8ROW(wq, wd, a0, a1, a2, a3): one row's block (quants at wq, f16 scale
+// at wd) against the four tokens.
+#define Q8ROW(wq, wd, a0, a1, a2, a3) \
+	VMOVDQU8     wq, Y24; \
+	VPXORD       Y25, Y25, Y25; \
+	VPDPBUSD     Y24, Y31, Y25; \
+	MOVWLZX      wd, AX; \
+	VMOVD        AX, X26; \
+	VCVTPH2PS    X26, X26; \
+	VBROADCASTSS X26, Y26; \
+	Q8PAIR(Y20, Y16, a0); \
+	Q8PAIR(Y21, Y17, a1); \
+	Q8PAIR(Y22, Y18, a2); \
+	Q8PAIR(Y23, Y19, a3)
+
+// func tileQ8VNNI(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int)
+// Rows SI, SI+DX, SI+2*DX, R9; token quants DI, DI+R10, DI+2*R10, R11;
+// token scales R12, R12+R13, R12+2*R13, BX.
+TEXT ·tileQ8VNNI(SB), NOSPLIT, $0-64
+	MOVQ w+0(FP), SI
+	MOVQ stride+8(FP), DX
+	LEAQ (SI)(DX*2), R9
+	ADDQ DX, R9
+	MOVQ xq+24(FP), DI
+	MOVQ xstride+32(FP), R10
+	LEAQ (DI)(R10*2), R11
+	ADDQ R10, R11
+	MOVQ nb+16(FP), CX
+	MOVQ xd+40(FP), R12
+	MOVQ CX, R13
+	SHLQ $2, R13
+	LEAQ (R12)(R13*2), BX
+	ADDQ R13, BX
+	ZERO16
+	MOVL         $0x80808080, AX
+	VPBROADCASTD AX, Y31
+	TESTQ        CX, CX
+	JZ           tq8done
+
+tq8loop:
+	VPXORD       (DI), Y31, Y16
+	VPXORD       (DI)(R10*1), Y31, Y17
+	VPXORD       (DI)(R10*2), Y31, Y18
+	VPXORD       (R11), Y31, Y19
+	VBROADCASTSS (R12), Y20
+	VBROADCASTSS (R12)(R13*1), Y21
+	VBROADCASTSS (R12)(R13*2), Y22
+	VBROADCASTSS (BX), Y23
+	Q8ROW(2(SI), (SI), Y0, Y4, Y8, Y12)
+	Q8ROW(2(SI)(DX*1), (SI)(DX*1), Y1, Y5, Y9, Y13)
+	Q8ROW(2(SI)(DX*2), (SI)(DX*2), Y2, Y6, Y10, Y14)
+	Q8ROW(2(R9), (R9), Y3, Y7, Y11, Y15)
+	ADDQ         $34, SI
+	ADDQ         $34, R9
+	ADDQ         $32, DI
+	ADDQ         $32, R11
+	ADDQ         $4, R12
+	ADDQ         $4, BX
+	DECQ         CX
+	JNZ          tq8loop
+
+tq8done:
+	MOVQ out+48(FP), R8
+	MOVQ ostride+56(FP), BX
+	RED4(Y0, Y1, Y2, Y3, X0, X1)
+	ADDQ BX, R8
+	RED4(Y4, Y5, Y6, Y7, X4, X5)
+	ADDQ BX, R8
+	RED4(Y8, Y9, Y10, Y11, X8, X9)
+	ADDQ BX, R8
+	RED4(Y12, Y13, Y14, Y15, X12, X13)
+	VZEROUPPER
+	RET

@@ -1,0 +1,25 @@
+//go:build purego || !amd64
+
+package ops
+
+func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
+	panic(noAsm)
+}
+func tileF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
+	panic(noAsm)
+}
+func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
+	panic(noAsm)
+}
+func tileF32AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
+	panic(noAsm)
+}
+func tileF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
+	panic(noAsm)
+}
+func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
+	panic(noAsm)
+}
+func tileQ8VNNI(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int) {
+	panic(noAsm)
+}
