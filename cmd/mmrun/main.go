@@ -33,6 +33,7 @@ var commands = map[string]command{
 	"tokenize":   {tokenize, "print the token ids of a text"},
 	"detokenize": {detokenize, "print the text of token ids"},
 	"bench":      {bench, "measure prefill and decode speed, memory and bandwidth"},
+	"passkey":    {passkeyCmd, "passkey retrieval accuracy by prompt length"},
 }
 
 func main() {
@@ -65,7 +66,7 @@ func run(args []string) error {
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		return cli.Usagef("unknown command %q (want generate, logits, score, tokenize, detokenize or bench)", args[0])
+		return cli.Usagef("unknown command %q (want generate, logits, score, tokenize, detokenize, bench or passkey)", args[0])
 	}
 	return c.run(args[1:])
 }
