@@ -4,7 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/memmamba/memmamba/internal/fixtures"
@@ -137,3 +141,46 @@ func TestORTMissingLibrary(t *testing.T) {
 }
 
 var _ = math.Abs
+
+// TestORTGraphsCheck writes the graphs the backend builds and runs ONNX's
+// own checker (Debian's python3-onnx) on each, as an independent check of
+// the protobuf writer and of the graphs.
+func TestORTGraphsCheck(t *testing.T) {
+	ortOrSkip(t)
+	if _, err := exec.LookPath("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	if err := exec.Command("/usr/bin/python3", "-c", "import onnx").Run(); err != nil {
+		t.Skip("python3-onnx is not installed (make deps installs it)")
+	}
+	for _, tc := range []struct {
+		name string
+		typ  quant.Type
+	}{{"memmamba-priority", quant.Q8_0}, {"mamba-bias-untied", quant.F32}, {"memmamba-bf16", quant.Q4_0}, {"memmamba-fifo", quant.F16}} {
+		dir := t.TempDir()
+		model := convertFixture(t, tc.name, tc.typ)
+		// The graphs name the model file relative to their folder.
+		if err := os.Symlink(model, filepath.Join(dir, filepath.Base(model))); err != nil {
+			t.Fatal(err)
+		}
+		m, err := Open(model, Options{Backend: "ort", ORT: ORTOptions{DumpDir: dir}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		script := `import glob, sys, onnx
+n = 0
+for p in sorted(glob.glob(sys.argv[1] + "/*.onnx")):
+    m = onnx.load(p, load_external_data=False)
+    onnx.checker.check_model(m)
+    n += 1
+print(n)`
+		cmd := exec.Command("/usr/bin/python3", "-c", script, dir)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: onnx.checker: %v\n%s", tc.name, tc.typ, err, out)
+		}
+		t.Logf("%s %s: onnx.checker accepts %s graphs", tc.name, tc.typ, strings.TrimSpace(string(out)))
+	}
+}

@@ -58,6 +58,9 @@ type ORTOptions struct {
 	// DisablePrepacking keeps ONNX Runtime from copying weights into its
 	// own blocked layouts (less memory, usually slower).
 	DisablePrepacking bool
+	// DumpDir, when set, receives each graph as NAME.onnx (for inspection
+	// with other ONNX tools; the weights stay external data).
+	DumpDir string
 }
 
 func newORTBackend(m *Model, path string, opts Options) (*ortBackend, error) {
@@ -103,6 +106,9 @@ func newORTBackend(m *Model, path string, opts Options) (*ortBackend, error) {
 		if err == nil {
 			err = g.err
 		}
+		if err == nil && opts.ORT.DumpDir != "" {
+			err = os.WriteFile(filepath.Join(opts.ORT.DumpDir, what+".onnx"), bytes, 0o644)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -137,6 +143,12 @@ func newORTBackend(m *Model, path string, opts Options) (*ortBackend, error) {
 				return fail(fmt.Sprintf("layer %d note", l), err)
 			}
 			b.note, b.noteNames = append(b.note, s), append(b.noteNames, outs)
+		}
+	}
+	if opts.ORT.DumpDir != "" && g.ext != nil {
+		// Keep the re-laid-out blocks with the dumped graphs.
+		if data, err := os.ReadFile(g.ext.Name()); err == nil {
+			os.WriteFile(filepath.Join(opts.ORT.DumpDir, g.extName), data, 0o644)
 		}
 	}
 	return b, nil
