@@ -294,18 +294,21 @@ PRESETS: Dict[str, dict] = {
                          seq_len=512, batch=8, lr=3e-3, steps=400),
     "mamba-passkey": dict(task="passkey", seed=3, config=dict(TEXT_BASE, hidden_size=176, num_hidden_layers=4,
                                                               model_type="mamba"),
-                          len_min=128, len_max=1536, tokens_per_batch=4096, lr=2e-3, steps=350),
+                          len_min=128, len_max=1536, tokens_per_batch=4096, lr=2e-3, steps=300),
     "memmamba-passkey": dict(task="passkey", seed=4, config=dict(TEXT_BASE, hidden_size=128, num_hidden_layers=4,
                                                                  model_type="memmamba", memory=MEM),
-                             len_min=128, len_max=1536, tokens_per_batch=4096, lr=2e-3, steps=350),
+                             len_min=128, len_max=1536, tokens_per_batch=4096, lr=2e-3, steps=300),
 }
 COMMON = dict(warmup=50, min_lr_frac=0.1, weight_decay=0.1, betas=(0.9, 0.95), grad_clip=1.0,
               log_every=10, eval_every=100, ckpt_every=50, lm_weight=0.2)
 
 
 def init_weights(model: MemMambaForCausalLM, seed: int):
-    """Mamba's usual initialisation; Note Blocks start with importance about
-    0.5 (half the tokens noted) and the trigger mostly on."""
+    """Mamba's usual initialisation. Note Blocks start with every importance
+    just above tau_note (0.5 < I_t, so every token is noted and the pool is
+    the top-P by score: its entries get gradients through I_t; with I_t just
+    below tau a layer would note nothing and never learn to) and the
+    trigger on (G_t about 0.73)."""
     torch.manual_seed(seed)
     c = model.config
     with torch.no_grad():
@@ -322,7 +325,7 @@ def init_weights(model: MemMambaForCausalLM, seed: int):
             mx.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
             mx.out_proj.weight.mul_(1 / math.sqrt(2 * c.num_hidden_layers))
             if layer.note is not None:
-                layer.note.score.fc2.bias.zero_()
+                layer.note.score.fc2.bias.fill_(0.1)  # every token noted at first: the pool (top-P) gets gradients
                 layer.note.trigger.bias.fill_(1.0)
         for mod in model.modules():
             if isinstance(mod, torch.nn.Module) and hasattr(mod, "eps") and hasattr(mod, "weight"):
@@ -584,8 +587,32 @@ def evaluate(name, model, h, text=None):
             res["passkey_eval"] = (f"reference sequence mode on passkey_eval.jsonl prompts (trials 0..{data.EVAL_TRIALS - 1}),"
                                    " right when the 6 answer bytes are each the argmax (= greedy decoding)")
         res["fast_vs_reference_max_abs_logit_diff"] = maxdiff
+        if model.config.model_type == "memmamba":
+            res["note_stats"] = note_stats(model, h, text)
     res["eval_minutes"] = round((time.time() - t0) / 60, 2)
     return res
+
+
+def note_stats(model, h, text):
+    """Per layer, on held-out text (or passkey prompts): the fraction of tokens
+    noted (I_t > tau_note), retrieving (G_t > tau_retrieve and a pool), and
+    with I_t or G_t within 1e-3 of its threshold (where a float32 runtime
+    may decide differently from the reference)."""
+    mc = model.config.memory
+    if h["task"] == "text":
+        T = h["seq_len"]
+        x = torch.stack([text.held[w * T:(w + 1) * T] for w in range(8)])
+    else:
+        x = torch.tensor([list(data.eval_case(1024, t)["prompt"].encode()[:900]) for t in range(8)])
+    _, det = fast_forward(model, x, return_details=True)
+    out = []
+    for d in det:
+        imp, trig = d["importance"], d["trigger"]
+        out.append({"noted": round(float((imp > mc.tau_note).float().mean()), 4),
+                    "retrieved": round(float(d["retrieved"].float().mean()), 4),
+                    "near_tau": round(float(((imp - mc.tau_note).abs() < 1e-3).float().mean()
+                                            + ((trig - mc.tau_retrieve).abs() < 1e-3).float().mean()), 5)})
+    return out
 
 
 def eval_only(name):
