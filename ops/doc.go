@@ -44,8 +44,15 @@
 //     d/2), on top of float rounding ((Cols/32+8)*2^-24*sum|w*x^|); the
 //     tests check both against float64 (checkQuantResult). The pure-Go
 //     path keeps float activations (no quantisation error).
-//   - MatMul runs the same four-row kernels per token over tiles of about
-//     32 KiB of weight rows, so each of its outputs is MatVec's exactly.
+//   - MatMul runs tile kernels (tile_amd64.s) of 4 rows x 4 tokens
+//     (AVX-512: f32/f16/bf16, and Q8_0 with VNNI, where the activations are
+//     offset to unsigned once per token instead of sign-flipped per row) or
+//     4 rows x 2 tokens (AVX2 floats), so each weight vector loaded and
+//     decoded serves several tokens and each activation vector several
+//     rows. Each output keeps its own accumulator with the row kernel's
+//     operations in the row kernel's order and the same reduction tree, so
+//     each of MatMul's outputs is MatVec's exactly. Q4_0, and Q8_0 without
+//     VNNI, run the four-row kernel once per token.
 //   - The scan is vectorised over the state dimensions (N a multiple of 8)
 //     with a float32 vector exp (at most 2 ulp for normal results, tested;
 //     see scan_simd.go), the SiLU gate also through the vector exp.

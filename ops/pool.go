@@ -4,26 +4,45 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Pool is a fixed set of worker goroutines that split the rows of a product
 // (or the range of a For loop) between them. The goroutines are started once
 // by NewPool and reused, so a call spawns nothing and allocates nothing; the
-// calling goroutine does one share of the work itself.
+// calling goroutine takes part in the work itself.
+//
+// A call is cut into a fixed number of parts (a few per thread), which the
+// caller and the workers claim one at a time from one atomic word holding
+// the call's sequence number, its part count and the next part. Claiming
+// rather than assigning parts means a worker that the OS has not scheduled
+// yet (the cores may be shared) costs nothing: the caller takes its parts.
+// A worker that finished spins on that word for up to spinWait before it
+// parks on its channel, and the caller spins briefly on the count of parts
+// not yet done before it parks: decode runs about a hundred small products
+// per token, microseconds apart, so a hand-off usually costs no goroutine
+// wake-up at all.
 //
 // A Pool runs one call at a time (concurrent calls are serialised). Results
 // are bit-identical to the single-threaded functions, whatever the thread
-// count, because the work is split by rows and each row's sum is computed in
-// one fixed order. A nil *Pool is valid and runs everything on the caller.
+// count and whoever computes which part, because the parts' row ranges
+// depend only on the call and each row's sum is computed in one fixed order.
+// A nil *Pool is valid and runs everything on the caller.
 type Pool struct {
 	mu      sync.Mutex
 	threads int
-	work    []chan int // one per helper goroutine; carries a part index
-	wg      sync.WaitGroup
-	closed  bool
+	workers []*poolWorker
+	closed  atomic.Bool
 
-	// The current call, read by the workers between the channel send that
-	// hands them a part and wg.Done.
+	// job is seq<<32 | parts<<16 | next: a new seq publishes the call's
+	// fields below (written before it is stored) to whoever claims a part.
+	job     atomic.Uint64
+	pending atomic.Int32 // parts not yet finished
+	parked  atomic.Bool  // the caller waits on done
+	done    chan struct{}
+
+	// The current call, read by whoever claims one of its parts.
 	kind  int
 	prod  product
 	qs    qscratch // quantised activations of the current product
@@ -33,6 +52,30 @@ type Pool struct {
 	scan  scanArgs
 }
 
+// poolWorker is one helper goroutine's parking place.
+type poolWorker struct {
+	parked atomic.Bool
+	wake   chan struct{}
+	_      [64]byte // keep the workers' flags on separate cache lines
+}
+
+const (
+	maxParts = 1<<16 - 1
+
+	// spinWait is how long a worker polls for the next call before it
+	// parks: longer than the gap between the products of one decode step,
+	// short enough not to hold a core that others need when the pool idles.
+	spinWait = 50 * time.Microsecond
+
+	// doneWait is how long the caller polls for the workers' last parts
+	// before it parks (and frees its core for them).
+	doneWait = 10 * time.Microsecond
+
+	// partsPerThread is how many parts a call is cut into per thread, so
+	// that the caller can take over the parts of a worker that is late.
+	partsPerThread = 4
+)
+
 const (
 	jobMatMul = iota
 	jobFor
@@ -40,8 +83,7 @@ const (
 )
 
 // minWorkPerPart is the least number of weight values (rows*cols*tokens)
-// worth handing to another goroutine: below it the hand-off costs more than
-// it saves.
+// worth a part of its own: below it the hand-off costs more than it saves.
 const minWorkPerPart = 1 << 15
 
 // NewPool starts a pool of threads workers (the caller counting as one).
@@ -50,11 +92,12 @@ func NewPool(threads int) *Pool {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	p := &Pool{threads: threads, work: make([]chan int, threads-1)}
-	for i := range p.work {
-		ch := make(chan int, 1)
-		p.work[i] = ch
-		go p.worker(ch)
+	threads = min(threads, 1024)
+	p := &Pool{threads: threads, workers: make([]*poolWorker, threads-1), done: make(chan struct{}, 1)}
+	for i := range p.workers {
+		w := &poolWorker{wake: make(chan struct{}, 1)}
+		p.workers[i] = w
+		go p.worker(w)
 	}
 	return p
 }
@@ -76,19 +119,76 @@ func (p *Pool) Close() {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed.Load() {
 		return
 	}
-	p.closed = true
-	for _, ch := range p.work {
-		close(ch)
+	p.closed.Store(true)
+	p.job.Store((p.job.Load()>>32 + 1) << 32) // no parts: wakes the workers up
+	for _, w := range p.workers {
+		w.wakeUp()
 	}
 }
 
-func (p *Pool) worker(ch chan int) {
-	for part := range ch {
-		p.runPart(part)
-		p.wg.Done()
+// wakeUp unparks w if it is parked.
+func (w *poolWorker) wakeUp() {
+	if w.parked.Load() && w.parked.CompareAndSwap(true, false) {
+		w.wake <- struct{}{}
+	}
+}
+
+// worker takes parts of every call until the pool is closed.
+func (p *Pool) worker(w *poolWorker) {
+	var seq uint64
+	for {
+		seq = p.await(w, seq)
+		if p.closed.Load() {
+			return
+		}
+		p.claim(seq)
+	}
+}
+
+// claim runs parts of call seq until none is left to take.
+func (p *Pool) claim(seq uint64) {
+	for {
+		j := p.job.Load()
+		if j>>32 != seq || j&0xffff >= j>>16&0xffff {
+			return
+		}
+		if !p.job.CompareAndSwap(j, j+1) {
+			continue
+		}
+		p.runPart(int(j & 0xffff))
+		if p.pending.Add(-1) == 0 && p.parked.Load() && p.parked.CompareAndSwap(true, false) {
+			p.done <- struct{}{}
+		}
+	}
+}
+
+// await returns the sequence number of the next call after seq: it spins
+// for up to spinWait, then parks on w.wake.
+func (p *Pool) await(w *poolWorker, seq uint64) uint64 {
+	for {
+		start := time.Now()
+		for i := 1; ; i++ {
+			if s := p.job.Load() >> 32; s != seq {
+				return s
+			}
+			if i%64 == 0 {
+				if time.Since(start) > spinWait {
+					break
+				}
+				osYield()
+			}
+		}
+		w.parked.Store(true)
+		if s := p.job.Load() >> 32; s != seq {
+			if w.parked.CompareAndSwap(true, false) {
+				return s
+			}
+			// A caller saw us parked and is sending a wake: take it.
+		}
+		<-w.wake
 	}
 }
 
@@ -97,8 +197,24 @@ func span(i, parts, total int) (lo, hi int) {
 	return i * total / parts, (i + 1) * total / parts
 }
 
+// span4 is span with the inner boundaries rounded down to a multiple of 4,
+// so that each part's rows go through the 4-row kernels.
+func span4(i, parts, total int) (lo, hi int) {
+	lo, hi = span(i, parts, total)
+	lo &^= 3
+	if i < parts-1 {
+		hi &^= 3
+	}
+	return lo, hi
+}
+
 func (p *Pool) runPart(part int) {
-	lo, hi := span(part, p.parts, p.total)
+	var lo, hi int
+	if p.kind == jobMatMul {
+		lo, hi = span4(part, p.parts, p.total)
+	} else {
+		lo, hi = span(part, p.parts, p.total)
+	}
 	if lo == hi {
 		return
 	}
@@ -113,25 +229,47 @@ func (p *Pool) runPart(part int) {
 	}
 }
 
-// run splits p.total items into at most `parts` parts, gives all but the
-// first to the workers and does the first itself. p.mu must be held.
+// run cuts p.total items into at most `parts` parts and runs them on the
+// caller and the workers. p.mu must be held.
 func (p *Pool) run(parts int) {
-	if p.closed {
+	if p.closed.Load() {
 		panic("ops: Pool used after Close")
 	}
-	parts = max(1, min(parts, p.threads, p.total))
+	parts = max(1, min(parts, p.threads*partsPerThread, p.total, maxParts))
 	p.parts = parts
-	if parts > 1 {
-		p.wg.Add(parts - 1)
-		for i := 1; i < parts; i++ {
-			p.work[i-1] <- i
+	if parts == 1 {
+		p.runPart(0)
+	} else {
+		p.pending.Store(int32(parts))
+		seq := p.job.Load()>>32 + 1
+		p.job.Store(seq<<32 | uint64(parts)<<16)
+		for _, w := range p.workers[:min(len(p.workers), parts-1)] {
+			w.wakeUp()
 		}
-	}
-	p.runPart(0)
-	if parts > 1 {
-		p.wg.Wait()
+		p.claim(seq)
+		p.wait()
 	}
 	p.prod, p.fn = product{}, nil // drop references
+}
+
+// wait returns when every part is done: it spins for up to doneWait, then
+// parks on p.done.
+func (p *Pool) wait() {
+	start := time.Now()
+	for i := 1; p.pending.Load() != 0; i++ {
+		if i%16 != 0 {
+			continue
+		}
+		osYield()
+		if time.Since(start) > doneWait {
+			p.parked.Store(true)
+			if p.pending.Load() == 0 && p.parked.CompareAndSwap(true, false) {
+				return
+			}
+			<-p.done
+			return
+		}
+	}
 }
 
 // partsFor returns how many parts work units are worth splitting into.

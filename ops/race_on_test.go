@@ -2,6 +2,7 @@
 
 package ops
 
-// raceEnabled: under the race detector sync.Pool drops items at random and
-// synchronisation allocates, so allocation counts are not measured.
+// raceEnabled: the race detector makes sync.Pool drop items at random, so
+// the allocation counts of the functions that borrow scratch from one are
+// not checked under it.
 const raceEnabled = true
