@@ -420,6 +420,16 @@ func QuantizeQ8(q []int8, d []float32, x []float32) {
 	if len(x)%bs != 0 || len(q) != len(x) || len(d) != len(x)/bs {
 		panic(fmt.Sprintf("ops: QuantizeQ8 of %d values into %d quants and %d scales", len(x), len(q), len(d)))
 	}
+	if simd == simdAVX512 && len(d) > 0 {
+		quantQ8AVX512(&q[0], &d[0], &x[0], len(d))
+		return
+	}
+	quantizeQ8Go(q, d, x)
+}
+
+// quantizeQ8Go is QuantizeQ8's loop, the oracle of its vector version.
+func quantizeQ8Go(q []int8, d []float32, x []float32) {
+	const bs = quant.BlockSize
 	for b := range d {
 		xs := (*[bs]float32)(x[b*bs:])
 		qs := (*[bs]int8)(q[b*bs:])

@@ -383,3 +383,69 @@ tq8done:
 	RED4(Y12, Y13, Y14, Y15, X12, X13)
 	VZEROUPPER
 	RET
+
+// func quantQ8AVX512(q *int8, d *float32, x *float32, nb int)
+// QuantizeQ8 on nb blocks of 32, with QuantizeQ8's bits: the block maximum
+// of |x| skips NaN as the Go loop's comparisons do (VMAXPS returns its
+// second source when either is NaN), d = amax/127, id = 1/d or 0, q =
+// (x*id + 0x1.8p23) - 0x1.8p23 truncated to int32 and then to its low byte
+// (VPMOVDB truncates, as Go's int8 conversion does).
+TEXT ·quantQ8AVX512(SB), NOSPLIT, $0-32
+	MOVQ         q+0(FP), DI
+	MOVQ         d+8(FP), R8
+	MOVQ         x+16(FP), SI
+	MOVQ         nb+24(FP), CX
+	MOVL         $0x7fffffff, AX
+	VPBROADCASTD AX, Z31
+	MOVL         $0x4b400000, AX // 0x1.8p23
+	VPBROADCASTD AX, Z30
+	MOVL         $0x42fe0000, AX // 127
+	VMOVD        AX, X29
+	MOVL         $0x3f800000, AX // 1
+	VMOVD        AX, X28
+	TESTQ        CX, CX
+	JZ           qzdone
+
+qzloop:
+	VMOVUPS       (SI), Z0
+	VMOVUPS       64(SI), Z1
+	VPANDD        Z31, Z0, Z2
+	VPANDD        Z31, Z1, Z3
+	VPXORD        Z4, Z4, Z4
+	VMAXPS        Z4, Z2, Z4
+	VMAXPS        Z4, Z3, Z4
+	VEXTRACTF64X4 $1, Z4, Y5
+	VMAXPS        Y5, Y4, Y4
+	VEXTRACTF128  $1, Y4, X5
+	VMAXPS        X5, X4, X4
+	VPSHUFD       $0x4e, X4, X5
+	VMAXPS        X5, X4, X4
+	VPSHUFD       $0xb1, X4, X5
+	VMAXPS        X5, X4, X4
+	VDIVSS        X29, X4, X4 // d = amax/127
+	VMOVSS        X4, (R8)
+	VPXORD        X6, X6, X6
+	VUCOMISS      X6, X4
+	JEQ           qzzero
+	VDIVSS        X4, X28, X6 // id = 1/d
+qzzero:
+	VBROADCASTSS  X6, Z6
+	VMULPS        Z6, Z0, Z0
+	VMULPS        Z6, Z1, Z1
+	VADDPS        Z30, Z0, Z0
+	VADDPS        Z30, Z1, Z1
+	VSUBPS        Z30, Z0, Z0
+	VSUBPS        Z30, Z1, Z1
+	VCVTTPS2DQ    Z0, Z0
+	VCVTTPS2DQ    Z1, Z1
+	VPMOVDB       Z0, (DI)
+	VPMOVDB       Z1, 16(DI)
+	ADDQ          $128, SI
+	ADDQ          $32, DI
+	ADDQ          $4, R8
+	DECQ          CX
+	JNZ           qzloop
+
+qzdone:
+	VZEROUPPER
+	RET

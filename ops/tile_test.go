@@ -78,3 +78,45 @@ func BenchmarkMatMulPrefill(b *testing.B) {
 		}
 	}
 }
+
+// TestQuantizeQ8Kernel checks that QuantizeQ8 gives its Go loop's bits on
+// every level, on random blocks and blocks with zeros, signed zeros,
+// subnormals, infinities, NaN, huge values and ties.
+func TestQuantizeQ8Kernel(t *testing.T) {
+	forLevels(t, func(t *testing.T) {
+		rng := newRNG(63)
+		specials := []float32{0, float32(math.Copysign(0, -1)), 1e-45, -1e-40, 1e-38, float32(math.Inf(1)), float32(math.Inf(-1)),
+			float32(math.NaN()), 3e38, -3e38, 0.5, -0.5, 127, 63.5, -63.5}
+		for _, nb := range []int{0, 1, 2, 7, 48} {
+			x := randVec(rng, nb*32)
+			for b := 0; b < nb; b++ {
+				switch b % 4 {
+				case 1:
+					for i := 0; i < 32; i++ {
+						x[b*32+i] = specials[rng.IntN(len(specials))]
+					}
+				case 2:
+					for i := 0; i < 32; i++ {
+						x[b*32+i] *= 1e-39
+					}
+				case 3:
+					x[b*32+rng.IntN(32)] = float32(math.NaN())
+				}
+			}
+			q, d := make([]int8, len(x)), make([]float32, nb)
+			wq, wd := make([]int8, len(x)), make([]float32, nb)
+			QuantizeQ8(q, d, x)
+			quantizeQ8Go(wq, wd, x)
+			for b := range d {
+				if math.Float32bits(d[b]) != math.Float32bits(wd[b]) {
+					t.Fatalf("nb=%d block %d: d = %v, want %v", nb, b, d[b], wd[b])
+				}
+			}
+			for i := range q {
+				if q[i] != wq[i] {
+					t.Fatalf("nb=%d [%d] x = %v: q = %d, want %d", nb, i, x[i], q[i], wq[i])
+				}
+			}
+		}
+	})
+}
