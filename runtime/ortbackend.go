@@ -42,10 +42,9 @@ import (
 // layout; the file is deleted once the sessions exist. So the process holds
 // ONNX Runtime's packed copy of the quantised weights, not also ours.
 type ortBackend struct {
-	m                   *Model
-	in0, head           *ort.Session
-	ssm, out, note      []*ort.Session
-	outNames, noteNames [][]string
+	m              *Model
+	in0, head      *ort.Session
+	ssm, out, note []*ort.Session
 }
 
 // ORTOptions configure the ONNX Runtime backend.
@@ -94,55 +93,61 @@ func newORTBackend(m *Model, path string, opts Options) (*ortBackend, error) {
 		g.offsets[t.Name] = fileTensor{t.Type, t.Shape, int64(t.Offset), int64(t.Size)}
 	}
 	b := &ortBackend{m: m}
-	fail := func(what string, err error) (*ortBackend, error) {
+	fail := func(err error) (*ortBackend, error) {
 		b.close()
-		return nil, fmt.Errorf("ONNX Runtime backend: %s: %w", what, err)
+		return nil, fmt.Errorf("ONNX Runtime backend: %w", err)
 	}
 	c := m.Config
-	mk := func(what string, build func(*onnxgraph.Builder) ([]string, []string)) (*ort.Session, []string, error) {
+	// mk builds one graph (build returns its input and output names) and
+	// creates its session.
+	mk := func(what string, build func(*onnxgraph.Builder) ([]string, []string)) (*ort.Session, error) {
 		gb := onnxgraph.NewBuilder(what)
 		ins, outs := build(gb)
-		bytes, err := gb.Marshal()
+		model, err := gb.Marshal()
 		if err == nil {
 			err = g.err
 		}
 		if err == nil && opts.ORT.DumpDir != "" {
-			err = os.WriteFile(filepath.Join(opts.ORT.DumpDir, what+".onnx"), bytes, 0o644)
+			err = os.WriteFile(filepath.Join(opts.ORT.DumpDir, what+".onnx"), model, 0o644)
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, fmt.Errorf("graph %s: %w", what, err)
 		}
-		s, err := ort.NewSession(bytes, ins, outs, so)
-		// ONNX Runtime has copied what it needs: return the graph's
-		// re-laid-out blocks and bytes to the OS before the next graph, so
-		// that loading never holds more than one graph's transient copies.
-		bytes = nil
+		s, err := ort.NewSession(model, ins, outs, so)
+		if err != nil {
+			return nil, fmt.Errorf("graph %s: %w", what, err)
+		}
+		// ONNX Runtime has copied what it needs: return the graph's bytes
+		// to the OS before the next graph, so that loading never holds more
+		// than one graph's transient copies.
+		model = nil
 		debug.FreeOSMemory()
-		return s, outs, err
+		return s, nil
 	}
-	if b.in0, _, err = mk("in0", func(gb *onnxgraph.Builder) ([]string, []string) { return g.in0(gb) }); err != nil {
-		return fail("in0", err)
+	perLayer := func(b func(*onnxgraph.Builder, int) ([]string, []string), l int) func(*onnxgraph.Builder) ([]string, []string) {
+		return func(gb *onnxgraph.Builder) ([]string, []string) { return b(gb, l) }
 	}
-	if b.head, _, err = mk("head", func(gb *onnxgraph.Builder) ([]string, []string) { return g.head(gb) }); err != nil {
-		return fail("head", err)
+	if b.in0, err = mk("in0", g.in0); err != nil {
+		return fail(err)
+	}
+	if b.head, err = mk("head", g.head); err != nil {
+		return fail(err)
 	}
 	for l := range c.NumLayers {
-		s, _, err := mk(fmt.Sprintf("ssm%d", l), func(gb *onnxgraph.Builder) ([]string, []string) { return g.ssm(gb, l) })
+		s, err := mk(fmt.Sprintf("ssm%d", l), perLayer(g.ssm, l))
 		if err != nil {
-			return fail(fmt.Sprintf("layer %d ssm", l), err)
+			return fail(err)
 		}
 		b.ssm = append(b.ssm, s)
-		s, outs, err := mk(fmt.Sprintf("out%d", l), func(gb *onnxgraph.Builder) ([]string, []string) { return g.out(gb, l) })
-		if err != nil {
-			return fail(fmt.Sprintf("layer %d out", l), err)
+		if s, err = mk(fmt.Sprintf("out%d", l), perLayer(g.out, l)); err != nil {
+			return fail(err)
 		}
-		b.out, b.outNames = append(b.out, s), append(b.outNames, outs)
+		b.out = append(b.out, s)
 		if c.IsMemMamba() {
-			s, outs, err := mk(fmt.Sprintf("note%d", l), func(gb *onnxgraph.Builder) ([]string, []string) { return g.note(gb, l) })
-			if err != nil {
-				return fail(fmt.Sprintf("layer %d note", l), err)
+			if s, err = mk(fmt.Sprintf("note%d", l), perLayer(g.note, l)); err != nil {
+				return fail(err)
 			}
-			b.note, b.noteNames = append(b.note, s), append(b.noteNames, outs)
+			b.note = append(b.note, s)
 		}
 	}
 	if opts.ORT.DumpDir != "" && g.ext != nil {
