@@ -183,6 +183,24 @@ func TestScore(t *testing.T) {
 	if math.Abs(res.BitsPerByte-res.NLL/math.Ln2) > 1e-9 {
 		t.Errorf("byte-level bits per byte %v != nll/ln2 %v", res.BitsPerByte, res.NLL/math.Ln2)
 	}
+	// --ref: against itself nothing changes; against int8 a little.
+	out = mustRun(t, "mmrun", "score", "-m", model, "--ref", model, text, "--json")
+	var self scoreResult
+	if err := json.Unmarshal([]byte(out), &self); err != nil || self.Compare == nil {
+		t.Fatalf("score --ref: %v %s", err, out)
+	}
+	if c := self.Compare; math.Abs(c.MeanKL) > 1e-9 || c.Top1 != 1 || c.BPBChange != 0 || c.RefNLL != self.NLL {
+		t.Errorf("a model against itself: %+v", *c)
+	}
+	q := convertFixture(t, "memmamba-fifo", "int8")
+	out = mustRun(t, "mmrun", "score", "-m", q, "--ref", model, text, "--json")
+	var qr scoreResult
+	if err := json.Unmarshal([]byte(out), &qr); err != nil || qr.Compare == nil {
+		t.Fatalf("score --ref: %v %s", err, out)
+	}
+	if c := qr.Compare; c.MeanKL <= 0 || c.MeanKL > 1e-2 || math.Abs(c.RefNLL-res.NLL) > 1e-9 {
+		t.Errorf("int8 against f32: %+v (f32 alone: nll %v)", *c, res.NLL)
+	}
 }
 
 func TestTokenizeRoundTrip(t *testing.T) {

@@ -22,7 +22,10 @@ const scoreUsage = `Usage: mmrun score -m MODEL FILE
 Reads a text file of any length in bounded memory and reports the mean
 negative log-likelihood per token (nats), the perplexity and the bits per
 byte of every token after the first. Byte-level models read the file as
-bytes; BPE models tokenize it line by line.
+bytes; BPE models tokenize it line by line. With --ref MODEL2 it also runs
+MODEL2 on the same tokens and reports the mean KL divergence KL(MODEL2 ||
+MODEL) of the next-token distributions, the top-1 agreement and the change
+in bits per byte (as llama.cpp's perplexity --kl-divergence does).
 
 Flags:
 `
@@ -39,6 +42,17 @@ type scoreResult struct {
 	BitsPerByte float64 `json:"bits_per_byte"`
 	Seconds     float64 `json:"seconds"`
 	TokPerSec   float64 `json:"tokens_per_second"`
+	// Compare is set with --ref: the model against a reference model
+	// (typically the f32 conversion of the same checkpoint).
+	Compare *scoreCompare `json:"compare,omitempty"`
+}
+
+type scoreCompare struct {
+	MeanKL    float64 `json:"mean_kl"`
+	Top1      float64 `json:"top1_agreement"`
+	RefNLL    float64 `json:"ref_nll_per_token"`
+	RefBPB    float64 `json:"ref_bits_per_byte"`
+	BPBChange float64 `json:"bits_per_byte_change"`
 }
 
 func score(args []string) error {
@@ -48,6 +62,7 @@ func score(args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	limit := fs.Int64("limit", 0, "score at most this many bytes (0: all)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress bar")
+	refPath := fs.String("ref", "", "compare with this model (e.g. the f32 file): mean KL divergence, top-1 agreement, bits-per-byte change")
 	if err := parse(fs, args, scoreUsage); err != nil {
 		return err
 	}
@@ -72,7 +87,16 @@ func score(args []string) error {
 		total = min(total, *limit)
 	}
 	bar := cli.NewProgress("scoring", *quiet)
-	res, err := scoreReader(m, bufio.NewReaderSize(r, 1<<16), func(done int64) { bar.Update(done, total) })
+	var ref *runtime.Model
+	if *refPath != "" {
+		rf := mf
+		rf.model = *refPath
+		if ref, err = rf.open(); err != nil {
+			return err
+		}
+		defer ref.Close()
+	}
+	res, err := scoreReader(m, ref, bufio.NewReaderSize(r, 1<<16), func(done int64) { bar.Update(done, total) })
 	bar.Done()
 	if err != nil {
 		return fmt.Errorf("%s: %w", fs.Arg(0), err)
@@ -83,6 +107,9 @@ func score(args []string) error {
 	}
 	fmt.Printf("%s: %d tokens, %d bytes scored\n", res.File, res.Tokens, res.Bytes)
 	fmt.Printf("nll/token %.4f nats, perplexity %.4g, bits/byte %.4f (%.1f tok/s)\n", res.NLL, res.Perplexity, res.BitsPerByte, res.TokPerSec)
+	if c := res.Compare; c != nil {
+		fmt.Printf("vs %s: bits/byte %.4f (%+.3f%%), mean KL %.3e nats, top-1 agreement %.2f%%\n", *refPath, c.RefBPB, 100*c.BPBChange, c.MeanKL, 100*c.Top1)
+	}
 	return nil
 }
 
@@ -132,7 +159,39 @@ func (ts *tokenStream) next(maxN int) ([]int, []int, error) {
 	return ts.buf, ts.nb, nil
 }
 
-func scoreReader(m *runtime.Model, r *bufio.Reader, progress func(int64)) (*scoreResult, error) {
+// scorer accumulates the score of predictions: the model's logits (and the
+// reference model's, when comparing) before a token of nb bytes.
+type scorer struct {
+	res         *scoreResult
+	nll, refNLL float64
+	kl          float64
+	agree       int
+	compare     bool
+	lp, lq      []float64
+}
+
+func (sc *scorer) add(l, ref []float32, next, nb int) {
+	sc.nll -= logProb(l, next)
+	sc.res.Bytes += int64(nb)
+	sc.res.Tokens++
+	if !sc.compare {
+		return
+	}
+	sc.refNLL -= logProb(ref, next)
+	// KL(ref || model) of the next-token distributions.
+	sc.lp = logSoftmax(sc.lp[:0], ref)
+	sc.lq = logSoftmax(sc.lq[:0], l)
+	var kl float64
+	for v, p := range sc.lp {
+		kl += math.Exp(p) * (p - sc.lq[v])
+	}
+	sc.kl += kl
+	if argmax(ref) == argmax(l) {
+		sc.agree++
+	}
+}
+
+func scoreReader(m, ref *runtime.Model, r *bufio.Reader, progress func(int64)) (*scoreResult, error) {
 	tok, err := m.Tokenizer()
 	if err != nil {
 		return nil, err
@@ -140,29 +199,50 @@ func scoreReader(m *runtime.Model, r *bufio.Reader, progress func(int64)) (*scor
 	ts := &tokenStream{r: r, tok: tok, bytes: m.Header.Tokenizer.Kind != format.TokenizerHFBPE}
 	s := m.NewSession()
 	res := &scoreResult{}
-	var nll float64
-	var prev []float32
+	sc := &scorer{res: res, compare: ref != nil}
+	chunk := scoreChunk
+	var rs *runtime.Session
+	var refLogits []float32
+	V := m.Config.VocabSize
+	if ref != nil {
+		if ref.Config.VocabSize != V {
+			return nil, fmt.Errorf("--ref has a vocabulary of %d, the model %d", ref.Config.VocabSize, V)
+		}
+		rs = ref.NewSession()
+		chunk = max(1, min(scoreChunk, (16<<20)/(4*V))) // the reference's logits of a chunk: at most 16 MiB
+	}
+	var prev, prevRef []float32
 	start := time.Now()
 	for {
-		ids, nb, err := ts.next(scoreChunk)
+		ids, nb, err := ts.next(chunk)
 		if err != nil {
 			return nil, err
 		}
 		if len(ids) == 0 {
 			break
 		}
+		if rs != nil {
+			refLogits = refLogits[:0]
+			if err := rs.PrefillAll(ids, func(_ int, l []float32) error {
+				refLogits = append(refLogits, l...)
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+		}
 		if prev != nil {
-			nll -= logProb(prev, ids[0])
-			res.Bytes += int64(nb[0])
-			res.Tokens++
+			sc.add(prev, prevRef, ids[0], nb[0])
 		}
 		err = s.PrefillAll(ids, func(i int, l []float32) error {
+			var rl []float32
+			if rs != nil {
+				rl = refLogits[i*V : (i+1)*V]
+			}
 			if i+1 < len(ids) {
-				nll -= logProb(l, ids[i+1])
-				res.Bytes += int64(nb[i+1])
-				res.Tokens++
+				sc.add(l, rl, ids[i+1], nb[i+1])
 			} else {
 				prev = append(prev[:0], l...)
+				prevRef = append(prevRef[:0], rl...)
 			}
 			return nil
 		})
@@ -176,12 +256,39 @@ func scoreReader(m *runtime.Model, r *bufio.Reader, progress func(int64)) (*scor
 	}
 	res.Seconds = time.Since(start).Seconds()
 	res.TokPerSec = float64(res.Tokens+1) / res.Seconds
-	res.NLL = nll / float64(res.Tokens)
+	res.NLL = sc.nll / float64(res.Tokens)
 	res.Perplexity = math.Exp(res.NLL)
 	if res.Bytes > 0 {
-		res.BitsPerByte = nll / math.Ln2 / float64(res.Bytes)
+		res.BitsPerByte = sc.nll / math.Ln2 / float64(res.Bytes)
+	}
+	if ref != nil {
+		c := &scoreCompare{
+			MeanKL: sc.kl / float64(res.Tokens),
+			Top1:   float64(sc.agree) / float64(res.Tokens),
+			RefNLL: sc.refNLL / float64(res.Tokens),
+			RefBPB: sc.refNLL / math.Ln2 / float64(res.Bytes),
+		}
+		c.BPBChange = res.BitsPerByte/c.RefBPB - 1
+		res.Compare = c
 	}
 	return res, nil
+}
+
+// logSoftmax appends log softmax(l) to dst, in float64.
+func logSoftmax(dst []float64, l []float32) []float64 {
+	mx := math.Inf(-1)
+	for _, v := range l {
+		mx = math.Max(mx, float64(v))
+	}
+	var sum float64
+	for _, v := range l {
+		sum += math.Exp(float64(v) - mx)
+	}
+	ls := mx + math.Log(sum)
+	for _, v := range l {
+		dst = append(dst, float64(v)-ls)
+	}
+	return dst
 }
 
 // logProb is log softmax(l)[id], in float64.
