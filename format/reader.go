@@ -138,7 +138,7 @@ func (f *File) verifyChecksums(drop bool) error {
 			errs = append(errs, fmt.Errorf("%s: tensor %q: %w: data has CRC-32C %08x, the header records %08x", f.Name, t.Name, ErrChecksum, got, t.Checksum))
 		}
 		if drop {
-			dropPages(t.Data)
+			DropPages(t.Data)
 		}
 	}
 	return errors.Join(errs...)

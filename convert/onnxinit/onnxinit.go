@@ -38,6 +38,7 @@ import (
 	"strconv"
 
 	"github.com/memmamba/memmamba/convert/source"
+	"github.com/memmamba/memmamba/internal/mmap"
 	"github.com/memmamba/memmamba/quant"
 )
 
@@ -142,7 +143,10 @@ type File struct {
 
 // Open maps the ONNX file at path and indexes its initializers.
 func Open(path string) (*File, error) {
-	data, unmap, err := mapFile(path)
+	data, unmap, err := mmap.Map(path, MaxFileSize)
+	if errors.Is(err, mmap.ErrTooLarge) {
+		err = fmt.Errorf("%w (protobuf's limit is 2 GiB; larger models need external data, which is not supported)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("onnx: %w", err)
 	}
