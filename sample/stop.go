@@ -10,6 +10,11 @@ import (
 // may still turn out to be the start of a stop string is held back until
 // the next piece settles it.
 //
+// The stream stops after the first piece that completes a stop string, at
+// the earliest stop string in the text so far, as a generator must (it
+// cannot wait to see whether a longer stop string that began earlier will
+// complete later: with stops "abc" and "b", "ab" then "c" stops at "b").
+//
 // Matching is on bytes. Stop strings that are valid UTF-8 can only match at
 // rune boundaries of valid UTF-8 text, and the matcher never emits part of
 // a rune: an incomplete UTF-8 sequence at the end of the text is held back
