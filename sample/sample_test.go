@@ -46,7 +46,7 @@ func ref(p Params, logits []float32, hist []int) []float64 {
 			}
 			done[t] = true
 			if l[t] > 0 {
-				l[t] = float64(float32(l[t] / p.RepetitionPenalty))
+				l[t] = float64(float32(math.Min(l[t]/p.RepetitionPenalty, math.MaxFloat32)))
 			} else if l[t] < 0 {
 				l[t] = float64(float32(l[t] * p.RepetitionPenalty))
 			}
