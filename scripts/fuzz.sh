@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Runs every fuzz target in the module for a short while each ($1, default 10s).
-# New crashers land in the package's testdata/fuzz/<Target>/ as Go writes them.
+# Runs the fuzz targets of the given packages (default: every package) for
+# a short while each ($FUZZTIME, default 10s). New crashers land in the
+# package's testdata/fuzz/<Target>/ as Go writes them; `go test` then runs
+# them as regression tests.
 set -euo pipefail
-t=${1:-10s}
-for pkg in $(go list ./...); do
+t=${FUZZTIME:-10s}
+pkgs=("$@")
+[ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
+for pkg in $(go list "${pkgs[@]}"); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for f in $(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)' "$dir"/*_test.go 2>/dev/null | awk '{print $2}'); do
     echo "== $pkg $f ($t)"
