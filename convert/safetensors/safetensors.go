@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"sort"
 
 	"github.com/memmamba/memmamba/convert/source"
@@ -77,21 +76,11 @@ var _ source.Reader = (*File)(nil)
 // Open opens and validates a .safetensors file. The tensors' data is not
 // read until asked for.
 func Open(path string) (*File, error) {
-	f, err := os.Open(path)
+	sf, closer, err := source.OpenWith(path, NewReader)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	sf, err := NewReader(f, st.Size(), path)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	sf.closer = f
+	sf.closer = closer
 	return sf, nil
 }
 

@@ -4,7 +4,11 @@
 // streams and never holds the whole model in memory.
 package source
 
-import "fmt"
+import (
+	"fmt"
+	"io"
+	"os"
+)
 
 // DType is a tensor's element type as stored in the source file.
 type DType string
@@ -62,4 +66,27 @@ type Reader interface {
 	// safetensors' __metadata__, ONNX metadata_props; nil when none.
 	Metadata() map[string]any
 	Close() error
+}
+
+// OpenWith opens the file at path and hands it to newReader, which reads it
+// through ReadAt: the shared start of the readers' Open functions. On
+// success the file is returned for the reader to close; if newReader
+// fails, it is closed here.
+func OpenWith[T any](path string, newReader func(r io.ReaderAt, size int64, name string) (T, error)) (T, io.Closer, error) {
+	var zero T
+	f, err := os.Open(path)
+	if err != nil {
+		return zero, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return zero, nil, err
+	}
+	r, err := newReader(f, st.Size(), path)
+	if err != nil {
+		f.Close()
+		return zero, nil, err
+	}
+	return r, f, nil
 }

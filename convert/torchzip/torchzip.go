@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 
@@ -79,21 +78,11 @@ var _ source.Reader = (*File)(nil)
 // Open opens a torch.save zip file, runs its pickle through the restricted
 // unpickler and lists its tensors. Tensor data is read later, on demand.
 func Open(path string) (*File, error) {
-	f, err := os.Open(path)
+	tf, closer, err := source.OpenWith(path, NewReader)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	tf, err := NewReader(f, st.Size(), path)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	tf.closer = f
+	tf.closer = closer
 	return tf, nil
 }
 
