@@ -14,7 +14,9 @@ import (
 type DType string
 
 // Element types a reader may report. Readers report the type as stored;
-// ReadFloat32 converts every one of these to float32.
+// ReadFloat32 converts the float and block types to float32 and refuses the
+// integer and boolean ones, naming the tensor (a model's weights are never
+// integers).
 const (
 	F64  DType = "F64"
 	F32  DType = "F32"
