@@ -121,3 +121,27 @@ func BenchmarkMatVecShapes(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPoolMatVecHead streams the 50280x768 LM head of mamba-130m (too
+// big for any cache) through the pool with 1 and 2 threads: MB/s is the
+// rate at which weights come from memory, to compare with the machine's
+// bandwidth.
+func BenchmarkPoolMatVecHead(b *testing.B) {
+	rng := newRNG(27)
+	for _, typ := range allTypes() {
+		m, _ := testMatrix(b, rng, typ, 50280, 768, 0)
+		x := randVec(rng, 768)
+		dst := make([]float32, m.Rows)
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", typ, threads), func(b *testing.B) {
+				p := NewPool(threads)
+				defer p.Close()
+				b.SetBytes(int64(len(m.Data)))
+				b.ReportAllocs()
+				for b.Loop() {
+					p.MatVec(dst, m, x)
+				}
+			})
+		}
+	}
+}

@@ -65,19 +65,37 @@ func Sigmoid(dst, x []float32) {
 	}
 }
 
-// SiLU sets dst[i] = x[i]*sigmoid(x[i]).
+// SiLU sets dst[i] = x[i]*sigmoid(x[i]):
+//
+//	for i, v := range x { dst[i] = v / (1 + exp(-v)) }
+//
+// With SIMD the exp is the vector kernel's (vexp, within 2 ulp).
 func SiLU(dst, x []float32) {
 	checkLen("SiLU", len(dst), len(x))
 	x = x[:len(dst)]
+	if simd >= simdAVX2 {
+		siluVec(dst, x)
+		return
+	}
 	for i, v := range x {
 		dst[i] = SiLUScalar(v)
 	}
 }
 
-// Softplus sets dst[i] = x[i] if x[i] > 20 else log(1+exp(x[i])).
+// Softplus sets dst[i] = x[i] if x[i] > 20 else log(1+exp(x[i])):
+//
+//	for i, v := range x { dst[i] = SoftplusScalar(v) }
+//
+// With SIMD it is the vector kernel softplusAVX2, max(v, 0) + log1p(e^-|v|)
+// in float32, which gives v itself above 20 as the threshold does; error
+// bound in TestElementwise.
 func Softplus(dst, x []float32) {
 	checkLen("Softplus", len(dst), len(x))
 	x = x[:len(dst)]
+	if simd >= simdAVX2 {
+		softplusVec(dst, x)
+		return
+	}
 	for i, v := range x {
 		dst[i] = SoftplusScalar(v)
 	}

@@ -21,6 +21,10 @@ func near(got, want, rel, abs float64) bool {
 // TestElementwise compares each unary/binary kernel with its plain loop on
 // every length and several slice offsets, with guards around the output.
 func TestElementwise(t *testing.T) {
+	forLevels(t, testElementwise)
+}
+
+func testElementwise(t *testing.T) {
 	rng := newRNG(7)
 	type unary struct {
 		name string

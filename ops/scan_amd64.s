@@ -251,3 +251,257 @@ scanstate:
 scandone:
 	VZEROUPPER
 	RET
+
+// ---- softplus (AVX2) ----
+
+DATA spSign<>+0(SB)/4, $0x80000000
+DATA spSign<>+4(SB)/4, $0x80000000
+DATA spSign<>+8(SB)/4, $0x80000000
+DATA spSign<>+12(SB)/4, $0x80000000
+DATA spSign<>+16(SB)/4, $0x80000000
+DATA spSign<>+20(SB)/4, $0x80000000
+DATA spSign<>+24(SB)/4, $0x80000000
+DATA spSign<>+28(SB)/4, $0x80000000
+GLOBL spSign<>(SB), RODATA|NOPTR, $32
+
+DATA spTwo<>+0(SB)/4, $0x40000000
+DATA spTwo<>+4(SB)/4, $0x40000000
+DATA spTwo<>+8(SB)/4, $0x40000000
+DATA spTwo<>+12(SB)/4, $0x40000000
+DATA spTwo<>+16(SB)/4, $0x40000000
+DATA spTwo<>+20(SB)/4, $0x40000000
+DATA spTwo<>+24(SB)/4, $0x40000000
+DATA spTwo<>+28(SB)/4, $0x40000000
+GLOBL spTwo<>(SB), RODATA|NOPTR, $32
+
+DATA spC3<>+0(SB)/4, $0x3eaaaaab
+DATA spC3<>+4(SB)/4, $0x3eaaaaab
+DATA spC3<>+8(SB)/4, $0x3eaaaaab
+DATA spC3<>+12(SB)/4, $0x3eaaaaab
+DATA spC3<>+16(SB)/4, $0x3eaaaaab
+DATA spC3<>+20(SB)/4, $0x3eaaaaab
+DATA spC3<>+24(SB)/4, $0x3eaaaaab
+DATA spC3<>+28(SB)/4, $0x3eaaaaab
+GLOBL spC3<>(SB), RODATA|NOPTR, $32
+
+DATA spC5<>+0(SB)/4, $0x3e4ccccd
+DATA spC5<>+4(SB)/4, $0x3e4ccccd
+DATA spC5<>+8(SB)/4, $0x3e4ccccd
+DATA spC5<>+12(SB)/4, $0x3e4ccccd
+DATA spC5<>+16(SB)/4, $0x3e4ccccd
+DATA spC5<>+20(SB)/4, $0x3e4ccccd
+DATA spC5<>+24(SB)/4, $0x3e4ccccd
+DATA spC5<>+28(SB)/4, $0x3e4ccccd
+GLOBL spC5<>(SB), RODATA|NOPTR, $32
+
+DATA spC7<>+0(SB)/4, $0x3e124925
+DATA spC7<>+4(SB)/4, $0x3e124925
+DATA spC7<>+8(SB)/4, $0x3e124925
+DATA spC7<>+12(SB)/4, $0x3e124925
+DATA spC7<>+16(SB)/4, $0x3e124925
+DATA spC7<>+20(SB)/4, $0x3e124925
+DATA spC7<>+24(SB)/4, $0x3e124925
+DATA spC7<>+28(SB)/4, $0x3e124925
+GLOBL spC7<>(SB), RODATA|NOPTR, $32
+
+DATA spC9<>+0(SB)/4, $0x3de38e39
+DATA spC9<>+4(SB)/4, $0x3de38e39
+DATA spC9<>+8(SB)/4, $0x3de38e39
+DATA spC9<>+12(SB)/4, $0x3de38e39
+DATA spC9<>+16(SB)/4, $0x3de38e39
+DATA spC9<>+20(SB)/4, $0x3de38e39
+DATA spC9<>+24(SB)/4, $0x3de38e39
+DATA spC9<>+28(SB)/4, $0x3de38e39
+GLOBL spC9<>(SB), RODATA|NOPTR, $32
+
+DATA spC11<>+0(SB)/4, $0x3dba2e8c
+DATA spC11<>+4(SB)/4, $0x3dba2e8c
+DATA spC11<>+8(SB)/4, $0x3dba2e8c
+DATA spC11<>+12(SB)/4, $0x3dba2e8c
+DATA spC11<>+16(SB)/4, $0x3dba2e8c
+DATA spC11<>+20(SB)/4, $0x3dba2e8c
+DATA spC11<>+24(SB)/4, $0x3dba2e8c
+DATA spC11<>+28(SB)/4, $0x3dba2e8c
+GLOBL spC11<>(SB), RODATA|NOPTR, $32
+
+DATA spC13<>+0(SB)/4, $0x3d9d89d9
+DATA spC13<>+4(SB)/4, $0x3d9d89d9
+DATA spC13<>+8(SB)/4, $0x3d9d89d9
+DATA spC13<>+12(SB)/4, $0x3d9d89d9
+DATA spC13<>+16(SB)/4, $0x3d9d89d9
+DATA spC13<>+20(SB)/4, $0x3d9d89d9
+DATA spC13<>+24(SB)/4, $0x3d9d89d9
+DATA spC13<>+28(SB)/4, $0x3d9d89d9
+GLOBL spC13<>(SB), RODATA|NOPTR, $32
+
+
+// func softplusAVX2(dst, src *float32, n int)
+// n is a multiple of 8. Per lane, with t = e^-|v| (EXP) and s = t/(2+t):
+//
+//	softplus(v) = max(v, 0) + log1p(t),  log1p(t) = 2*atanh(s) = 2s*(1 + z/3 + z^2/5 + ... + z^6/13), z = s*s
+//
+// s <= 1/3, so the series' first omitted term is below 1.5e-8 relative.
+TEXT ·softplusAVX2(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  n+16(FP), CX
+	SHLQ  $2, CX
+	XORQ  AX, AX
+	TESTQ CX, CX
+	JZ    spdone
+
+sploop:
+	VMOVUPS     (SI)(AX*1), Y0
+	VORPS       spSign<>(SB), Y0, Y3
+	EXP(Y3, Y4)
+	VADDPS      spTwo<>(SB), Y4, Y5
+	VDIVPS      Y5, Y4, Y5
+	VMULPS      Y5, Y5, Y6
+	VMOVUPS     spC13<>(SB), Y10
+	VFMADD213PS spC11<>(SB), Y6, Y10
+	VFMADD213PS spC9<>(SB), Y6, Y10
+	VFMADD213PS spC7<>(SB), Y6, Y10
+	VFMADD213PS spC5<>(SB), Y6, Y10
+	VFMADD213PS spC3<>(SB), Y6, Y10
+	VFMADD213PS expC1<>(SB), Y6, Y10
+	VADDPS      Y5, Y5, Y5
+	VMULPS      Y10, Y5, Y10
+	VXORPS      Y9, Y9, Y9
+	VMAXPS      Y0, Y9, Y0
+	VADDPS      Y10, Y0, Y0
+	VMOVUPS     Y0, (DI)(AX*1)
+	ADDQ        $32, AX
+	CMPQ        AX, CX
+	JLT         sploop
+
+spdone:
+	VZEROUPPER
+	RET
+
+// ---- the selective scan (AVX-512) ----
+
+// EXP512(x, out) is EXP on 16 lanes, with its constants held in Z16-Z28 by
+// LOADEXP512; the same operations in the same order, so the same bits.
+#define LOADEXP512 \
+	VBROADCASTSS expHi<>(SB), Z16; \
+	VBROADCASTSS expLo<>(SB), Z17; \
+	VBROADCASTSS expLog2e<>(SB), Z18; \
+	VBROADCASTSS expMLn2Hi<>(SB), Z19; \
+	VBROADCASTSS expMLn2Lo<>(SB), Z20; \
+	VBROADCASTSS expC7<>(SB), Z21; \
+	VBROADCASTSS expC6<>(SB), Z22; \
+	VBROADCASTSS expC5<>(SB), Z23; \
+	VBROADCASTSS expC4<>(SB), Z24; \
+	VBROADCASTSS expC3<>(SB), Z25; \
+	VBROADCASTSS expC2<>(SB), Z26; \
+	VBROADCASTSS expC1<>(SB), Z27; \
+	VPBROADCASTD exp127<>(SB), Z28
+
+#define EXP512(x, out) \
+	VMINPS      x, Z16, x; \
+	VMAXPS      x, Z17, x; \
+	VMULPS      Z18, x, Z7; \
+	VRNDSCALEPS $0, Z7, Z7; \
+	VFMADD231PS Z19, Z7, x; \
+	VFMADD231PS Z20, Z7, x; \
+	VMOVAPS     Z21, out; \
+	VFMADD213PS Z22, x, out; \
+	VFMADD213PS Z23, x, out; \
+	VFMADD213PS Z24, x, out; \
+	VFMADD213PS Z25, x, out; \
+	VFMADD213PS Z26, x, out; \
+	VFMADD213PS Z27, x, out; \
+	VFMADD213PS Z27, x, out; \
+	VCVTPS2DQ   Z7, Z7; \
+	VPSRAD      $1, Z7, Z8; \
+	VPSUBD      Z8, Z7, Z7; \
+	VPADDD      Z28, Z8, Z8; \
+	VPADDD      Z28, Z7, Z7; \
+	VPSLLD      $23, Z8, Z8; \
+	VPSLLD      $23, Z7, Z7; \
+	VMULPS      Z8, out, out; \
+	VMULPS      Z7, out, out
+
+// func scanChansAVX512(h, A, B, C, dt, a, y, D *float32, N, T, E, count int)
+// count consecutive channels over T tokens: h and A point at the first
+// channel's N-value rows, B and C at the first token's rows, dt, a and y at
+// the first channel's first-token value (E apart across tokens), D at the
+// first channel's D. N is a positive multiple of 16. Per channel and token,
+// per lane j:
+//
+//	h[j] = fma(exp(dt*A[j]), h[j], (dt*B[j])*a)
+//	s    = fma(h[j], C[j], s)          // 16-lane accumulator, j in order
+//	y    = hsum(s) + D*a               // fixed tree, then one add
+TEXT ·scanChansAVX512(SB), NOSPLIT, $0-96
+	MOVQ  h+0(FP), SI
+	MOVQ  A+8(FP), R9
+	MOVQ  D+56(FP), DI
+	MOVQ  N+64(FP), CX
+	MOVQ  E+80(FP), R8
+	SHLQ  $2, CX
+	SHLQ  $2, R8
+	MOVQ  T+72(FP), DX
+	TESTQ DX, DX
+	JZ    s5done
+	MOVQ  count+88(FP), DX
+	TESTQ DX, DX
+	JZ    s5done
+	LOADEXP512
+
+s5chan:
+	MOVQ         dt+32(FP), R11
+	MOVQ         a+40(FP), R12
+	MOVQ         y+48(FP), R13
+	MOVQ         B+16(FP), BX
+	MOVQ         C+24(FP), R10
+	VMOVSS       (DI), X9
+	MOVQ         T+72(FP), DX
+
+s5tok:
+	VBROADCASTSS (R11), Z0
+	VBROADCASTSS (R12), Z1
+	VXORPS       Z2, Z2, Z2
+	XORQ         AX, AX
+
+s5state:
+	VMULPS      (R9)(AX*1), Z0, Z3
+	EXP512(Z3, Z4)
+	VMULPS      (BX)(AX*1), Z0, Z5
+	VMULPS      Z1, Z5, Z5
+	VMOVUPS     (SI)(AX*1), Z6
+	VFMADD231PS Z6, Z4, Z5
+	VMOVUPS     Z5, (SI)(AX*1)
+	VFMADD231PS (R10)(AX*1), Z5, Z2
+	ADDQ        $64, AX
+	CMPQ        AX, CX
+	JLT         s5state
+
+	VEXTRACTF64X4 $1, Z2, Y7
+	VADDPS        Y7, Y2, Y2
+	VEXTRACTF128  $1, Y2, X7
+	VADDPS        X7, X2, X2
+	VHADDPS       X2, X2, X2
+	VHADDPS       X2, X2, X2
+	VMULSS        X9, X1, X7
+	VADDSS        X7, X2, X2
+	VMOVSS        X2, (R13)
+	ADDQ          R8, R11
+	ADDQ          R8, R12
+	ADDQ          R8, R13
+	ADDQ          CX, BX
+	ADDQ          CX, R10
+	DECQ          DX
+	JNZ           s5tok
+
+	ADDQ CX, SI
+	ADDQ CX, R9
+	ADDQ $4, DI
+	ADDQ $4, dt+32(FP)
+	ADDQ $4, a+40(FP)
+	ADDQ $4, y+48(FP)
+	DECQ count+88(FP)
+	JNZ  s5chan
+
+s5done:
+	VZEROUPPER
+	RET

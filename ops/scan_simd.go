@@ -32,12 +32,19 @@ func vexp(dst, src []float32) {
 }
 
 // scanRangeSIMD runs channels lo..hi-1 over all T tokens with the AVX2
-// kernel; the caller checks that simd >= simdAVX2 and N is a positive
-// multiple of 8. The gate is applied afterwards, token by token, on the
+// kernel, or the AVX-512 one (16 lanes, the channel loop inside the kernel)
+// when N is a multiple of 16; the caller checks that simd >= simdAVX2 and N
+// is a positive multiple of 8. The gate is applied afterwards, token by token, on the
 // range's outputs.
 func scanRangeSIMD(y, h, dt, A, B, C, a, D, z []float32, E, N, T, lo, hi int) {
-	for e := lo; e < hi; e++ {
-		scanChanAVX2(&h[e*N], &A[e*N], &B[0], &C[0], &dt[e], &a[e], &y[e], N, T, E, D[e])
+	if simd >= simdAVX512 && N%16 == 0 {
+		if hi > lo {
+			scanChansAVX512(&h[lo*N], &A[lo*N], &B[0], &C[0], &dt[lo], &a[lo], &y[lo], &D[lo], N, T, E, hi-lo)
+		}
+	} else {
+		for e := lo; e < hi; e++ {
+			scanChanAVX2(&h[e*N], &A[e*N], &B[0], &C[0], &dt[e], &a[e], &y[e], N, T, E, D[e])
+		}
 	}
 	if z != nil {
 		for t := 0; t < T; t++ {
@@ -65,5 +72,41 @@ func mulSiLUVec(y, z []float32) {
 			y[i] *= z[i] / (1 + ez[i])
 		}
 		y, z = y[n:], z[n:]
+	}
+}
+
+// softplusVec sets dst[i] = softplus(x[i]) with the vector kernel
+// (softplusAVX2). Every value goes through the kernel (the last partial
+// group padded), so dst[i] does not depend on the slice's length or start.
+func softplusVec(dst, x []float32) {
+	n := len(x) &^ 7
+	if n > 0 {
+		softplusAVX2(&dst[0], &x[0], n)
+	}
+	if n < len(x) {
+		var in, out [8]float32
+		copy(in[:], x[n:])
+		softplusAVX2(&out[0], &in[0], 8)
+		copy(dst[n:], out[:len(x)-n])
+	}
+}
+
+// siluVec sets dst[i] = x[i] / (1 + vexp(-x[i])), every value through the
+// vector exp as in mulSiLUVec.
+func siluVec(dst, x []float32) {
+	const chunk = 64
+	var nx, ex [chunk]float32
+	for len(x) > 0 {
+		n := min(len(x), chunk)
+		for i, v := range x[:n] {
+			nx[i] = -v
+		}
+		m := (n + 7) &^ 7
+		clear(nx[n:m])
+		expAVX2(&ex[0], &nx[0], m)
+		for i, v := range x[:n] {
+			dst[i] = v / (1 + ex[i])
+		}
+		dst, x = dst[n:], x[n:]
 	}
 }

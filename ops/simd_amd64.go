@@ -55,3 +55,9 @@ func expAVX2(dst, src *float32, n int)
 
 //go:noescape
 func scanChanAVX2(h, A, B, C, dt, a, y *float32, N, T, E int, D float32)
+
+//go:noescape
+func softplusAVX2(dst, src *float32, n int)
+
+//go:noescape
+func scanChansAVX512(h, A, B, C, dt, a, y, D *float32, N, T, E, count int)

@@ -171,3 +171,47 @@ func TestVexp(t *testing.T) {
 	}
 	t.Logf("largest error on normal results: %v ulp", worst)
 }
+
+// TestSoftplusSweep bounds the vector softplus's error against float64 on a
+// sweep of float32 bit patterns: at most 4 ulp of the correctly rounded
+// result (the vector exp's 2 ulp, the division and the series).
+func TestSoftplusSweep(t *testing.T) {
+	if simd < simdAVX2 {
+		t.Skip("no vector softplus on this machine")
+	}
+	var src []float32
+	for bits := uint64(0); bits < 1<<32; bits += 4099 {
+		src = append(src, math.Float32frombits(uint32(bits)))
+	}
+	src = append(src, 0, -0.0, 20, 20.0001, 19.9999, -87.3, -103.9, -104, -200, 88.8, 1e30, -1e30,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()))
+	got := make([]float32, len(src))
+	softplusVec(got, src)
+	worst := 0.0
+	for i, v := range src {
+		x := float64(v)
+		want64 := x
+		if x <= 20 {
+			want64 = math.Log1p(math.Exp(x))
+		}
+		g := got[i]
+		switch {
+		case math.IsNaN(x):
+			if !math.IsNaN(float64(g)) {
+				t.Fatalf("softplus(NaN) = %v", g)
+			}
+		case want64 < 0x1p-126:
+			if e := math.Abs(float64(g) - want64); e > 0x1p-148 {
+				t.Fatalf("softplus(%v) = %g, want %g", v, g, want64)
+			}
+		default:
+			want := float32(want64)
+			d := math.Abs(float64(int64(math.Float32bits(g)) - int64(math.Float32bits(want))))
+			worst = max(worst, d)
+			if d > 4 {
+				t.Fatalf("softplus(%v) = %v, want %v (%v ulp)", v, g, want, d)
+			}
+		}
+	}
+	t.Logf("largest error on normal results: %v ulp", worst)
+}
