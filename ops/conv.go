@@ -45,26 +45,89 @@ func checkConv(out, window, x, w, b []float32, E, K, T int) {
 }
 
 func convStep(out, window, x, w, b []float32, E, K int) {
+	convRange(out, window, x, w, b, E, K, 1, 0, E)
+}
+
+// convRange runs channels lo..hi-1 over T tokens (out and x are T x E):
+// the channels are independent, so any split gives the same bits. It goes
+// channel by channel, the channel's window in registers across the tokens
+// (K = 4, Mamba's width, has its own loop); each output is summed in the
+// plain loop's order.
+func convRange(out, window, x, w, b []float32, E, K, T, lo, hi int) {
 	k1 := K - 1
-	out, x = out[:E], x[:E]
-	for e := range out {
-		var c float32
-		if b != nil {
-			c = b[e]
+	if K == 4 {
+		for e := lo; e < hi; e++ {
+			we := w[e*4 : e*4+4 : e*4+4]
+			win := window[e*3 : e*3+3 : e*3+3]
+			s0, s1, s2 := win[0], win[1], win[2]
+			var c0 float32
+			if b != nil {
+				c0 = b[e]
+			}
+			for i := e; i < T*E; i += E {
+				xv := x[i]
+				c := c0
+				c += we[0] * s0
+				c += we[1] * s1
+				c += we[2] * s2
+				c += we[3] * xv
+				out[i] = c
+				s0, s1, s2 = s1, s2, xv
+			}
+			win[0], win[1], win[2] = s0, s1, s2
 		}
+		return
+	}
+	for e := lo; e < hi; e++ {
 		we := w[e*K : e*K+K]
 		win := window[e*k1 : e*k1+k1]
-		for k, v := range win {
-			c += we[k] * v
-		}
-		xv := x[e]
-		c += we[k1] * xv
-		out[e] = c
-		if k1 > 0 {
-			for k := 0; k < k1-1; k++ {
-				win[k] = win[k+1]
+		for i := e; i < T*E; i += E {
+			var c float32
+			if b != nil {
+				c = b[e]
 			}
-			win[k1-1] = xv
+			for k, v := range win {
+				c += we[k] * v
+			}
+			xv := x[i]
+			c += we[k1] * xv
+			out[i] = c
+			if k1 > 0 {
+				for k := 0; k < k1-1; k++ {
+					win[k] = win[k+1]
+				}
+				win[k1-1] = xv
+			}
 		}
+	}
+}
+
+// ConvSiLU is Conv followed by SiLU on its output (the mixer's a' =
+// silu(conv(a))), with the channels split across the pool.
+func (p *Pool) ConvSiLU(out, window, x, w, b []float32, E, K, T int) {
+	checkConv(out, window, x, w, b, E, K, T)
+	parts := partsFor(E * K * T * 4)
+	if p == nil || p.threads == 1 || parts == 1 {
+		convSiLURange(out, window, x, w, b, E, K, T, 0, E)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.kind, p.total = jobConv, E
+	p.conv = convArgs{out, window, x, w, b, E, K, T}
+	p.run(parts)
+	p.conv = convArgs{}
+}
+
+type convArgs struct {
+	out, window, x, w, b []float32
+	E, K, T              int
+}
+
+func convSiLURange(out, window, x, w, b []float32, E, K, T, lo, hi int) {
+	convRange(out, window, x, w, b, E, K, T, lo, hi)
+	for t := 0; t < T; t++ {
+		o := out[t*E+lo : t*E+hi]
+		SiLU(o, o)
 	}
 }

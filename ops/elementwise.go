@@ -56,10 +56,18 @@ func SoftplusScalar(v float32) float32 {
 	return float32(math.Log1p(math.Exp(float64(v))))
 }
 
-// Sigmoid sets dst[i] = 1/(1+exp(-x[i])).
+// Sigmoid sets dst[i] = 1/(1+exp(-x[i])):
+//
+//	for i, v := range x { dst[i] = 1 / (1 + exp(-v)) }
+//
+// With SIMD the exp is the vector kernel's (vexp, within 2 ulp).
 func Sigmoid(dst, x []float32) {
 	checkLen("Sigmoid", len(dst), len(x))
 	x = x[:len(dst)]
+	if simd >= simdAVX2 {
+		sigmoidVec(dst, x)
+		return
+	}
 	for i, v := range x {
 		dst[i] = SigmoidScalar(v)
 	}

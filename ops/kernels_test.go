@@ -451,3 +451,30 @@ func TestAttend(t *testing.T) {
 		t.Errorf("large scores: %v, want [1 2]", out)
 	}
 }
+
+// TestPoolConvSiLU checks that the pool's fused conv + SiLU, split across
+// threads, equals Conv then SiLU bit for bit, state included.
+func TestPoolConvSiLU(t *testing.T) {
+	forLevels(t, func(t *testing.T) {
+		rng := newRNG(91)
+		p := NewPool(3)
+		defer p.Close()
+		for _, c := range []struct{ E, K, T int }{{1536, 4, 16}, {203, 4, 200}, {5, 3, 2}, {64, 1, 3}} {
+			w, b := randVec(rng, c.E*c.K), randVec(rng, c.E)
+			win0, x := randVec(rng, c.E*(c.K-1)), randVec(rng, c.T*c.E)
+			want := make([]float32, c.T*c.E)
+			winW := append([]float32(nil), win0...)
+			Conv(want, winW, x, w, b, c.E, c.K, c.T)
+			SiLU(want, want)
+			for _, pool := range []*Pool{nil, p} {
+				got, check := guarded(c.T*c.E, 1)
+				win := append([]float32(nil), win0...)
+				pool.ConvSiLU(got, win, x, w, b, c.E, c.K, c.T)
+				check(t)
+				name := fmt.Sprintf("E=%d K=%d T=%d pool=%v", c.E, c.K, c.T, pool != nil)
+				sameBits(t, name+" out", got, want)
+				sameBits(t, name+" window", win, winW)
+			}
+		}
+	})
+}

@@ -50,6 +50,7 @@ type Pool struct {
 	parts int
 	fn    func(lo, hi int)
 	scan  scanArgs
+	conv  convArgs
 }
 
 // poolWorker is one helper goroutine's parking place.
@@ -80,6 +81,7 @@ const (
 	jobMatMul = iota
 	jobFor
 	jobScan
+	jobConv
 )
 
 // minWorkPerPart is the least number of weight values (rows*cols*tokens)
@@ -226,6 +228,9 @@ func (p *Pool) runPart(part int) {
 	case jobScan:
 		s := &p.scan
 		scanRange(s.y, s.h, s.dt, s.A, s.B, s.C, s.a, s.D, s.z, s.E, s.N, s.T, lo, hi)
+	case jobConv:
+		c := &p.conv
+		convSiLURange(c.out, c.window, c.x, c.w, c.b, c.E, c.K, c.T, lo, hi)
 	}
 }
 

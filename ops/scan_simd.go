@@ -93,7 +93,14 @@ func softplusVec(dst, x []float32) {
 
 // siluVec sets dst[i] = x[i] / (1 + vexp(-x[i])), every value through the
 // vector exp as in mulSiLUVec.
-func siluVec(dst, x []float32) {
+func siluVec(dst, x []float32) { expRatio(dst, x, true) }
+
+// sigmoidVec sets dst[i] = 1 / (1 + vexp(-x[i])).
+func sigmoidVec(dst, x []float32) { expRatio(dst, x, false) }
+
+// expRatio sets dst[i] = v / (1 + vexp(-v)) (silu) or 1 / (1 + vexp(-v)),
+// v = x[i], in chunks through the vector exp.
+func expRatio(dst, x []float32, silu bool) {
 	const chunk = 64
 	var nx, ex [chunk]float32
 	for len(x) > 0 {
@@ -104,8 +111,14 @@ func siluVec(dst, x []float32) {
 		m := (n + 7) &^ 7
 		clear(nx[n:m])
 		expAVX2(&ex[0], &nx[0], m)
-		for i, v := range x[:n] {
-			dst[i] = v / (1 + ex[i])
+		if silu {
+			for i, v := range x[:n] {
+				dst[i] = v / (1 + ex[i])
+			}
+		} else {
+			for i := range x[:n] {
+				dst[i] = 1 / (1 + ex[i])
+			}
 		}
 		dst, x = dst[n:], x[n:]
 	}

@@ -47,6 +47,8 @@ type nativeDense struct {
 	sc *scratch
 	// work buffers
 	u, h1, prev, rn, dTok, dLay, cat, g []float32
+	gAtt, gR, gScale, gOut              []float32
+	rows                                []int32
 }
 
 func (m *Model) newDense(s *Session) dense {
@@ -161,8 +163,47 @@ func (n *nativeDense) noteOut(l int, r, oTok, oLay, sTok, sLay []float32, T int)
 }
 
 // gated finishes Attend for T rows: o = W_o att, g = sigma(W_gate [r; o] +
-// b_gate), dst = scale * g * o, and 0 on the rows where scale is 0.
+// b_gate), dst = scale * g * o, and 0 on the rows where scale is 0. Only
+// the rows with a non-zero scale are computed (the trigger is off on the
+// others): they are gathered into a compact block when some are off, which
+// gives the same bits, as a product's row does not depend on the other
+// rows.
 func (n *nativeDense) gated(dst, r, att []float32, w *attendWeights, scale []float32, T int) {
+	d, A := n.m.Config.HiddenSize, n.m.Config.Memory.AttnDim
+	rows := n.rows[:0]
+	for t := range T {
+		if scale[t] != 0 {
+			rows = append(rows, int32(t))
+		}
+	}
+	n.rows = rows
+	if len(rows) < T {
+		clear(dst[:T*d])
+		if len(rows) == 0 {
+			return
+		}
+		// Gather the active rows of att and r to the front of their own
+		// buffers, compute them, then scatter the results.
+		ga := n.sc.buf(&n.gAtt, len(rows)*A)
+		gr := n.sc.buf(&n.gR, len(rows)*d)
+		gs := n.sc.buf(&n.gScale, len(rows))
+		for i, t := range rows {
+			copy(ga[i*A:(i+1)*A], att[int(t)*A:(int(t)+1)*A])
+			copy(gr[i*d:(i+1)*d], r[int(t)*d:(int(t)+1)*d])
+			gs[i] = scale[t]
+		}
+		out := n.sc.buf(&n.gOut, len(rows)*d)
+		n.gatedRows(out, gr, ga, w, gs, len(rows))
+		for i, t := range rows {
+			copy(dst[int(t)*d:(int(t)+1)*d], out[i*d:(i+1)*d])
+		}
+		return
+	}
+	n.gatedRows(dst, r, att, w, scale, T)
+}
+
+// gatedRows is gated on T rows that all have a non-zero scale.
+func (n *nativeDense) gatedRows(dst, r, att []float32, w *attendWeights, scale []float32, T int) {
 	m, d := n.m, n.m.Config.HiddenSize
 	m.pool.MatMul(dst, w.o, att, T)
 	cat := n.sc.buf(&n.cat, T*2*d)
@@ -174,10 +215,6 @@ func (n *nativeDense) gated(dst, r, att []float32, w *attendWeights, scale []flo
 	m.pool.MatMul(g, w.gate, cat, T)
 	for t := range T {
 		o := dst[t*d : (t+1)*d]
-		if scale[t] == 0 {
-			clear(o)
-			continue
-		}
 		gr := g[t*d : (t+1)*d]
 		ops.Add(gr, gr, w.gateB)
 		ops.Sigmoid(gr, gr)

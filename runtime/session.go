@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/memmamba/memmamba/format"
-	"github.com/memmamba/memmamba/ops"
 )
 
 // ChunkSize is the most tokens a prefill sends through the layers at once;
@@ -213,8 +212,7 @@ func (s *Session) forward(tokens []int) {
 			copy(z[t*E:(t+1)*E], row[E:])
 		}
 		// conv, a' = silu(c)
-		ops.Conv(cv, ls.conv, a, w.convW, w.convB, E, K, T)
-		ops.SiLU(cv, cv)
+		m.pool.ConvSiLU(cv, ls.conv, a, w.convW, w.convB, E, K, T)
 		// [delta; B; C] = W_x a', dt = softplus(W_dt delta + b_dt)
 		s.dense.ssmIn(l, dbc, dt, cv, T)
 		for t := range T {
