@@ -27,6 +27,10 @@ type Matrix struct {
 	Type       quant.Type
 	Rows, Cols int
 	Data       []byte
+	// Stride is the bytes from the start of one row to the next; 0 means
+	// RowBytes (rows back to back). A larger stride makes the matrix a view
+	// of some columns of a wider one (Columns).
+	Stride int
 }
 
 // NewMatrix wraps data as a rows x cols matrix of type t. It fails when the
@@ -59,19 +63,53 @@ func (m Matrix) RowBytes() int {
 	return rb
 }
 
-// check panics unless m is well-formed; it returns the row size in bytes.
-func (m Matrix) check() int {
-	rb := m.RowBytes()
-	if m.Rows < 0 || len(m.Data) != m.Rows*rb {
-		panic(fmt.Sprintf("ops: matrix %dx%d %s has %d bytes, want %d", m.Rows, m.Cols, m.Type, len(m.Data), m.Rows*rb))
+// stride returns the bytes from one row to the next.
+func (m Matrix) stride() int {
+	if m.Stride != 0 {
+		return m.Stride
 	}
-	return rb
+	return m.RowBytes()
+}
+
+// span returns the bytes the rows cover: (Rows-1)*stride + RowBytes.
+func (m Matrix) span() int {
+	if m.Rows <= 0 {
+		return 0
+	}
+	return (m.Rows-1)*m.stride() + m.RowBytes()
+}
+
+// check panics unless m is well-formed; it returns the row stride in bytes.
+func (m Matrix) check() int {
+	rb, st := m.RowBytes(), m.stride()
+	if m.Rows < 0 || st < rb || len(m.Data) < m.span() || (m.Stride == 0 && len(m.Data) != m.Rows*rb) {
+		panic(fmt.Sprintf("ops: matrix %dx%d %s (stride %d) has %d bytes, want %d", m.Rows, m.Cols, m.Type, st, len(m.Data), m.span()))
+	}
+	return st
 }
 
 // Row returns the raw bytes of row r.
 func (m Matrix) Row(r int) []byte {
-	rb := m.RowBytes()
-	return m.Data[r*rb : (r+1)*rb : (r+1)*rb]
+	rb, st := m.RowBytes(), m.stride()
+	return m.Data[r*st : r*st+rb : r*st+rb]
+}
+
+// Columns returns the view of columns c0..c1-1 of m: no copy, the rows
+// keep m's stride. For block types c0 and c1 must be multiples of the
+// block length.
+func (m Matrix) Columns(c0, c1 int) (Matrix, error) {
+	bl := m.Type.BlockLen()
+	if c0 < 0 || c1 < c0 || c1 > m.Cols || c0%bl != 0 || c1%bl != 0 {
+		return Matrix{}, fmt.Errorf("matrix %dx%d %s: columns %d..%d are not a whole-block range", m.Rows, m.Cols, m.Type, c0, c1)
+	}
+	off, err := m.Type.RowBytes(c0)
+	if err != nil {
+		return Matrix{}, err
+	}
+	v := Matrix{Type: m.Type, Rows: m.Rows, Cols: c1 - c0, Stride: m.stride()}
+	v.Data = m.Data[min(off, len(m.Data)):]
+	v.Data = v.Data[:v.span()]
+	return v, nil
 }
 
 // DequantRow decodes row r into dst (len Cols): the plain dequantisation,

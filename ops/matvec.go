@@ -40,31 +40,34 @@ func MatVec(dst []float32, w Matrix, x []float32) {
 // tile of weight rows stays in cache while every token passes over it, and
 // each weight is decoded once for four tokens.
 func MatMul(dst []float32, w Matrix, x []float32, n int) {
-	rb := checkMatVec(dst, w, x, n)
+	st := checkMatVec(dst, w, x, n)
 	var s *qscratch
 	if usesScratch(w.Type) {
 		s = qpool.Get().(*qscratch)
 		defer qpool.Put(s)
 	}
 	var pr product
-	pr.prepare(dst, w, rb, x, n, s)
+	pr.prepare(dst, w, st, x, n, s)
 	pr.rows(0, w.Rows)
 }
 
+// checkMatVec panics unless the shapes agree; it returns w's row stride.
 func checkMatVec(dst []float32, w Matrix, x []float32, n int) int {
-	rb := w.check()
+	st := w.check()
 	if n < 0 || len(dst) != n*w.Rows || len(x) != n*w.Cols {
 		panic(fmt.Sprintf("ops: product of %dx%d matrix with %d rows: dst has %d values (want %d), x has %d (want %d)",
 			w.Rows, w.Cols, n, len(dst), n*w.Rows, len(x), n*w.Cols))
 	}
-	return rb
+	return st
 }
 
-// matVecRows computes dst[r] for rows lo..hi-1.
-func matVecRows(dst []float32, w Matrix, rb int, x []float32, lo, hi int) {
+// matVecRows computes dst[r] for rows lo..hi-1; st is the row stride in
+// bytes.
+func matVecRows(dst []float32, w Matrix, st int, x []float32, lo, hi int) {
 	tab := f16Table()
 	data := w.Data
-	row := func(r int) []byte { return data[r*rb : (r+1)*rb] }
+	rb := w.RowBytes()
+	row := func(r int) []byte { return data[r*st : r*st+rb] }
 	r := lo
 	switch w.Type {
 	case quant.F32:
@@ -72,32 +75,32 @@ func matVecRows(dst []float32, w Matrix, rb int, x []float32, lo, hi int) {
 		if !ok {
 			break
 		}
-		c := w.Cols
+		c, s := w.Cols, st/4
 		for ; r+4 <= hi; r += 4 {
-			dst[r], dst[r+1], dst[r+2], dst[r+3] = dot4x1F32(v[r*c:(r+1)*c], v[(r+1)*c:(r+2)*c], v[(r+2)*c:(r+3)*c], v[(r+3)*c:(r+4)*c], x)
+			dst[r], dst[r+1], dst[r+2], dst[r+3] = dot4x1F32(v[r*s:r*s+c], v[(r+1)*s:(r+1)*s+c], v[(r+2)*s:(r+2)*s+c], v[(r+3)*s:(r+3)*s+c], x)
 		}
 		for ; r < hi; r++ {
-			dst[r] = dot1x1F32(v[r*c:(r+1)*c], x)
+			dst[r] = dot1x1F32(v[r*s:r*s+c], x)
 		}
 	case quant.F16, quant.BF16:
 		v, ok := viewU16(data)
 		if !ok {
 			break
 		}
-		c := w.Cols
+		c, s := w.Cols, st/2
 		if w.Type == quant.F16 {
 			for ; r+4 <= hi; r += 4 {
-				dst[r], dst[r+1], dst[r+2], dst[r+3] = dot4x1F16(tab, v[r*c:(r+1)*c], v[(r+1)*c:(r+2)*c], v[(r+2)*c:(r+3)*c], v[(r+3)*c:(r+4)*c], x)
+				dst[r], dst[r+1], dst[r+2], dst[r+3] = dot4x1F16(tab, v[r*s:r*s+c], v[(r+1)*s:(r+1)*s+c], v[(r+2)*s:(r+2)*s+c], v[(r+3)*s:(r+3)*s+c], x)
 			}
 			for ; r < hi; r++ {
-				dst[r] = dot1x1F16(tab, v[r*c:(r+1)*c], x)
+				dst[r] = dot1x1F16(tab, v[r*s:r*s+c], x)
 			}
 		} else {
 			for ; r+4 <= hi; r += 4 {
-				dst[r], dst[r+1], dst[r+2], dst[r+3] = dot4x1BF16(v[r*c:(r+1)*c], v[(r+1)*c:(r+2)*c], v[(r+2)*c:(r+3)*c], v[(r+3)*c:(r+4)*c], x)
+				dst[r], dst[r+1], dst[r+2], dst[r+3] = dot4x1BF16(v[r*s:r*s+c], v[(r+1)*s:(r+1)*s+c], v[(r+2)*s:(r+2)*s+c], v[(r+3)*s:(r+3)*s+c], x)
 			}
 			for ; r < hi; r++ {
-				dst[r] = dot1x1BF16(v[r*c:(r+1)*c], x)
+				dst[r] = dot1x1BF16(v[r*s:r*s+c], x)
 			}
 		}
 	case quant.Q8_0:
@@ -128,13 +131,14 @@ func matVecRows(dst []float32, w Matrix, rb int, x []float32, lo, hi int) {
 const rowTile = 8
 
 // matMulRows computes dst[t*Rows+r] for rows lo..hi-1 and every token t.
-func matMulRows(dst []float32, w Matrix, rb int, x []float32, n, lo, hi int) {
+func matMulRows(dst []float32, w Matrix, st int, x []float32, n, lo, hi int) {
 	if n == 1 {
-		matVecRows(dst, w, rb, x, lo, hi)
+		matVecRows(dst, w, st, x, lo, hi)
 		return
 	}
 	tab := f16Table()
 	data := w.Data
+	rb := w.RowBytes()
 	R, C := w.Rows, w.Cols
 	xr := func(t int) []float32 { return x[t*C : (t+1)*C] }
 	var f32 []float32
@@ -151,7 +155,7 @@ func matMulRows(dst []float32, w Matrix, rb int, x []float32, n, lo, hi int) {
 	}
 	if !aligned {
 		for r := lo; r < hi; r++ {
-			row := data[r*rb : (r+1)*rb]
+			row := data[r*st : r*st+rb]
 			for t := 0; t < n; t++ {
 				dst[t*R+r] = dot1x1Slow(w.Type, tab, row, xr(t))
 			}
@@ -167,22 +171,22 @@ func matMulRows(dst []float32, w Matrix, rb int, x []float32, n, lo, hi int) {
 				var s0, s1, s2, s3 float32
 				switch w.Type {
 				case quant.F32:
-					s0, s1, s2, s3 = dot1x4F32(f32[r*C:(r+1)*C], x0, x1, x2, x3)
+					s0, s1, s2, s3 = dot1x4F32(f32[r*(st/4):r*(st/4)+C], x0, x1, x2, x3)
 				case quant.F16:
-					s0, s1, s2, s3 = dot1x4F16(tab, u16[r*C:(r+1)*C], x0, x1, x2, x3)
+					s0, s1, s2, s3 = dot1x4F16(tab, u16[r*(st/2):r*(st/2)+C], x0, x1, x2, x3)
 				case quant.BF16:
-					s0, s1, s2, s3 = dot1x4BF16(u16[r*C:(r+1)*C], x0, x1, x2, x3)
+					s0, s1, s2, s3 = dot1x4BF16(u16[r*(st/2):r*(st/2)+C], x0, x1, x2, x3)
 				case quant.Q8_0:
-					s0, s1, s2, s3 = dot1x4Q8(tab, data[r*rb:(r+1)*rb], x0, x1, x2, x3)
+					s0, s1, s2, s3 = dot1x4Q8(tab, data[r*st:r*st+rb], x0, x1, x2, x3)
 				case quant.Q4_0:
-					s0, s1, s2, s3 = dot1x4Q4(tab, data[r*rb:(r+1)*rb], x0, x1, x2, x3)
+					s0, s1, s2, s3 = dot1x4Q4(tab, data[r*st:r*st+rb], x0, x1, x2, x3)
 				}
 				dst[t*R+r], dst[(t+1)*R+r], dst[(t+2)*R+r], dst[(t+3)*R+r] = s0, s1, s2, s3
 			}
 		}
 		for ; t < n; t++ {
 			// Remaining tokens: a MatVec over the tile's rows.
-			matVecRows(dst[t*R:(t+1)*R], w, rb, xr(t), r0, r1)
+			matVecRows(dst[t*R:(t+1)*R], w, st, xr(t), r0, r1)
 		}
 	}
 }

@@ -209,3 +209,54 @@ func TestMatVecPanicsOnShape(t *testing.T) {
 	}()
 	MatVec(make([]float32, 2), m, make([]float32, 4))
 }
+
+// TestColumns checks that a view of some columns (Matrix.Columns: the rows
+// keep the wide matrix's stride) multiplies exactly like a contiguous copy
+// of those columns, on every path (MatVec, MatMul with tiles, the pool) and
+// every type, and that bad ranges are refused.
+func TestColumns(t *testing.T) {
+	forLevels(t, func(t *testing.T) {
+		rng := newRNG(77)
+		p := NewPool(3)
+		defer p.Close()
+		for _, typ := range allTypes() {
+			for _, sh := range []struct{ rows, c0, c1, cols int }{
+				{13, 0, 64, 128}, {13, 64, 128, 128}, {37, 32, 96, 160}, {8, 0, 32, 64}, {1, 32, 64, 64}, {200, 96, 288, 320},
+			} {
+				wide, _ := testMatrix(t, rng, typ, sh.rows, sh.cols, 0)
+				view, err := wide.Columns(sh.c0, sh.c1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var dense []byte
+				for r := 0; r < sh.rows; r++ {
+					dense = append(dense, view.Row(r)...)
+				}
+				cp, err := NewMatrix(typ, sh.rows, sh.c1-sh.c0, dense)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range []int{1, 3, 4, 9} {
+					x := randVec(rng, n*cp.Cols)
+					want := make([]float32, n*cp.Rows)
+					MatMul(want, cp, x, n)
+					name := fmt.Sprintf("%s %dx%d cols %d..%d n=%d", typ, sh.rows, sh.cols, sh.c0, sh.c1, n)
+					got, check := guarded(n*cp.Rows, 1)
+					MatMul(got, view, x, n)
+					check(t)
+					sameBits(t, name, got, want)
+					got, check = guarded(n*cp.Rows, 2)
+					p.MatMul(got, view, x, n)
+					check(t)
+					sameBits(t, name+" pool", got, want)
+				}
+			}
+		}
+		w, _ := testMatrix(t, rng, quant.Q8_0, 4, 64, 0)
+		for _, bad := range [][2]int{{-32, 0}, {0, 96}, {16, 48}, {32, 0}} {
+			if _, err := w.Columns(bad[0], bad[1]); err == nil {
+				t.Errorf("Columns(%d, %d) of a 4x64 Q8_0 matrix: no error", bad[0], bad[1])
+			}
+		}
+	})
+}

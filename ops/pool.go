@@ -289,7 +289,7 @@ func (p *Pool) MatVec(dst []float32, w Matrix, x []float32) {
 
 // MatMul is MatMul (the function) with the rows split across the pool.
 func (p *Pool) MatMul(dst []float32, w Matrix, x []float32, n int) {
-	checkMatVec(dst, w, x, n)
+	st := checkMatVec(dst, w, x, n)
 	parts := partsFor(w.Rows * w.Cols * n)
 	if p == nil || p.threads == 1 || parts == 1 {
 		MatMul(dst, w, x, n)
@@ -297,7 +297,7 @@ func (p *Pool) MatMul(dst []float32, w Matrix, x []float32, n int) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.prod.prepare(dst, w, w.RowBytes(), x, n, &p.qs)
+	p.prod.prepare(dst, w, st, x, n, &p.qs)
 	p.kind, p.total = jobMatMul, w.Rows
 	p.run(parts)
 }

@@ -177,7 +177,7 @@ func callBlock(k kernel, w *byte, stride, nb int, xq *int8, xd *float32, out *[4
 type product struct {
 	dst   []float32
 	w     Matrix
-	rb    int
+	rb    int // row stride in bytes (Matrix.stride)
 	x     []float32
 	n     int
 	k     kernel
@@ -288,7 +288,7 @@ func (pr *product) floatTiles(tk kernel, tt, lo, hi int) {
 		for tok := 0; tok < nt; tok++ {
 			x := pr.x[tok*C : (tok+1)*C]
 			for i := r; i < r+4; i++ {
-				pr.dst[tok*R+i] = floatTail(pr.dst[tok*R+i], t, tab, data[i*rb:(i+1)*rb], x, nv)
+				pr.dst[tok*R+i] = floatTail(pr.dst[tok*R+i], t, tab, data[i*rb:], x, nv)
 			}
 		}
 	}
@@ -330,7 +330,7 @@ func (pr *product) floatRowsTok(dst, x []float32, lo, hi int) {
 			callFloat(pr.k, &data[r*rb], stride, nv, &x[0], &out)
 		}
 		for i := 0; i < g; i++ {
-			dst[r+i] = floatTail(out[i], t, tab, data[(r+i)*rb:(r+i+1)*rb], x, nv)
+			dst[r+i] = floatTail(out[i], t, tab, data[(r+i)*rb:], x, nv)
 		}
 		r += g
 	}

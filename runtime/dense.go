@@ -205,6 +205,27 @@ func (n *nativeDense) gated(dst, r, att []float32, w *attendWeights, scale []flo
 // gatedRows is gated on T rows that all have a non-zero scale.
 func (n *nativeDense) gatedRows(dst, r, att []float32, w *attendWeights, scale []float32, T int) {
 	m, d := n.m, n.m.Config.HiddenSize
+	if w.oM.Rows != 0 {
+		// The fused form (attendWeights.fuseGate): [o; M att] in one
+		// product, then g = W_gate[:, :d] r + M att + b_gate.
+		om := n.sc.buf(&n.cat, T*2*d)
+		m.pool.MatMul(om, w.oM, att, T)
+		g := n.sc.buf(&n.g, T*d)
+		m.pool.MatMul(g, w.gateR, r, T)
+		for t := range T {
+			o, mo := om[t*2*d:t*2*d+d], om[t*2*d+d:(t+1)*2*d]
+			gr := g[t*d : (t+1)*d]
+			ops.Add(gr, gr, mo)
+			ops.Add(gr, gr, w.gateB)
+			ops.Sigmoid(gr, gr)
+			out := dst[t*d : (t+1)*d]
+			ops.Mul(out, o, gr)
+			if scale[t] != 1 {
+				ops.Scale(out, out, scale[t])
+			}
+		}
+		return
+	}
 	m.pool.MatMul(dst, w.o, att, T)
 	cat := n.sc.buf(&n.cat, T*2*d)
 	for t := range T {

@@ -102,6 +102,60 @@ type attendWeights struct {
 	q, k, v, o ops.Matrix
 	gate       ops.Matrix // d x 2d
 	gateB      []float32
+
+	// The gate's fused form (native backend, fuseGate): gateR is the view
+	// of W_gate's first d columns (no copy) and oM the float32 2d x A
+	// matrix [W_o; W_gate[:, d:] W_o], so that one product of the A-wide
+	// attention result gives both o and the gate's o-part. Zero when the
+	// form does not pay (A > d/2) or the columns do not split on blocks.
+	gateR, oM ops.Matrix
+}
+
+// fuseGate computes the gate's fused form: W_gate [r; o] = W_gate[:, :d] r
+// + (W_gate[:, d:] W_o) att, which reads d x d + d x A weights per row
+// instead of d x 2d (the SPEC's order of operations is W_o first, then the
+// gate over [r; o]; the two differ by float rounding only). M = W_gate[:,
+// d:] W_o is computed once here with the pool's own product: row t of
+// W_o's transpose times the right half of the gate gives column t of M.
+func (w *attendWeights) fuseGate(p *ops.Pool, d, A int) {
+	if 2*A > d {
+		return
+	}
+	gr, err := w.gate.Columns(0, d)
+	if err != nil {
+		return
+	}
+	gateO, err := w.gate.Columns(d, 2*d)
+	if err != nil {
+		return
+	}
+	om := make([]float32, 2*d*A)
+	wo := om[:d*A]
+	for r := range d {
+		w.o.DequantRow(wo[r*A:(r+1)*A], r)
+	}
+	woT := make([]float32, A*d)
+	for r := range d {
+		for c := range A {
+			woT[c*d+r] = wo[r*A+c]
+		}
+	}
+	mT := make([]float32, A*d)
+	p.MatMul(mT, gateO, woT, A)
+	for r := range d {
+		for c := range A {
+			om[(d+r)*A+c] = mT[c*d+r]
+		}
+	}
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(om))), len(om)*4)
+	if !nativeLittleEndian {
+		return
+	}
+	m, err := ops.NewMatrix(quant.F32, 2*d, A, raw)
+	if err != nil {
+		return
+	}
+	w.gateR, w.oM = gr, m
 }
 
 // Open maps the model file at path and binds every tensor the
@@ -119,6 +173,7 @@ func Open(path string, opts Options) (*Model, error) {
 	}
 	switch opts.Backend {
 	case "", "native":
+		m.fuseGates()
 	case "ort":
 		if m.ort, err = newORTBackend(m, path, opts); err != nil {
 			m.Close()
@@ -211,6 +266,22 @@ func newModel(f *format.File, opts Options) (*Model, error) {
 	m.ID = modelID(f)
 	m.pool = ops.NewPool(opts.Threads)
 	return m, nil
+}
+
+// fuseGates prepares every attention's fused gate (the native backend's).
+func (m *Model) fuseGates() {
+	c := m.Config
+	if !c.IsMemMamba() {
+		return
+	}
+	for l := range m.layers {
+		if nw := m.layers[l].note; nw != nil {
+			nw.tok.fuseGate(m.pool, c.HiddenSize, c.Memory.AttnDim)
+			if nw.lay != nil {
+				nw.lay.fuseGate(m.pool, c.HiddenSize, c.Memory.AttnDim)
+			}
+		}
+	}
 }
 
 // binder looks tensors up by name, checks their shapes and collects errors.
