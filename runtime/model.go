@@ -104,8 +104,9 @@ type attendWeights struct {
 	gateB      []float32
 
 	// The gate's fused form (native backend, fuseGate): gateR is the view
-	// of W_gate's first d columns (no copy) and oM the float32 2d x A
-	// matrix [W_o; W_gate[:, d:] W_o], so that one product of the A-wide
+	// of W_gate's first d columns (no copy) and oM the 2d x A matrix [W_o;
+	// W_gate[:, d:] W_o] (float32, or int8 for block-quantised models), so
+	// that one product of the A-wide
 	// attention result gives both o and the gate's o-part. Zero when the
 	// form does not pay (A > d/2) or the columns do not split on blocks.
 	gateR, oM ops.Matrix
@@ -147,11 +148,17 @@ func (w *attendWeights) fuseGate(p *ops.Pool, d, A int) {
 			om[(d+r)*A+c] = mT[c*d+r]
 		}
 	}
-	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(om))), len(om)*4)
-	if !nativeLittleEndian {
+	// oM keeps float32 unless the gate is block-quantised: then Q8_0 (its
+	// rows are A wide), a quarter of the bytes, which is what decode reads.
+	typ := quant.F32
+	if t := w.gate.Type; (t == quant.Q8_0 || t == quant.Q4_0) && A%quant.BlockSize == 0 {
+		typ = quant.Q8_0
+	}
+	raw, err := quant.Quantize(typ, om)
+	if err != nil { // a non-finite product: keep the SPEC's form
 		return
 	}
-	m, err := ops.NewMatrix(quant.F32, 2*d, A, raw)
+	m, err := ops.NewMatrix(typ, 2*d, A, raw)
 	if err != nil {
 		return
 	}
