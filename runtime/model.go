@@ -203,6 +203,33 @@ func (m *Model) Close() error {
 	return m.file.Close()
 }
 
+// DecodeWeightBytes returns the weight bytes one decode step reads when
+// every Note Block retrieves: every tensor of the file once, except the
+// embeddings, of which a step reads one row (unless they are the tied LM
+// head), and, where the gate is fused (native backend), W_gate's left half
+// and the fused [W_o; W_gate[:, d:] W_o] instead of W_o and all of W_gate.
+func (m *Model) DecodeWeightBytes() int64 {
+	var n int64
+	for _, t := range m.Header.Tensors {
+		if t.Name != arch.EmbeddingsName || m.Config.TieEmbeddings {
+			n += int64(t.Size)
+		}
+	}
+	for _, lw := range m.layers {
+		if lw.note == nil {
+			continue
+		}
+		for _, w := range []*attendWeights{&lw.note.tok, lw.note.lay} {
+			if w == nil || w.oM.Rows == 0 {
+				continue
+			}
+			n -= int64(len(w.o.Data) + len(w.gate.Data))
+			n += int64(w.gateR.Rows*w.gateR.RowBytes() + len(w.oM.Data))
+		}
+	}
+	return n
+}
+
 // Threads is the number of worker threads of the dense kernels.
 func (m *Model) Threads() int { return m.pool.Threads() }
 

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/memmamba/memmamba/arch"
 	"github.com/memmamba/memmamba/internal/cli"
 	"github.com/memmamba/memmamba/internal/sysinfo"
 )
@@ -69,12 +68,8 @@ func bench(args []string) error {
 	for _, t := range m.Header.Tensors {
 		res.MappedMiB += float64(t.Size) / (1 << 20)
 		res.Types[t.Type.String()]++
-		// A decode step reads every weight once, except the embeddings,
-		// of which it reads one row (unless they are the tied LM head).
-		if t.Name != arch.EmbeddingsName || c.TieEmbeddings {
-			res.WeightBytes += int64(t.Size)
-		}
 	}
+	res.WeightBytes = m.DecodeWeightBytes()
 	rng := rand.New(rand.NewPCG(1, 2))
 	toks := make([]int, *prefill)
 	for i := range toks {
