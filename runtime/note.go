@@ -153,8 +153,11 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 
 	// The pools of the layers below that this layer's cross-layer
 	// attention reads, replayed token by token.
+	// With one token (decode) the layers below have already taken this
+	// token's notes, so their pools are read as they are: no replay.
+	single := T == 1
 	below := ns.below[:0]
-	if nw.lay != nil {
+	if nw.lay != nil && !single {
 		for j := max(0, l-mem.CrossLayerEvery+1); j < l; j++ {
 			h := &ns.hist[j]
 			if h.view == nil {
@@ -169,7 +172,7 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 	}
 	// This layer's history, when a layer above reads its pool.
 	var hist *poolHistory
-	if m.reader[l] > l {
+	if m.reader[l] > l && !single {
 		hist = &ns.hist[l]
 		if hist.start == nil {
 			hist.start = pool.clone()
@@ -233,7 +236,26 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 		}
 		// 5. cross-layer retrieval over the pools after this token's step 4
 		crossed[t] = false
-		if nw.lay != nil {
+		if nw.lay != nil && single {
+			n := pool.n
+			lo := max(0, l-mem.CrossLayerEvery+1)
+			for j := lo; j < l; j++ {
+				n += s.layers[j].pool.n
+			}
+			if n > 0 {
+				crossed[t] = true
+				uk := sc.buf(&ns.unionK, n*A)[:0]
+				uv := sc.buf(&ns.unionV, n*A)[:0]
+				for j := lo; j <= l; j++ {
+					q := s.layers[j].pool
+					uk = append(uk, q.layK[:q.n*A]...)
+					uv = append(uv, q.layV[:q.n*A]...)
+				}
+				ops.Attend(oLay[t*A:(t+1)*A], qLay[t*A:(t+1)*A], uk, uv, n, mem.NumHeads)
+			} else {
+				clear(oLay[t*A : (t+1)*A])
+			}
+		} else if nw.lay != nil {
 			n := pool.n
 			for _, h := range below {
 				for h.next < len(h.events) && h.events[h.next].t <= t {
