@@ -33,6 +33,17 @@ func Attend(out, q, K, V []float32, n, H int) {
 	}
 	dh := A / H
 	scale := float32(math.Sqrt(float64(dh)))
+	if n <= maxKeptScores {
+		attendKept(out, q, K, V, n, H, dh, scale)
+		return
+	}
+	attendTwoPass(out, q, K, V, n, H, dh, scale)
+}
+
+// attendTwoPass is Attend's loop for any n: a first pass for the largest
+// score, a second that recomputes each score.
+func attendTwoPass(out, q, K, V []float32, n, H, dh int, scale float32) {
+	A := len(q)
 	for h := 0; h < H; h++ {
 		lo, hi := h*dh, h*dh+dh
 		qh, oh := q[lo:hi], out[lo:hi]
@@ -46,6 +57,37 @@ func Attend(out, q, K, V []float32, n, H int) {
 		for j := 0; j < n; j++ {
 			s := Dot(qh, K[j*A+lo:j*A+hi]) / scale
 			e := exp32(s - m)
+			sum += e
+			AddScaled(oh, V[j*A+lo:j*A+hi], e)
+		}
+		Scale(oh, oh, 1/sum)
+	}
+}
+
+// maxKeptScores is the most scores attendKept holds on the stack.
+const maxKeptScores = 256
+
+// attendKept is attendTwoPass with each head's scores computed once and
+// kept (n <= maxKeptScores) instead of recomputed: the same operations on
+// the same values, so the same bits.
+func attendKept(out, q, K, V []float32, n, H, dh int, scale float32) {
+	A := len(q)
+	var sc [maxKeptScores]float32
+	s := sc[:n]
+	for h := 0; h < H; h++ {
+		lo, hi := h*dh, h*dh+dh
+		qh, oh := q[lo:hi], out[lo:hi]
+		m := float32(math.Inf(-1))
+		for j := range s {
+			v := Dot(qh, K[j*A+lo:j*A+hi]) / scale
+			s[j] = v
+			if v > m {
+				m = v
+			}
+		}
+		var sum float32
+		for j, v := range s {
+			e := exp32(v - m)
 			sum += e
 			AddScaled(oh, V[j*A+lo:j*A+hi], e)
 		}

@@ -441,6 +441,18 @@ func TestAttend(t *testing.T) {
 			}
 		}
 	}
+	// Keeping the scores changes no bit; past maxKeptScores Attend
+	// recomputes them.
+	for _, n := range []int{1, 7, 64, maxKeptScores, maxKeptScores + 1, 700} {
+		A, H := 64, 4
+		q, K, V := randVec(rng, A), randVec(rng, n*A), randVec(rng, n*A)
+		out, check := guarded(A, 0)
+		Attend(out, q, K, V, n, H)
+		check(t)
+		two := make([]float32, A)
+		attendTwoPass(two, q, K, V, n, H, A/H, 4)
+		sameBits(t, fmt.Sprintf("n=%d Attend vs the two-pass loop", n), out, two)
+	}
 	// Large scores must not overflow.
 	q := []float32{1000, -1000}
 	K := []float32{1000, 0, -1000, 0, 0, 1000}

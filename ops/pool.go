@@ -51,6 +51,12 @@ type Pool struct {
 	fn    func(lo, hi int)
 	scan  scanArgs
 	conv  convArgs
+
+	// MatMuls: the products, their quantised activations, and the first
+	// part of each (multiOff[i]..multiOff[i+1]-1 are product i's parts).
+	multi    []product
+	multiQS  []qscratch
+	multiOff []int
 }
 
 // poolWorker is one helper goroutine's parking place.
@@ -82,6 +88,7 @@ const (
 	jobFor
 	jobScan
 	jobConv
+	jobMulti
 )
 
 // minWorkPerPart is the least number of weight values (rows*cols*tokens)
@@ -217,7 +224,7 @@ func (p *Pool) runPart(part int) {
 	} else {
 		lo, hi = span(part, p.parts, p.total)
 	}
-	if lo == hi {
+	if lo == hi && p.kind != jobMulti {
 		return
 	}
 	switch p.kind {
@@ -231,6 +238,17 @@ func (p *Pool) runPart(part int) {
 	case jobConv:
 		c := &p.conv
 		convSiLURange(c.out, c.window, c.x, c.w, c.b, c.E, c.K, c.T, lo, hi)
+	case jobMulti:
+		i := 0
+		for p.multiOff[i+1] <= part {
+			i++
+		}
+		pr := &p.multi[i]
+		k := p.multiOff[i+1] - p.multiOff[i]
+		lo, hi := span4(part-p.multiOff[i], k, pr.w.Rows)
+		if lo < hi {
+			pr.rows(lo, hi)
+		}
 	}
 }
 
@@ -240,7 +258,9 @@ func (p *Pool) run(parts int) {
 	if p.closed.Load() {
 		panic("ops: Pool used after Close")
 	}
-	parts = max(1, min(parts, p.threads*partsPerThread, p.total, maxParts))
+	if p.kind != jobMulti { // MatMuls sets its own parts, one per unit
+		parts = max(1, min(parts, p.threads*partsPerThread, p.total, maxParts))
+	}
 	p.parts = parts
 	if parts == 1 {
 		p.runPart(0)
@@ -255,6 +275,7 @@ func (p *Pool) run(parts int) {
 		p.wait()
 	}
 	p.prod, p.fn = product{}, nil // drop references
+	clear(p.multi)
 }
 
 // wait returns when every part is done: it spins for up to doneWait, then
@@ -300,6 +321,50 @@ func (p *Pool) MatMul(dst []float32, w Matrix, x []float32, n int) {
 	p.prod.prepare(dst, w, st, x, n, &p.qs)
 	p.kind, p.total = jobMatMul, w.Rows
 	p.run(parts)
+}
+
+// Product is one matrix product for MatMuls: Dst (N x W.Rows) = W times
+// each of the N rows of X (N x W.Cols), as MatMul(Dst, W, X, N).
+type Product struct {
+	Dst []float32
+	W   Matrix
+	X   []float32
+	N   int
+}
+
+// MatMuls runs independent products in one hand-off: each is cut into parts
+// as MatMul would cut it, and the workers claim the parts of all of them,
+// so that small products (the Note Block's, a few thousand weights each)
+// share the cost of waking the workers instead of each paying it or
+// running alone on the caller. Each product's result is MatMul's, bit for
+// bit. The products must not write where another reads or writes.
+func (p *Pool) MatMuls(ps []Product) {
+	for _, q := range ps {
+		checkMatVec(q.Dst, q.W, q.X, q.N)
+	}
+	if p == nil || p.threads == 1 || len(ps) <= 1 {
+		for _, q := range ps {
+			p.MatMul(q.Dst, q.W, q.X, q.N)
+		}
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cap(p.multi) < len(ps) {
+		p.multi = make([]product, len(ps))
+		p.multiQS = make([]qscratch, len(ps))
+		p.multiOff = make([]int, len(ps)+1)
+	}
+	p.multi, p.multiQS, p.multiOff = p.multi[:len(ps)], p.multiQS[:len(ps)], p.multiOff[:len(ps)+1]
+	total := 0
+	for i, q := range ps {
+		p.multi[i].prepare(q.Dst, q.W, q.W.stride(), q.X, q.N, &p.multiQS[i])
+		p.multiOff[i] = total
+		total += max(1, min(partsFor(q.W.Rows*q.W.Cols*q.N), p.threads*partsPerThread, (q.W.Rows+3)/4))
+	}
+	p.multiOff[len(ps)] = total
+	p.kind, p.total = jobMulti, total
+	p.run(min(total, maxParts))
 }
 
 // For calls fn(lo, hi) on disjoint ranges covering [0, n), in parallel, and

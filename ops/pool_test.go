@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"fmt"
 	"math"
 	"sync/atomic"
 	"testing"
@@ -117,4 +118,47 @@ func TestNoAllocs(t *testing.T) {
 			t.Errorf("%s: %v allocations per call", name, n)
 		}
 	}
+}
+
+// TestPoolMatMuls checks that products run together in one hand-off give
+// each product's MatMul result bit for bit, whatever their types and sizes.
+func TestPoolMatMuls(t *testing.T) {
+	forLevels(t, func(t *testing.T) {
+		rng := newRNG(123)
+		for _, threads := range []int{1, 2, 3} {
+			p := NewPool(threads)
+			shapes := []struct {
+				typ        quant.Type
+				rows, cols int
+				n          int
+			}{
+				{quant.Q8_0, 192, 768, 1}, {quant.F32, 1, 64, 1}, {quant.Q8_0, 64, 768, 1}, {quant.F16, 37, 96, 3},
+				{quant.Q4_0, 768, 64, 5}, {quant.BF16, 3, 32, 2}, {quant.F32, 1536, 64, 4},
+			}
+			var ps []Product
+			var wants [][]float32
+			var checks []func(*testing.T)
+			for _, sh := range shapes {
+				w, _ := testMatrix(t, rng, sh.typ, sh.rows, sh.cols, 0)
+				x := randVec(rng, sh.n*sh.cols)
+				want := make([]float32, sh.n*sh.rows)
+				MatMul(want, w, x, sh.n)
+				dst, check := guarded(sh.n*sh.rows, 1)
+				ps = append(ps, Product{Dst: dst, W: w, X: x, N: sh.n})
+				wants = append(wants, want)
+				checks = append(checks, check)
+			}
+			for round := 0; round < 3; round++ { // reuse of the pool's scratch
+				p.MatMuls(ps)
+				for i := range ps {
+					checks[i](t)
+					sameBits(t, fmt.Sprintf("threads=%d product %d (%s %dx%d n=%d)", threads, i, shapes[i].typ,
+						shapes[i].rows, shapes[i].cols, shapes[i].n), ps[i].Dst, wants[i])
+				}
+			}
+			p.MatMuls(ps[:1])
+			p.MatMuls(nil)
+			p.Close()
+		}
+	})
 }

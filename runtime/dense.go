@@ -46,9 +46,9 @@ type nativeDense struct {
 	m  *Model
 	sc *scratch
 	// work buffers
-	u, h1, prev, rn, dTok, dLay, cat, g []float32
-	gAtt, gR, gScale, gOut              []float32
-	rows                                []int32
+	u, h1, prev, rn, rnLay, dTok, dLay []float32
+	ps                                 []ops.Product
+	gTok, gLay                         gatedWork
 }
 
 func (m *Model) newDense(s *Session) dense {
@@ -110,9 +110,28 @@ func (n *nativeDense) noteIn(l int, nd *noteDense, r, mix, prevM []float32, T in
 	m, c := n.m, n.m.Config
 	d, Hs := c.HiddenSize, c.Memory.ScoreDim
 	nw := m.layers[l].note
-	// 1. I_t = sigma(w2 . relu(W1 r + b1) + b2)
+	// The products that read r (or its norms) and m_{t-1} go in one
+	// hand-off: W1 r, w_g m_{t-1}, W_s r and q = W_q RMSNorm(r; w_qn) for
+	// both attentions.
 	h1 := n.sc.buf(&n.h1, T*Hs)
-	m.pool.MatMul(h1, nw.fc1, r, T)
+	prev := n.sc.buf(&n.prev, T*d)
+	copy(prev, prevM)
+	copy(prev[d:], mix[:(T-1)*d])
+	rnTok := n.sc.buf(&n.rn, T*d)
+	n.rmsNorm(rnTok, r, nw.tok.norm, T)
+	ps := append(n.ps[:0],
+		ops.Product{Dst: h1, W: nw.fc1, X: r, N: T},
+		ops.Product{Dst: nd.gate, W: nw.trigger, X: prev, N: T},
+		ops.Product{Dst: nd.summ, W: nw.summary, X: r, N: T},
+		ops.Product{Dst: nd.qTok, W: nw.tok.q, X: rnTok, N: T})
+	if nw.lay != nil {
+		rnLay := n.sc.buf(&n.rnLay, T*d)
+		n.rmsNorm(rnLay, r, nw.lay.norm, T)
+		ps = append(ps, ops.Product{Dst: nd.qLay, W: nw.lay.q, X: rnLay, N: T})
+	}
+	m.pool.MatMuls(ps)
+	n.ps = ps
+	// 1. I_t = sigma(w2 . relu(W1 r + b1) + b2)
 	for t := range T {
 		row := h1[t*Hs : (t+1)*Hs]
 		ops.Add(row, row, nw.fc1B)
@@ -123,126 +142,147 @@ func (n *nativeDense) noteIn(l int, nd *noteDense, r, mix, prevM []float32, T in
 		nd.imp[t] = ops.SigmoidScalar(nd.imp[t] + nw.fc2B)
 	}
 	// 2. G_t = sigma(w_g . m_{t-1} + b_g)
-	prev := n.sc.buf(&n.prev, T*d)
-	copy(prev, prevM)
-	copy(prev[d:], mix[:(T-1)*d])
-	m.pool.MatMul(nd.gate, nw.trigger, prev, T)
 	for t := range nd.gate {
 		nd.gate[t] = ops.SigmoidScalar(nd.gate[t] + nw.triggerB)
 	}
-	// W_s r, and q = W_q RMSNorm(r; w_qn) for both attentions.
-	m.pool.MatMul(nd.summ, nw.summary, r, T)
-	n.query(nd.qTok, r, &nw.tok, T)
-	if nw.lay != nil {
-		n.query(nd.qLay, r, nw.lay, T)
-	}
 }
 
-func (n *nativeDense) query(q, r []float32, w *attendWeights, T int) {
+// rmsNorm sets dst's T rows to RMSNorm(x's rows; w).
+func (n *nativeDense) rmsNorm(dst, x, w []float32, T int) {
 	d := n.m.Config.HiddenSize
-	rn := n.sc.buf(&n.rn, T*d)
 	for t := range T {
-		ops.RMSNorm(rn[t*d:(t+1)*d], r[t*d:(t+1)*d], w.norm, n.eps())
+		ops.RMSNorm(dst[t*d:(t+1)*d], x[t*d:(t+1)*d], w, n.eps())
 	}
-	n.m.pool.MatMul(q, w.q, rn, T)
 }
 
 func (n *nativeDense) noteOut(l int, r, oTok, oLay, sTok, sLay []float32, T int) {
 	nw, d := n.m.layers[l].note, n.m.Config.HiddenSize
 	dTok := n.sc.buf(&n.dTok, T*d)
-	n.gated(dTok, r, oTok, &nw.tok, sTok, T)
+	n.gTok.prepare(n, dTok, r, oTok, &nw.tok, sTok, T)
+	ps := n.gTok.products(n.ps[:0])
 	var dLay []float32
 	if sLay != nil {
 		dLay = n.sc.buf(&n.dLay, T*d)
-		n.gated(dLay, r, oLay, nw.lay, sLay, T)
+		n.gLay.prepare(n, dLay, r, oLay, nw.lay, sLay, T)
+		ps = n.gLay.products(ps)
 	}
+	n.m.pool.MatMuls(ps)
+	n.ps = ps
+	n.gTok.finish(n)
 	ops.Add(r, r, dTok)
 	if dLay != nil {
+		n.gLay.finish(n)
 		ops.Add(r, r, dLay)
 	}
 }
 
-// gated finishes Attend for T rows: o = W_o att, g = sigma(W_gate [r; o] +
-// b_gate), dst = scale * g * o, and 0 on the rows where scale is 0. Only
-// the rows with a non-zero scale are computed (the trigger is off on the
-// others): they are gathered into a compact block when some are off, which
-// gives the same bits, as a product's row does not depend on the other
-// rows.
-func (n *nativeDense) gated(dst, r, att []float32, w *attendWeights, scale []float32, T int) {
-	d, A := n.m.Config.HiddenSize, n.m.Config.Memory.AttnDim
-	rows := n.rows[:0]
+// gatedWork finishes Attend for a chunk's rows: o = W_o att, g =
+// sigma(W_gate [r; o] + b_gate), dst = scale * g * o, and 0 on the rows
+// where scale is 0. Only the rows with a non-zero scale are computed (the
+// trigger is off on the others): they are gathered into a compact block
+// when some are off, which gives the same bits, as a product's row does
+// not depend on the other rows. With the fused gate (attendWeights.
+// fuseGate) its two products, [o; M att] and W_gate[:, :d] r, are handed to
+// the caller (products) to run together with the other attention's;
+// without it, finish runs W_o and then the gate itself.
+type gatedWork struct {
+	w                *attendWeights
+	dst, r, att, scl []float32
+	rows             []int32
+	n                int  // rows to compute
+	compact          bool // r, att, scl are gathered copies; scatter at the end
+	om, g            []float32
+	// buffers
+	bAtt, bR, bScl, bOm, bG, bOut, bCat []float32
+}
+
+func (gw *gatedWork) prepare(nd *nativeDense, dst, r, att []float32, w *attendWeights, scale []float32, T int) {
+	c := nd.m.Config
+	d, A := c.HiddenSize, c.Memory.AttnDim
+	sc := nd.sc
+	gw.w, gw.dst = w, dst
+	rows := gw.rows[:0]
 	for t := range T {
 		if scale[t] != 0 {
 			rows = append(rows, int32(t))
 		}
 	}
-	n.rows = rows
-	if len(rows) < T {
+	gw.rows, gw.n, gw.compact = rows, len(rows), len(rows) < T
+	gw.r, gw.att, gw.scl = r, att, scale
+	if gw.compact {
 		clear(dst[:T*d])
-		if len(rows) == 0 {
-			return
-		}
-		// Gather the active rows of att and r to the front of their own
-		// buffers, compute them, then scatter the results.
-		ga := n.sc.buf(&n.gAtt, len(rows)*A)
-		gr := n.sc.buf(&n.gR, len(rows)*d)
-		gs := n.sc.buf(&n.gScale, len(rows))
+		ga := sc.buf(&gw.bAtt, gw.n*A)
+		gr := sc.buf(&gw.bR, gw.n*d)
+		gs := sc.buf(&gw.bScl, gw.n)
 		for i, t := range rows {
 			copy(ga[i*A:(i+1)*A], att[int(t)*A:(int(t)+1)*A])
 			copy(gr[i*d:(i+1)*d], r[int(t)*d:(int(t)+1)*d])
 			gs[i] = scale[t]
 		}
-		out := n.sc.buf(&n.gOut, len(rows)*d)
-		n.gatedRows(out, gr, ga, w, gs, len(rows))
-		for i, t := range rows {
-			copy(dst[int(t)*d:(int(t)+1)*d], out[i*d:(i+1)*d])
-		}
-		return
+		gw.r, gw.att, gw.scl = gr, ga, gs
 	}
-	n.gatedRows(dst, r, att, w, scale, T)
+	if w.oM.Rows != 0 && gw.n > 0 {
+		gw.om = sc.buf(&gw.bOm, gw.n*2*d)
+		gw.g = sc.buf(&gw.bG, gw.n*d)
+	}
 }
 
-// gatedRows is gated on T rows that all have a non-zero scale.
-func (n *nativeDense) gatedRows(dst, r, att []float32, w *attendWeights, scale []float32, T int) {
-	m, d := n.m, n.m.Config.HiddenSize
-	if w.oM.Rows != 0 {
-		// The fused form (attendWeights.fuseGate): [o; M att] in one
-		// product, then g = W_gate[:, :d] r + M att + b_gate.
-		om := n.sc.buf(&n.cat, T*2*d)
-		m.pool.MatMul(om, w.oM, att, T)
-		g := n.sc.buf(&n.g, T*d)
-		m.pool.MatMul(g, w.gateR, r, T)
-		for t := range T {
-			o, mo := om[t*2*d:t*2*d+d], om[t*2*d+d:(t+1)*2*d]
-			gr := g[t*d : (t+1)*d]
-			ops.Add(gr, gr, mo)
-			ops.Add(gr, gr, w.gateB)
-			ops.Sigmoid(gr, gr)
-			out := dst[t*d : (t+1)*d]
-			ops.Mul(out, o, gr)
-			if scale[t] != 1 {
-				ops.Scale(out, out, scale[t])
-			}
-		}
+// products appends the fused form's two products (none without it, or
+// when no row retrieves).
+func (gw *gatedWork) products(ps []ops.Product) []ops.Product {
+	if gw.w.oM.Rows == 0 || gw.n == 0 {
+		return ps
+	}
+	return append(ps,
+		ops.Product{Dst: gw.om, W: gw.w.oM, X: gw.att, N: gw.n},
+		ops.Product{Dst: gw.g, W: gw.w.gateR, X: gw.r, N: gw.n})
+}
+
+func (gw *gatedWork) finish(nd *nativeDense) {
+	if gw.n == 0 {
 		return
 	}
-	m.pool.MatMul(dst, w.o, att, T)
-	cat := n.sc.buf(&n.cat, T*2*d)
-	for t := range T {
-		copy(cat[t*2*d:], r[t*d:(t+1)*d])
-		copy(cat[t*2*d+d:], dst[t*d:(t+1)*d])
+	m, d, w := nd.m, nd.m.Config.HiddenSize, gw.w
+	out := gw.dst
+	if gw.compact {
+		out = nd.sc.buf(&gw.bOut, gw.n*d)
 	}
-	g := n.sc.buf(&n.g, T*d)
-	m.pool.MatMul(g, w.gate, cat, T)
-	for t := range T {
-		o := dst[t*d : (t+1)*d]
-		gr := g[t*d : (t+1)*d]
-		ops.Add(gr, gr, w.gateB)
-		ops.Sigmoid(gr, gr)
-		ops.Mul(o, o, gr)
-		if scale[t] != 1 {
-			ops.Scale(o, o, scale[t])
+	if w.oM.Rows != 0 {
+		for t := range gw.n {
+			o, mo := gw.om[t*2*d:t*2*d+d], gw.om[t*2*d+d:(t+1)*2*d]
+			g := gw.g[t*d : (t+1)*d]
+			ops.Add(g, g, mo)
+			gw.combine(out[t*d:(t+1)*d], o, g, gw.scl[t])
 		}
+	} else {
+		// The SPEC's order: o = W_o att, then the gate over [r; o].
+		m.pool.MatMul(out[:gw.n*d], w.o, gw.att, gw.n)
+		cat := nd.sc.buf(&gw.bCat, gw.n*2*d)
+		for t := range gw.n {
+			copy(cat[t*2*d:], gw.r[t*d:(t+1)*d])
+			copy(cat[t*2*d+d:], out[t*d:(t+1)*d])
+		}
+		g := nd.sc.buf(&gw.bG, gw.n*d)
+		m.pool.MatMul(g, w.gate, cat, gw.n)
+		for t := range gw.n {
+			o := out[t*d : (t+1)*d]
+			gw.combine(o, o, g[t*d:(t+1)*d], gw.scl[t])
+		}
+	}
+	if gw.compact {
+		for i, t := range gw.rows {
+			copy(gw.dst[int(t)*d:(int(t)+1)*d], out[i*d:(i+1)*d])
+		}
+	}
+}
+
+// combine sets dst = scale * sigma(g + b_gate) * o (g is overwritten).
+func (gw *gatedWork) combine(dst, o, g []float32, scale float32) {
+	ops.Add(g, g, gw.w.gateB)
+	ops.Sigmoid(g, g)
+	ops.Mul(dst, o, g)
+	if scale != 1 {
+		ops.Scale(dst, dst, scale)
 	}
 }
 
