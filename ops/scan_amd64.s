@@ -505,3 +505,86 @@ s5state:
 s5done:
 	VZEROUPPER
 	RET
+
+// ---- exp-based activations (AVX2), the same operations as the Go loops
+// around expAVX2 that they replace, so the same bits ----
+
+// func siluAVX2(dst, src *float32, n int)
+// n is a multiple of 8: dst = x / (1 + e^-x).
+TEXT ·siluAVX2(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  n+16(FP), CX
+	SHLQ  $2, CX
+	XORQ  AX, AX
+	TESTQ CX, CX
+	JZ    sidone
+
+siloop:
+	VMOVUPS (SI)(AX*1), Y0
+	VXORPS  spSign<>(SB), Y0, Y3
+	EXP(Y3, Y4)
+	VADDPS  expC1<>(SB), Y4, Y4
+	VDIVPS  Y4, Y0, Y5
+	VMOVUPS Y5, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JLT     siloop
+
+sidone:
+	VZEROUPPER
+	RET
+
+// func sigmoidAVX2(dst, src *float32, n int)
+// n is a multiple of 8: dst = 1 / (1 + e^-x).
+TEXT ·sigmoidAVX2(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  n+16(FP), CX
+	SHLQ  $2, CX
+	XORQ  AX, AX
+	TESTQ CX, CX
+	JZ    sgdone
+
+sgloop:
+	VMOVUPS (SI)(AX*1), Y0
+	VXORPS  spSign<>(SB), Y0, Y3
+	EXP(Y3, Y4)
+	VADDPS  expC1<>(SB), Y4, Y4
+	VMOVUPS expC1<>(SB), Y5
+	VDIVPS  Y4, Y5, Y5
+	VMOVUPS Y5, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JLT     sgloop
+
+sgdone:
+	VZEROUPPER
+	RET
+
+// func mulSiLUAVX2(y, z *float32, n int)
+// n is a multiple of 8: y *= z / (1 + e^-z).
+TEXT ·mulSiLUAVX2(SB), NOSPLIT, $0-24
+	MOVQ  y+0(FP), DI
+	MOVQ  z+8(FP), SI
+	MOVQ  n+16(FP), CX
+	SHLQ  $2, CX
+	XORQ  AX, AX
+	TESTQ CX, CX
+	JZ    msdone
+
+msloop:
+	VMOVUPS (SI)(AX*1), Y0
+	VXORPS  spSign<>(SB), Y0, Y3
+	EXP(Y3, Y4)
+	VADDPS  expC1<>(SB), Y4, Y4
+	VDIVPS  Y4, Y0, Y5
+	VMULPS  (DI)(AX*1), Y5, Y5
+	VMOVUPS Y5, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JLT     msloop
+
+msdone:
+	VZEROUPPER
+	RET

@@ -53,25 +53,21 @@ func scanRangeSIMD(y, h, dt, A, B, C, a, D, z []float32, E, N, T, lo, hi int) {
 	}
 }
 
-// mulSiLUVec sets y[i] *= z[i] / (1 + vexp(-z[i])). Every value goes
-// through the vector exp (the last partial group padded), so y[i] does not
-// depend on where the slice starts: the Pool may split the channels
-// anywhere.
+// mulSiLUVec sets y[i] *= z[i] / (1 + vexp(-z[i])) with mulSiLUAVX2.
+// Every value goes through the kernel (the last partial group padded), so
+// y[i] does not depend on where the slice starts: the Pool may split the
+// channels anywhere.
 func mulSiLUVec(y, z []float32) {
-	const chunk = 64
-	var nz, ez [chunk]float32
-	for len(y) > 0 {
-		n := min(len(y), chunk)
-		for i, v := range z[:n] {
-			nz[i] = -v
-		}
-		m := (n + 7) &^ 7
-		clear(nz[n:m])
-		expAVX2(&ez[0], &nz[0], m)
-		for i := range y[:n] {
-			y[i] *= z[i] / (1 + ez[i])
-		}
-		y, z = y[n:], z[n:]
+	n := len(y) &^ 7
+	if n > 0 {
+		mulSiLUAVX2(&y[0], &z[0], n)
+	}
+	if n < len(y) {
+		var a, b [8]float32
+		copy(a[:], y[n:])
+		copy(b[:], z[n:len(y)])
+		mulSiLUAVX2(&a[0], &b[0], 8)
+		copy(y[n:], a[:len(y)-n])
 	}
 }
 
@@ -91,35 +87,24 @@ func softplusVec(dst, x []float32) {
 	}
 }
 
-// siluVec sets dst[i] = x[i] / (1 + vexp(-x[i])), every value through the
-// vector exp as in mulSiLUVec.
-func siluVec(dst, x []float32) { expRatio(dst, x, true) }
+// siluVec sets dst[i] = x[i] / (1 + vexp(-x[i])) (siluAVX2), every
+// value through the kernel as in mulSiLUVec.
+func siluVec(dst, x []float32) { padded8(siluAVX2, dst, x) }
 
-// sigmoidVec sets dst[i] = 1 / (1 + vexp(-x[i])).
-func sigmoidVec(dst, x []float32) { expRatio(dst, x, false) }
+// sigmoidVec sets dst[i] = 1 / (1 + vexp(-x[i])) (sigmoidAVX2).
+func sigmoidVec(dst, x []float32) { padded8(sigmoidAVX2, dst, x) }
 
-// expRatio sets dst[i] = v / (1 + vexp(-v)) (silu) or 1 / (1 + vexp(-v)),
-// v = x[i], in chunks through the vector exp.
-func expRatio(dst, x []float32, silu bool) {
-	const chunk = 64
-	var nx, ex [chunk]float32
-	for len(x) > 0 {
-		n := min(len(x), chunk)
-		for i, v := range x[:n] {
-			nx[i] = -v
-		}
-		m := (n + 7) &^ 7
-		clear(nx[n:m])
-		expAVX2(&ex[0], &nx[0], m)
-		if silu {
-			for i, v := range x[:n] {
-				dst[i] = v / (1 + ex[i])
-			}
-		} else {
-			for i := range x[:n] {
-				dst[i] = 1 / (1 + ex[i])
-			}
-		}
-		dst, x = dst[n:], x[n:]
+// padded8 runs an 8-lane elementwise kernel over x, the last partial group
+// through a zero-padded copy.
+func padded8(k func(dst, src *float32, n int), dst, x []float32) {
+	n := len(x) &^ 7
+	if n > 0 {
+		k(&dst[0], &x[0], n)
+	}
+	if n < len(x) {
+		var in, out [8]float32
+		copy(in[:], x[n:])
+		k(&out[0], &in[0], 8)
+		copy(dst[n:], out[:len(x)-n])
 	}
 }

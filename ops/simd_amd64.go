@@ -61,3 +61,12 @@ func softplusAVX2(dst, src *float32, n int)
 
 //go:noescape
 func scanChansAVX512(h, A, B, C, dt, a, y, D *float32, N, T, E, count int)
+
+//go:noescape
+func siluAVX2(dst, src *float32, n int)
+
+//go:noescape
+func sigmoidAVX2(dst, src *float32, n int)
+
+//go:noescape
+func mulSiLUAVX2(y, z *float32, n int)

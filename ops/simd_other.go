@@ -35,3 +35,9 @@ func scanChanAVX2(h, A, B, C, dt, a, y *float32, N, T, E int, D float32) { panic
 func softplusAVX2(dst, src *float32, n int) { panic(noAsm) }
 
 func scanChansAVX512(h, A, B, C, dt, a, y, D *float32, N, T, E, count int) { panic(noAsm) }
+
+func siluAVX2(dst, src *float32, n int) { panic(noAsm) }
+
+func sigmoidAVX2(dst, src *float32, n int) { panic(noAsm) }
+
+func mulSiLUAVX2(y, z *float32, n int) { panic(noAsm) }

@@ -215,3 +215,55 @@ func TestSoftplusSweep(t *testing.T) {
 	}
 	t.Logf("largest error on normal results: %v ulp", worst)
 }
+
+// TestActivationKernels checks the assembly SiLU, sigmoid and gated SiLU
+// against the same formulas around the vector exp in Go, bit for bit, on
+// every length and offset and on special values.
+func TestActivationKernels(t *testing.T) {
+	if simd < simdAVX2 {
+		t.Skip("no vector kernels on this machine")
+	}
+	rng := newRNG(5)
+	vexpOf := func(v float32) float32 {
+		var in, out [8]float32
+		in[0] = v
+		expAVX2(&out[0], &in[0], 8)
+		return out[0]
+	}
+	specials := []float32{0, float32(math.Copysign(0, -1)), 1e-30, -1e-30, 20, -20, 88, -88, 104, -104, 1e30, -1e30,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())}
+	for _, n := range lengths() {
+		for _, off := range []int{0, 3} {
+			x := randVec(rng, n)
+			for i := range x {
+				x[i] *= 30
+				if i < len(specials) && n > 40 {
+					x[i] = specials[i]
+				}
+			}
+			x = offsetCopy(x, off)
+			z := offsetCopy(randVec(rng, n), off)
+			silu, check1 := guarded(n, off)
+			siluVec(silu, x)
+			check1(t)
+			sig, check2 := guarded(n, off)
+			sigmoidVec(sig, x)
+			check2(t)
+			y, check3 := guarded(n, off)
+			copy(y, z)
+			mulSiLUVec(y, x)
+			check3(t)
+			for i, v := range x {
+				e := vexpOf(-v)
+				same := func(name string, got, want float32) {
+					if math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
+						t.Fatalf("%s n=%d [%d] x=%v: %v, want %v", name, n, i, v, got, want)
+					}
+				}
+				same("silu", silu[i], v/(1+e))
+				same("sigmoid", sig[i], 1/(1+e))
+				same("mulSiLU", y[i], z[i]*(v/(1+e)))
+			}
+		}
+	}
+}
