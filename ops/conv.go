@@ -55,6 +55,9 @@ func convStep(out, window, x, w, b []float32, E, K int) {
 // plain loop's order.
 func convRange(out, window, x, w, b []float32, E, K, T, lo, hi int) {
 	k1 := K - 1
+	if K == 4 && simd >= simdAVX2 && T >= 8 {
+		lo = convK4Blocks(out, window, x, w, b, E, T, lo, hi)
+	}
 	if K == 4 {
 		for e := lo; e < hi; e++ {
 			we := w[e*4 : e*4+4 : e*4+4]
@@ -130,4 +133,32 @@ func convSiLURange(out, window, x, w, b []float32, E, K, T, lo, hi int) {
 		o := out[t*E+lo : t*E+hi]
 		SiLU(o, o)
 	}
+}
+
+// convK4Blocks runs the channels lo.. in blocks of up to 64 (whole groups
+// of 8) through convK4AVX2, the weights and window made planar on the
+// stack, and returns the first channel it left (fewer than 8 remain).
+func convK4Blocks(out, window, x, w, b []float32, E, T, lo, hi int) int {
+	var pw [8][64]float32 // w0..w3, b, and the window s0..s2
+	for lo+8 <= hi {
+		n := min(64, (hi-lo)&^7)
+		for i := range n {
+			e := lo + i
+			pw[0][i], pw[1][i], pw[2][i], pw[3][i] = w[e*4], w[e*4+1], w[e*4+2], w[e*4+3]
+			pw[4][i] = 0
+			if b != nil {
+				pw[4][i] = b[e]
+			}
+			pw[5][i], pw[6][i], pw[7][i] = window[e*3], window[e*3+1], window[e*3+2]
+		}
+		_ = x[(T-1)*E+lo+n-1]
+		_ = out[(T-1)*E+lo+n-1]
+		convK4AVX2(&out[lo], &x[lo], &pw[0][0], &pw[1][0], &pw[2][0], &pw[3][0], &pw[4][0], &pw[5][0], &pw[6][0], &pw[7][0], E, T, n)
+		for i := range n {
+			e := lo + i
+			window[e*3], window[e*3+1], window[e*3+2] = pw[5][i], pw[6][i], pw[7][i]
+		}
+		lo += n
+	}
+	return lo
 }

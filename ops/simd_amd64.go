@@ -70,3 +70,6 @@ func sigmoidAVX2(dst, src *float32, n int)
 
 //go:noescape
 func mulSiLUAVX2(y, z *float32, n int)
+
+//go:noescape
+func convK4AVX2(out, x, w0, w1, w2, w3, b, s0, s1, s2 *float32, E, T, n int)

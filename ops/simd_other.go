@@ -41,3 +41,5 @@ func siluAVX2(dst, src *float32, n int) { panic(noAsm) }
 func sigmoidAVX2(dst, src *float32, n int) { panic(noAsm) }
 
 func mulSiLUAVX2(y, z *float32, n int) { panic(noAsm) }
+
+func convK4AVX2(out, x, w0, w1, w2, w3, b, s0, s1, s2 *float32, E, T, n int) { panic(noAsm) }
