@@ -118,7 +118,7 @@ type attendWeights struct {
 // gate over [r; o]; the two differ by float rounding only). M = W_gate[:,
 // d:] W_o is computed once here with the pool's own product: row t of
 // W_o's transpose times the right half of the gate gives column t of M.
-func (w *attendWeights) fuseGate(p *ops.Pool, d, A int) {
+func (w *attendWeights) fuseGate(p *ops.Pool, d, A int, sc *fuseScratch) {
 	if 2*A > d {
 		return
 	}
@@ -130,18 +130,19 @@ func (w *attendWeights) fuseGate(p *ops.Pool, d, A int) {
 	if err != nil {
 		return
 	}
-	om := make([]float32, 2*d*A)
+	if len(sc.om) != 2*d*A {
+		sc.om, sc.woT, sc.mT = make([]float32, 2*d*A), make([]float32, A*d), make([]float32, A*d)
+	}
+	om, woT, mT := sc.om, sc.woT, sc.mT
 	wo := om[:d*A]
 	for r := range d {
 		w.o.DequantRow(wo[r*A:(r+1)*A], r)
 	}
-	woT := make([]float32, A*d)
 	for r := range d {
 		for c := range A {
 			woT[c*d+r] = wo[r*A+c]
 		}
 	}
-	mT := make([]float32, A*d)
 	p.MatMul(mT, gateO, woT, A)
 	for r := range d {
 		for c := range A {
@@ -302,17 +303,21 @@ func newModel(f *format.File, opts Options) (*Model, error) {
 	return m, nil
 }
 
+// fuseScratch is fuseGate's work memory, shared by all the attentions.
+type fuseScratch struct{ om, woT, mT []float32 }
+
 // fuseGates prepares every attention's fused gate (the native backend's).
 func (m *Model) fuseGates() {
 	c := m.Config
 	if !c.IsMemMamba() {
 		return
 	}
+	var sc fuseScratch
 	for l := range m.layers {
 		if nw := m.layers[l].note; nw != nil {
-			nw.tok.fuseGate(m.pool, c.HiddenSize, c.Memory.AttnDim)
+			nw.tok.fuseGate(m.pool, c.HiddenSize, c.Memory.AttnDim, &sc)
 			if nw.lay != nil {
-				nw.lay.fuseGate(m.pool, c.HiddenSize, c.Memory.AttnDim)
+				nw.lay.fuseGate(m.pool, c.HiddenSize, c.Memory.AttnDim, &sc)
 			}
 		}
 	}
