@@ -33,6 +33,10 @@ func Attend(out, q, K, V []float32, n, H int) {
 	}
 	dh := A / H
 	scale := float32(math.Sqrt(float64(dh)))
+	if simd >= simdAVX512 && dh%16 == 0 && n*H <= maxSIMDScores && H <= maxSIMDHeads {
+		attendSIMD(out, q, K, V, n, H, dh, scale)
+		return
+	}
 	if n <= maxKeptScores {
 		attendKept(out, q, K, V, n, H, dh, scale)
 		return
@@ -92,5 +96,43 @@ func attendKept(out, q, K, V []float32, n, H, dh int, scale float32) {
 			AddScaled(oh, V[j*A+lo:j*A+hi], e)
 		}
 		Scale(oh, oh, 1/sum)
+	}
+}
+
+const (
+	maxSIMDScores = 2048 // n*H, on the stack
+	maxSIMDHeads  = 64
+)
+
+// attendSIMD is Attend with the dot products and the weighted sum of values
+// in AVX-512 kernels (heads a multiple of 16 wide): the same formula,
+// summed in a different order than the Go loops (within TestAttend's
+// bound of them).
+func attendSIMD(out, q, K, V []float32, n, H, dh int, scale float32) {
+	A := len(q)
+	var sb [maxSIMDScores]float32
+	var inv [maxSIMDHeads]float32
+	s := sb[:n*H]
+	attendScoresAVX512(&s[0], &q[0], &K[0], n, A, dh, scale)
+	for h := 0; h < H; h++ {
+		sh := s[h*n : (h+1)*n]
+		m := sh[0]
+		for _, v := range sh[1:] {
+			if v > m {
+				m = v
+			}
+		}
+		var sum float32
+		for j, v := range sh {
+			e := exp32(v - m)
+			sh[j] = e
+			sum += e
+		}
+		inv[h] = 1 / sum
+	}
+	attendAccumAVX512(&out[0], &s[0], &V[0], n, A, dh)
+	for h := 0; h < H; h++ {
+		oh := out[h*dh : (h+1)*dh]
+		Scale(oh, oh, inv[h])
 	}
 }

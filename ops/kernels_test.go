@@ -415,9 +415,13 @@ func refAttend(q, K, V []float32, n, H int) []float64 {
 }
 
 func TestAttend(t *testing.T) {
+	forLevels(t, testAttend)
+}
+
+func testAttend(t *testing.T) {
 	rng := newRNG(11)
 	for _, H := range []int{1, 2, 4} {
-		for _, dh := range []int{1, 3, 16} {
+		for _, dh := range []int{1, 3, 16, 32} {
 			for n := 0; n <= 60; n += 1 + n/8 {
 				for _, off := range []int{0, 1} {
 					A := H * dh
@@ -446,12 +450,24 @@ func TestAttend(t *testing.T) {
 	for _, n := range []int{1, 7, 64, maxKeptScores, maxKeptScores + 1, 700} {
 		A, H := 64, 4
 		q, K, V := randVec(rng, A), randVec(rng, n*A), randVec(rng, n*A)
+		two := make([]float32, A)
+		attendTwoPass(two, q, K, V, n, H, A/H, 4)
+		if n <= maxKeptScores {
+			kept, check := guarded(A, 0)
+			clear(kept)
+			attendKept(kept, q, K, V, n, H, A/H, 4)
+			check(t)
+			sameBits(t, fmt.Sprintf("n=%d the kept-scores loop vs the two-pass loop", n), kept, two)
+		}
 		out, check := guarded(A, 0)
 		Attend(out, q, K, V, n, H)
 		check(t)
-		two := make([]float32, A)
-		attendTwoPass(two, q, K, V, n, H, A/H, 4)
-		sameBits(t, fmt.Sprintf("n=%d Attend vs the two-pass loop", n), out, two)
+		want := refAttend(q, K, V, n, H)
+		for i := range out {
+			if !near(float64(out[i]), want[i], 1e-5, 1e-6) {
+				t.Fatalf("n=%d: out[%d] = %v, want %v", n, i, out[i], want[i])
+			}
+		}
 	}
 	// Large scores must not overflow.
 	q := []float32{1000, -1000}

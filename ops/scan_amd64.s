@@ -661,3 +661,105 @@ cvstore:
 cvdone:
 	VZEROUPPER
 	RET
+
+// ---- the Note Block's attention (AVX-512), heads dh wide, dh a multiple of 16 ----
+
+// func attendScoresAVX512(s, q, K *float32, n, A, dh int, scale float32)
+// s[h*n+j] = (q_h . K[j]_h) / scale for every head h (A/dh of them) and
+// key j < n (n >= 1); K is n x A. Each dot sums 16 lanes with FMA, then the
+// lanes in a fixed tree.
+TEXT ·attendScoresAVX512(SB), NOSPLIT, $0-52
+	MOVQ   s+0(FP), DI
+	MOVQ   q+8(FP), SI
+	MOVQ   K+16(FP), R8
+	MOVQ   n+24(FP), R9
+	MOVQ   A+32(FP), R10
+	MOVQ   dh+40(FP), R11
+	VMOVSS scale+48(FP), X15
+	SHLQ   $2, R10
+	SHLQ   $2, R11
+	XORQ   R12, R12
+
+ashead:
+	CMPQ R12, R10
+	JGE  asdone
+	MOVQ R8, R13
+	MOVQ R9, CX
+
+asentry:
+	VXORPS Z0, Z0, Z0
+	XORQ   AX, AX
+
+aschunk:
+	LEAQ        (R12)(AX*1), BX
+	VMOVUPS     (SI)(BX*1), Z1
+	VFMADD231PS (R13)(BX*1), Z1, Z0
+	ADDQ        $64, AX
+	CMPQ        AX, R11
+	JLT         aschunk
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $1, Y0, X1
+	VADDPS        X1, X0, X0
+	VHADDPS       X0, X0, X0
+	VHADDPS       X0, X0, X0
+	VDIVSS        X15, X0, X0
+	VMOVSS        X0, (DI)
+	ADDQ          $4, DI
+	ADDQ          R10, R13
+	DECQ          CX
+	JNZ           asentry
+	ADDQ          R11, R12
+	JMP           ashead
+
+asdone:
+	VZEROUPPER
+	RET
+
+// func attendAccumAVX512(out, e, V *float32, n, A, dh int)
+// out_h = sum_j e[h*n+j] * V[j]_h for every head h, j in order (FMA);
+// V is n x A (n >= 1). out is overwritten.
+TEXT ·attendAccumAVX512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ e+8(FP), SI
+	MOVQ V+16(FP), R8
+	MOVQ n+24(FP), R9
+	MOVQ A+32(FP), R10
+	MOVQ dh+40(FP), R11
+	SHLQ $2, R10
+	SHLQ $2, R11
+	XORQ R12, R12
+
+achead:
+	CMPQ R12, R10
+	JGE  acdone
+	XORQ AX, AX
+
+acchunk:
+	CMPQ   AX, R11
+	JGE    acnext
+	VXORPS Z0, Z0, Z0
+	LEAQ   (R12)(AX*1), BX
+	MOVQ   R8, R13
+	MOVQ   SI, DX
+	MOVQ   R9, CX
+
+acentry:
+	VBROADCASTSS (DX), Z1
+	VFMADD231PS  (R13)(BX*1), Z1, Z0
+	ADDQ         $4, DX
+	ADDQ         R10, R13
+	DECQ         CX
+	JNZ          acentry
+	VMOVUPS      Z0, (DI)(BX*1)
+	ADDQ         $64, AX
+	JMP          acchunk
+
+acnext:
+	LEAQ (SI)(R9*4), SI
+	ADDQ R11, R12
+	JMP  achead
+
+acdone:
+	VZEROUPPER
+	RET

@@ -73,3 +73,9 @@ func mulSiLUAVX2(y, z *float32, n int)
 
 //go:noescape
 func convK4AVX2(out, x, w0, w1, w2, w3, b, s0, s1, s2 *float32, E, T, n int)
+
+//go:noescape
+func attendScoresAVX512(s, q, K *float32, n, A, dh int, scale float32)
+
+//go:noescape
+func attendAccumAVX512(out, e, V *float32, n, A, dh int)
