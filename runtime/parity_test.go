@@ -5,6 +5,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func convertFixture(t testing.TB, name string, typ quant.Type) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(convDir, name+"."+typ.String()+".mmq")
+	out := filepath.Join(convDir, strings.ReplaceAll(name, "/", "_")+"."+typ.String()+".mmq")
 	if _, err := convert.Convert(g.Source(), out, convert.Options{
 		Policy: convert.Policy{Type: typ}, Created: time.Unix(0, 0).UTC(),
 	}); err != nil {
@@ -112,6 +113,8 @@ func compareTrace(t *testing.T, what string, got *Trace, g *fixtures.Golden) {
 	if len(got.Layers) != len(g.Trace) {
 		t.Fatalf("%s: trace has %d layers, reference %d", what, len(got.Layers), len(g.Trace))
 	}
+	worst := 0.0
+	defer func() { t.Logf("%s: max |importance or trigger error| %.3g", what, worst) }()
 	for l := range g.Trace {
 		if len(got.Layers[l]) != len(g.Trace[l]) {
 			t.Fatalf("%s: layer %d trace has %d tokens, reference %d", what, l, len(got.Layers[l]), len(g.Trace[l]))
@@ -122,6 +125,7 @@ func compareTrace(t *testing.T, what string, got *Trace, g *fixtures.Golden) {
 				e.CrossLayer != want.CrossLayer || !slices.Equal(e.Pool, want.Pool) || e.Pos != want.Pos {
 				t.Errorf("%s: layer %d token %d: got %+v, reference %+v", what, l, i, e, want)
 			}
+			worst = max(worst, math.Abs(e.Importance-want.Importance), math.Abs(e.Trigger-want.Trigger))
 			if math.Abs(e.Importance-want.Importance) > 1e-4 || math.Abs(e.Trigger-want.Trigger) > 1e-4 {
 				t.Errorf("%s: layer %d token %d: importance %v trigger %v, reference %v %v", what, l, i,
 					e.Importance, e.Trigger, want.Importance, want.Trigger)
@@ -169,15 +173,20 @@ func compareState(t *testing.T, what string, s *Session, g *fixtures.Golden) {
 	}
 }
 
-// TestParityF32 runs every fixture, converted to f32, in prefill and in
-// step mode against the PyTorch reference's golden logits, decisions and
-// final state (SPEC.md's bounds).
+// TestParityF32 runs every fixture and every trained model with golden
+// outputs, converted to f32, in prefill and in step mode against the
+// PyTorch reference's golden logits, decisions and final state (SPEC.md's
+// bounds).
 func TestParityF32(t *testing.T) {
 	names, err := fixtures.Names()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range names {
+	trained, err := fixtures.TrainedNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range append(names, trained...) {
 		t.Run(name, func(t *testing.T) {
 			m, g := openFixture(t, name, quant.F32)
 			// Prefill: every position's logits in one call.
