@@ -78,24 +78,59 @@ func BenchmarkScan(b *testing.B) {
 	}
 }
 
+// BenchmarkConv runs the width-4 conv over one token (decode) and a
+// 128-token chunk (prefill); MB/s counts the inputs read.
 func BenchmarkConv(b *testing.B) {
-	const E, K, T = 1536, 4, 32
-	rng := newRNG(24)
-	x, w, bias := randVec(rng, T*E), randVec(rng, E*K), randVec(rng, E)
-	win, out := make([]float32, E*(K-1)), make([]float32, T*E)
-	b.ReportAllocs()
-	for b.Loop() {
-		Conv(out, win, x, w, bias, E, K, T)
+	const E, K = 1536, 4
+	for _, T := range []int{1, 128} {
+		rng := newRNG(24)
+		x, w, bias := randVec(rng, T*E), randVec(rng, E*K), randVec(rng, E)
+		win, out := make([]float32, E*(K-1)), make([]float32, T*E)
+		b.Run(fmt.Sprintf("T=%d", T), func(b *testing.B) {
+			b.SetBytes(int64(4 * T * E))
+			b.ReportAllocs()
+			for b.Loop() {
+				Conv(out, win, x, w, bias, E, K, T)
+			}
+		})
 	}
 }
 
+// BenchmarkElementwise measures the exp-based activations on a prefill
+// chunk's worth of values (128 x 1536); MB/s counts the inputs read.
+func BenchmarkElementwise(b *testing.B) {
+	rng := newRNG(28)
+	const n = 128 * 1536
+	x, y := randVec(rng, n), make([]float32, n)
+	for _, f := range []struct {
+		name string
+		fn   func(dst, x []float32)
+	}{{"Softplus", Softplus}, {"SiLU", SiLU}, {"Sigmoid", Sigmoid}} {
+		b.Run(f.name, func(b *testing.B) {
+			b.SetBytes(4 * n)
+			b.ReportAllocs()
+			for b.Loop() {
+				f.fn(y, x)
+			}
+		})
+	}
+}
+
+// BenchmarkAttend is one query over a full token pool and a cross-layer
+// union (the SPEC's default memory: A = 64, 4 heads); MB/s counts the keys
+// and values read.
 func BenchmarkAttend(b *testing.B) {
-	rng := newRNG(25)
-	const A, n, H = 64, 50, 4
-	q, K, V, out := randVec(rng, A), randVec(rng, n*A), randVec(rng, n*A), make([]float32, A)
-	b.ReportAllocs()
-	for b.Loop() {
-		Attend(out, q, K, V, n, H)
+	const A, H = 64, 4
+	for _, n := range []int{32, 64} {
+		rng := newRNG(25)
+		q, K, V, out := randVec(rng, A), randVec(rng, n*A), randVec(rng, n*A), make([]float32, A)
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(8 * n * A))
+			b.ReportAllocs()
+			for b.Loop() {
+				Attend(out, q, K, V, n, H)
+			}
+		})
 	}
 }
 

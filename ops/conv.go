@@ -31,9 +31,7 @@ func ConvStep(out, window, x, w, b []float32, E, K int) {
 //	}
 func Conv(out, window, x, w, b []float32, E, K, T int) {
 	checkConv(out, window, x, w, b, E, K, T)
-	for t := 0; t < T; t++ {
-		convStep(out[t*E:(t+1)*E], window, x[t*E:(t+1)*E], w, b, E, K)
-	}
+	convRange(out, window, x, w, b, E, K, T, 0, E)
 }
 
 func checkConv(out, window, x, w, b []float32, E, K, T int) {
