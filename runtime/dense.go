@@ -182,18 +182,18 @@ func (n *nativeDense) noteOut(l int, r, oTok, oLay, sTok, sLay []float32, T int)
 // trigger is off on the others): they are gathered into a compact block
 // when some are off, which gives the same bits, as a product's row does
 // not depend on the other rows. With the fused gate (attendWeights.
-// fuseGate) its two products, [o; M att] and W_gate[:, :d] r, are handed to
-// the caller (products) to run together with the other attention's;
-// without it, finish runs W_o and then the gate itself.
+// fuseGate) its three products, W_o att, M att and W_gate[:, :d] r, are
+// handed to the caller (products) to run together with the other
+// attention's; without it, finish runs W_o and then the gate itself.
 type gatedWork struct {
 	w                *attendWeights
 	dst, r, att, scl []float32
 	rows             []int32
 	n                int  // rows to compute
 	compact          bool // r, att, scl are gathered copies; scatter at the end
-	om, g            []float32
+	o, mo, g         []float32
 	// buffers
-	bAtt, bR, bScl, bOm, bG, bOut, bCat []float32
+	bAtt, bR, bScl, bO, bMo, bG, bOut, bCat []float32
 }
 
 func (gw *gatedWork) prepare(nd *nativeDense, dst, r, att []float32, w *attendWeights, scale []float32, T int) {
@@ -221,20 +221,23 @@ func (gw *gatedWork) prepare(nd *nativeDense, dst, r, att []float32, w *attendWe
 		}
 		gw.r, gw.att, gw.scl = gr, ga, gs
 	}
-	if w.oM.Rows != 0 && gw.n > 0 {
-		gw.om = sc.buf(&gw.bOm, gw.n*2*d)
+	if w.gateM.Rows != 0 && gw.n > 0 {
+		gw.o = sc.buf(&gw.bO, gw.n*d)
+		gw.mo = sc.buf(&gw.bMo, gw.n*d)
 		gw.g = sc.buf(&gw.bG, gw.n*d)
 	}
 }
 
-// products appends the fused form's two products (none without it, or
-// when no row retrieves).
+// products appends the fused form's three products, o = W_o att, M att
+// and W_gate[:, :d] r (none without the fused form, or when no row
+// retrieves).
 func (gw *gatedWork) products(ps []ops.Product) []ops.Product {
-	if gw.w.oM.Rows == 0 || gw.n == 0 {
+	if gw.w.gateM.Rows == 0 || gw.n == 0 {
 		return ps
 	}
 	return append(ps,
-		ops.Product{Dst: gw.om, W: gw.w.oM, X: gw.att, N: gw.n},
+		ops.Product{Dst: gw.o, W: gw.w.o, X: gw.att, N: gw.n},
+		ops.Product{Dst: gw.mo, W: gw.w.gateM, X: gw.att, N: gw.n},
 		ops.Product{Dst: gw.g, W: gw.w.gateR, X: gw.r, N: gw.n})
 }
 
@@ -247,9 +250,9 @@ func (gw *gatedWork) finish(nd *nativeDense) {
 	if gw.compact {
 		out = nd.sc.buf(&gw.bOut, gw.n*d)
 	}
-	if w.oM.Rows != 0 {
+	if w.gateM.Rows != 0 {
 		for t := range gw.n {
-			o, mo := gw.om[t*2*d:t*2*d+d], gw.om[t*2*d+d:(t+1)*2*d]
+			o, mo := gw.o[t*d:(t+1)*d], gw.mo[t*d:(t+1)*d]
 			g := gw.g[t*d : (t+1)*d]
 			ops.Add(g, g, mo)
 			gw.combine(out[t*d:(t+1)*d], o, g, gw.scl[t])

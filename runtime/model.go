@@ -104,12 +104,11 @@ type attendWeights struct {
 	gateB      []float32
 
 	// The gate's fused form (native backend, fuseGate): gateR is the view
-	// of W_gate's first d columns (no copy) and oM the 2d x A matrix [W_o;
-	// W_gate[:, d:] W_o] (float32, or int8 for block-quantised models), so
-	// that one product of the A-wide
-	// attention result gives both o and the gate's o-part. Zero when the
-	// form does not pay (A > d/2) or the columns do not split on blocks.
-	gateR, oM ops.Matrix
+	// of W_gate's first d columns (no copy) and gateM the d x A matrix
+	// W_gate[:, d:] W_o (float32, or int8 for block-quantised models).
+	// Zero when the form does not pay (A > d/2) or the columns do not
+	// split on blocks.
+	gateR, gateM ops.Matrix
 }
 
 // fuseGate computes the gate's fused form: W_gate [r; o] = W_gate[:, :d] r
@@ -130,11 +129,10 @@ func (w *attendWeights) fuseGate(p *ops.Pool, d, A int, sc *fuseScratch) {
 	if err != nil {
 		return
 	}
-	if len(sc.om) != 2*d*A {
-		sc.om, sc.woT, sc.mT = make([]float32, 2*d*A), make([]float32, A*d), make([]float32, A*d)
+	if len(sc.wo) != d*A {
+		sc.wo, sc.woT, sc.mT = make([]float32, d*A), make([]float32, A*d), make([]float32, A*d)
 	}
-	om, woT, mT := sc.om, sc.woT, sc.mT
-	wo := om[:d*A]
+	wo, woT, mT := sc.wo, sc.woT, sc.mT
 	for r := range d {
 		w.o.DequantRow(wo[r*A:(r+1)*A], r)
 	}
@@ -144,26 +142,27 @@ func (w *attendWeights) fuseGate(p *ops.Pool, d, A int, sc *fuseScratch) {
 		}
 	}
 	p.MatMul(mT, gateO, woT, A)
+	m := wo // reuse: M in row-major d x A
 	for r := range d {
 		for c := range A {
-			om[(d+r)*A+c] = mT[c*d+r]
+			m[r*A+c] = mT[c*d+r]
 		}
 	}
-	// oM keeps float32 unless the gate is block-quantised: then Q8_0 (its
+	// M keeps float32 unless the gate is block-quantised: then Q8_0 (its
 	// rows are A wide), a quarter of the bytes, which is what decode reads.
 	typ := quant.F32
 	if t := w.gate.Type; (t == quant.Q8_0 || t == quant.Q4_0) && A%quant.BlockSize == 0 {
 		typ = quant.Q8_0
 	}
-	raw, err := quant.Quantize(typ, om)
+	raw, err := quant.Quantize(typ, m)
 	if err != nil { // a non-finite product: keep the SPEC's form
 		return
 	}
-	m, err := ops.NewMatrix(typ, 2*d, A, raw)
+	mm, err := ops.NewMatrix(typ, d, A, raw)
 	if err != nil {
 		return
 	}
-	w.gateR, w.oM = gr, m
+	w.gateR, w.gateM = gr, mm
 }
 
 // Open maps the model file at path and binds every tensor the
@@ -208,7 +207,7 @@ func (m *Model) Close() error {
 // every Note Block retrieves: every tensor of the file once, except the
 // embeddings, of which a step reads one row (unless they are the tied LM
 // head), and, where the gate is fused (native backend), W_gate's left half
-// and the fused [W_o; W_gate[:, d:] W_o] instead of W_o and all of W_gate.
+// and W_gate[:, d:] W_o instead of all of W_gate.
 func (m *Model) DecodeWeightBytes() int64 {
 	var n int64
 	for _, t := range m.Header.Tensors {
@@ -221,11 +220,11 @@ func (m *Model) DecodeWeightBytes() int64 {
 			continue
 		}
 		for _, w := range []*attendWeights{&lw.note.tok, lw.note.lay} {
-			if w == nil || w.oM.Rows == 0 {
+			if w == nil || w.gateM.Rows == 0 {
 				continue
 			}
-			n -= int64(len(w.o.Data) + len(w.gate.Data))
-			n += int64(w.gateR.Rows*w.gateR.RowBytes() + len(w.oM.Data))
+			n -= int64(len(w.gate.Data))
+			n += int64(w.gateR.Rows*w.gateR.RowBytes() + len(w.gateM.Data))
 		}
 	}
 	return n
@@ -304,7 +303,7 @@ func newModel(f *format.File, opts Options) (*Model, error) {
 }
 
 // fuseScratch is fuseGate's work memory, shared by all the attentions.
-type fuseScratch struct{ om, woT, mT []float32 }
+type fuseScratch struct{ wo, woT, mT []float32 }
 
 // fuseGates prepares every attention's fused gate (the native backend's).
 func (m *Model) fuseGates() {
