@@ -58,9 +58,14 @@ def candidates(name: str):
                 yield (f"held-out text, bytes {off}..{off + n} of heldout.txt",
                        held[off:off + n].decode("utf-8", "replace"))
     else:
-        for trial in range(data.EVAL_TRIALS):
-            c = data.eval_case(256, trial)
-            yield (f"passkey evaluation prompt (length 256, trial {trial}) and its answer", c["prompt"] + c["answer"])
+        for n in (None, 160, 96, 64):
+            for trial in range(data.EVAL_TRIALS):
+                c = data.eval_case(256, trial)
+                text = c["prompt"] + c["answer"]
+                if n is None:
+                    yield f"passkey evaluation prompt (length 256, trial {trial}) and its answer", text
+                else:
+                    yield f"passkey evaluation prompt (length 256, trial {trial}), its first {n} bytes", text[:n]
 
 
 def unclear(model: MemMambaForCausalLM, trace) -> str:
