@@ -118,6 +118,7 @@ type noteScratch struct {
 	dense                           noteDense
 	qLay, oTok, oLay, sTok, sLay, s []float32
 	unionK, unionV                  []float32
+	union                           []*notePool
 	retrieved, crossed              []bool
 	hist                            []poolHistory
 	below                           []*poolHistory
@@ -236,54 +237,21 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 		}
 		// 5. cross-layer retrieval over the pools after this token's step 4
 		crossed[t] = false
-		if nw.lay != nil && single {
-			n := pool.n
-			lo := max(0, l-mem.CrossLayerEvery+1)
-			for j := lo; j < l; j++ {
-				n += s.layers[j].pool.n
-			}
-			if n > 0 {
-				crossed[t] = true
-				uk := sc.buf(&ns.unionK, n*A)[:0]
-				uv := sc.buf(&ns.unionV, n*A)[:0]
-				for j := lo; j <= l; j++ {
-					q := s.layers[j].pool
-					uk = append(uk, q.layK[:q.n*A]...)
-					uv = append(uv, q.layV[:q.n*A]...)
+		if nw.lay != nil {
+			union := ns.union[:0]
+			if single {
+				for j := max(0, l-mem.CrossLayerEvery+1); j <= l; j++ {
+					union = append(union, s.layers[j].pool)
 				}
-				ops.Attend(oLay[t*A:(t+1)*A], qLay[t*A:(t+1)*A], uk, uv, n, mem.NumHeads)
 			} else {
-				clear(oLay[t*A : (t+1)*A])
-			}
-		} else if nw.lay != nil {
-			n := pool.n
-			for _, h := range below {
-				for h.next < len(h.events) && h.events[h.next].t <= t {
-					e := h.events[h.next]
-					if e.slot == h.view.n {
-						h.view.n++
-					}
-					h.view.pos[e.slot] = e.pos
-					copy(h.view.layK[e.slot*A:(e.slot+1)*A], h.data[e.off:e.off+A])
-					copy(h.view.layV[e.slot*A:(e.slot+1)*A], h.data[e.off+A:e.off+2*A])
-					h.next++
-				}
-				n += h.view.n
-			}
-			if n > 0 {
-				crossed[t] = true
-				uk := sc.buf(&ns.unionK, n*A)[:0]
-				uv := sc.buf(&ns.unionV, n*A)[:0]
 				for _, h := range below {
-					uk = append(uk, h.view.layK[:h.view.n*A]...)
-					uv = append(uv, h.view.layV[:h.view.n*A]...)
+					h.advance(t, A)
+					union = append(union, h.view)
 				}
-				uk = append(uk, pool.layK[:pool.n*A]...)
-				uv = append(uv, pool.layV[:pool.n*A]...)
-				ops.Attend(oLay[t*A:(t+1)*A], qLay[t*A:(t+1)*A], uk, uv, n, mem.NumHeads)
-			} else {
-				clear(oLay[t*A : (t+1)*A])
+				union = append(union, pool)
 			}
+			ns.union = union
+			crossed[t] = sc.attendPools(oLay[t*A:(t+1)*A], qLay[t*A:(t+1)*A], union, A, mem.NumHeads)
 		}
 		if s.trace != nil {
 			s.trace.Layers[l] = append(s.trace.Layers[l], TraceEntry{
@@ -311,6 +279,42 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 		sLay = nil
 	}
 	s.dense.noteOut(l, r, oTok, oLay, sTok, sLay, T)
+}
+
+// advance replays the events of tokens up to t into h.view.
+func (h *poolHistory) advance(t, A int) {
+	for h.next < len(h.events) && h.events[h.next].t <= t {
+		e := h.events[h.next]
+		if e.slot == h.view.n {
+			h.view.n++
+		}
+		h.view.pos[e.slot] = e.pos
+		copy(h.view.layK[e.slot*A:(e.slot+1)*A], h.data[e.off:e.off+A])
+		copy(h.view.layV[e.slot*A:(e.slot+1)*A], h.data[e.off+A:e.off+2*A])
+		h.next++
+	}
+}
+
+// attendPools sets out to the attention of q over the union of pools (in
+// order, under the cross-layer attention's keys and values) and reports
+// whether the union had any note; out is zero when it had none.
+func (sc *scratch) attendPools(out, q []float32, pools []*notePool, A, H int) bool {
+	n := 0
+	for _, p := range pools {
+		n += p.n
+	}
+	if n == 0 {
+		clear(out)
+		return false
+	}
+	uk := sc.buf(&sc.note.unionK, n*A)[:0]
+	uv := sc.buf(&sc.note.unionV, n*A)[:0]
+	for _, p := range pools {
+		uk = append(uk, p.layK[:p.n*A]...)
+		uv = append(uv, p.layV[:p.n*A]...)
+	}
+	ops.Attend(out, q, uk, uv, n, H)
+	return true
 }
 
 func growBool(p *[]bool, n int) []bool {
