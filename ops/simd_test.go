@@ -129,10 +129,7 @@ func TestVexp(t *testing.T) {
 	if simd < simdAVX2 {
 		t.Skip("no vector exp on this machine")
 	}
-	var src []float32
-	for bits := uint64(0); bits < 1<<32; bits += 65521 {
-		src = append(src, math.Float32frombits(uint32(bits)))
-	}
+	src := bitSweep(65521)
 	for v := float32(-105); v <= 90; v += 0.0137 {
 		src = append(src, v)
 	}
@@ -162,7 +159,7 @@ func TestVexp(t *testing.T) {
 				t.Fatalf("vexp(%v) = %v, want +Inf", v, g)
 			}
 		default:
-			d := math.Abs(float64(int64(math.Float32bits(g)) - int64(math.Float32bits(want))))
+			d := ulpDiff(g, want)
 			worst = max(worst, d)
 			if d > 2 {
 				t.Fatalf("vexp(%v) = %v, want %v (%v ulp)", v, g, want, d)
@@ -179,10 +176,7 @@ func TestSoftplusSweep(t *testing.T) {
 	if simd < simdAVX2 {
 		t.Skip("no vector softplus on this machine")
 	}
-	var src []float32
-	for bits := uint64(0); bits < 1<<32; bits += 4099 {
-		src = append(src, math.Float32frombits(uint32(bits)))
-	}
+	src := bitSweep(4099)
 	src = append(src, 0, -0.0, 20, 20.0001, 19.9999, -87.3, -103.9, -104, -200, 88.8, 1e30, -1e30,
 		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()))
 	got := make([]float32, len(src))
@@ -206,7 +200,7 @@ func TestSoftplusSweep(t *testing.T) {
 			}
 		default:
 			want := float32(want64)
-			d := math.Abs(float64(int64(math.Float32bits(g)) - int64(math.Float32bits(want))))
+			d := ulpDiff(g, want)
 			worst = max(worst, d)
 			if d > 4 {
 				t.Fatalf("softplus(%v) = %v, want %v (%v ulp)", v, g, want, d)
@@ -266,4 +260,20 @@ func TestActivationKernels(t *testing.T) {
 			}
 		}
 	}
+}
+
+// bitSweep returns the float32 values of every step-th bit pattern (all
+// signs and exponents, NaNs and infinities included).
+func bitSweep(step uint64) []float32 {
+	var src []float32
+	for bits := uint64(0); bits < 1<<32; bits += step {
+		src = append(src, math.Float32frombits(uint32(bits)))
+	}
+	return src
+}
+
+// ulpDiff is the distance of two float32 values of the same sign in units
+// in the last place.
+func ulpDiff(a, b float32) float64 {
+	return math.Abs(float64(int64(math.Float32bits(a)) - int64(math.Float32bits(b))))
 }

@@ -35,11 +35,6 @@ var quantBounds = map[quant.Type]struct {
 
 const clearMargin = 0.05
 
-func allLogits(t *testing.T, m *Model, tokens []int) [][]float32 {
-	l, _ := tracedLogits(t, m, tokens)
-	return l
-}
-
 func tracedLogits(t *testing.T, m *Model, tokens []int) ([][]float32, *Trace) {
 	t.Helper()
 	var out [][]float32
