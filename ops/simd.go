@@ -162,7 +162,7 @@ func callBlock(k kernel, w *byte, stride, nb int, xq *int8, xd *float32, out *[4
 	case kQ8AVX2:
 		dotQ8x4AVX2(w, stride, nb, xq, xd, out)
 	case kQ8VNNI:
-		dotQ8x4VNNI(w, stride, nb, xq, xd, out)
+		dotQ8x4AVX512(w, stride, nb, xq, xd, out)
 	case kQ4AVX2:
 		dotQ4x4AVX2(w, stride, nb, xq, xd, out)
 	case kQ4VNNI:

@@ -79,3 +79,6 @@ func attendScoresAVX512(s, q, K *float32, n, A, dh int, scale float32)
 
 //go:noescape
 func attendAccumAVX512(out, e, V *float32, n, A, dh int)
+
+//go:noescape
+func dotQ8x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
