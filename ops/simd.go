@@ -391,7 +391,7 @@ func (pr *product) q8Tiles(lo, hi int) {
 	r := lo
 	for ; r+4 <= hi; r += 4 {
 		for tok := 0; tok < nt; tok += 4 {
-			tileQ8VNNI(&pr.w.Data[r*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R)
+			tileQ8AVX512(&pr.w.Data[r*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R)
 		}
 	}
 	for tok := 0; tok < pr.n; tok++ {

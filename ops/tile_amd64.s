@@ -449,3 +449,126 @@ qzzero:
 qzdone:
 	VZEROUPPER
 	RET
+
+// ---- Q8_0 in 512-bit registers: tileQ8VNNI two blocks a step, same bits.
+//
+// Each row's two blocks (one 256-bit load and one 256-bit insert), each
+// token's 64 quants and the pairs' int32 lanes fill a 512-bit register;
+// the low half is block b, the high half block b+1. Lanes start at
+// -VPDPBUSD(128, w), so one VPDPBUSD(u, w) gives the exact w*x sums; the
+// float scale d_w*d_x and the FMA into the pair's 8 accumulator lanes run
+// block b first, then block b+1 (extracted), as the 256-bit kernel does.
+// Per pair and two blocks, 8 instructions where tileQ8VNNI takes 12.
+// An odd last block runs tileQ8VNNI's step.
+
+// Q8ZPAIR(u, dx, acc): acc += the pair's two blocks; w in Z24, the lanes'
+// start in Z25, d_w of both blocks in Z26.
+#define Q8ZPAIR(u, dx, acc) \
+	VMOVDQA32     Z25, Z27; \
+	VPDPBUSD      Z24, u, Z27; \
+	VCVTDQ2PS     Z27, Z27; \
+	VMULPS        dx, Z26, Z28; \
+	VFMADD231PS   Y28, Y27, acc; \
+	VEXTRACTF64X4 $1, Z27, Y27; \
+	VEXTRACTF64X4 $1, Z28, Y28; \
+	VFMADD231PS   Y28, Y27, acc
+
+// Q8ZROW(p, p2, p34, p36, a0, a1, a2, a3): the row whose block pair
+// starts at p (f16 scale, 32 quants, f16 scale, 32 quants; p2, p34, p36
+// are p plus those offsets) against the four tokens.
+#define Q8ZROW(p, p2, p34, p36, a0, a1, a2, a3) \
+	VMOVDQU32     p2, Y24; \
+	VINSERTI64X4  $1, p36, Z24, Z24; \
+	VPXORD        Z25, Z25, Z25; \
+	VPDPBUSD      Z24, Z31, Z25; \
+	VPSUBD        Z25, Z30, Z25; \
+	VPBROADCASTW  p, Y26; \
+	VPBROADCASTW  p34, Y29; \
+	VINSERTI32X4  $1, X29, Y26, Y26; \
+	VCVTPH2PS     Y26, Z26; \
+	Q8ZPAIR(Z16, Z20, a0); \
+	Q8ZPAIR(Z17, Z21, a1); \
+	Q8ZPAIR(Z18, Z22, a2); \
+	Q8ZPAIR(Z19, Z23, a3)
+
+// Q8ZDX(lo, hi, dst): dst = the scales of a token's two blocks (at lo and
+// hi), 8 lanes each.
+#define Q8ZDX(lo, hi, dst) \
+	VBROADCASTSS lo, dst; \
+	VBROADCASTSS hi, Y29; \
+	VINSERTF64X4 $1, Y29, dst, dst
+
+// func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int)
+TEXT ·tileQ8AVX512(SB), NOSPLIT, $0-64
+	MOVQ w+0(FP), SI
+	MOVQ stride+8(FP), DX
+	LEAQ (SI)(DX*2), R9
+	ADDQ DX, R9
+	MOVQ xq+24(FP), DI
+	MOVQ xstride+32(FP), R10
+	LEAQ (DI)(R10*2), R11
+	ADDQ R10, R11
+	MOVQ nb+16(FP), CX
+	MOVQ xd+40(FP), R12
+	MOVQ CX, R13
+	SHLQ $2, R13
+	LEAQ (R12)(R13*2), BX
+	ADDQ R13, BX
+	ZERO16
+	MOVL         $0x80808080, AX
+	VPBROADCASTD AX, Z31
+	VPXORD       Z30, Z30, Z30
+	MOVQ         CX, R14
+	SHRQ         $1, R14
+	JZ           tq8zodd
+
+tq8zloop:
+	VPXORD (DI), Z31, Z16
+	VPXORD (DI)(R10*1), Z31, Z17
+	VPXORD (DI)(R10*2), Z31, Z18
+	VPXORD (R11), Z31, Z19
+	Q8ZDX((R12), 4(R12), Z20)
+	Q8ZDX((R12)(R13*1), 4(R12)(R13*1), Z21)
+	Q8ZDX((R12)(R13*2), 4(R12)(R13*2), Z22)
+	Q8ZDX((BX), 4(BX), Z23)
+	Q8ZROW((SI), 2(SI), 34(SI), 36(SI), Y0, Y4, Y8, Y12)
+	Q8ZROW((SI)(DX*1), 2(SI)(DX*1), 34(SI)(DX*1), 36(SI)(DX*1), Y1, Y5, Y9, Y13)
+	Q8ZROW((SI)(DX*2), 2(SI)(DX*2), 34(SI)(DX*2), 36(SI)(DX*2), Y2, Y6, Y10, Y14)
+	Q8ZROW((R9), 2(R9), 34(R9), 36(R9), Y3, Y7, Y11, Y15)
+	ADDQ $68, SI
+	ADDQ $68, R9
+	ADDQ $64, DI
+	ADDQ $64, R11
+	ADDQ $8, R12
+	ADDQ $8, BX
+	DECQ R14
+	JNZ  tq8zloop
+
+tq8zodd:
+	TESTQ        $1, CX
+	JZ           tq8zdone
+	VPXORD       (DI), Y31, Y16
+	VPXORD       (DI)(R10*1), Y31, Y17
+	VPXORD       (DI)(R10*2), Y31, Y18
+	VPXORD       (R11), Y31, Y19
+	VBROADCASTSS (R12), Y20
+	VBROADCASTSS (R12)(R13*1), Y21
+	VBROADCASTSS (R12)(R13*2), Y22
+	VBROADCASTSS (BX), Y23
+	Q8ROW(2(SI), (SI), Y0, Y4, Y8, Y12)
+	Q8ROW(2(SI)(DX*1), (SI)(DX*1), Y1, Y5, Y9, Y13)
+	Q8ROW(2(SI)(DX*2), (SI)(DX*2), Y2, Y6, Y10, Y14)
+	Q8ROW(2(R9), (R9), Y3, Y7, Y11, Y15)
+
+tq8zdone:
+	MOVQ out+48(FP), R8
+	MOVQ ostride+56(FP), BX
+	RED4(Y0, Y1, Y2, Y3, X0, X1)
+	ADDQ BX, R8
+	RED4(Y4, Y5, Y6, Y7, X4, X5)
+	ADDQ BX, R8
+	RED4(Y8, Y9, Y10, Y11, X8, X9)
+	ADDQ BX, R8
+	RED4(Y12, Y13, Y14, Y15, X12, X13)
+	VZEROUPPER
+	RET
