@@ -1,6 +1,7 @@
 //go:build !purego
 
 #include "textflag.h"
+#include "q8z_amd64.h"
 
 // PF is how far ahead (bytes) each row is prefetched: on the machine the
 // kernels were tuned on, streaming a matrix from DRAM ran 2-4x faster with it.
@@ -176,10 +177,7 @@ qdone: \
 	VPBLENDD        $0xF0, Y11, Y10, Y10; \
 	VCVTPH2PS       Y10, Z10; \
 	VMULPS          Z19, Z10, Z10; \
-	VFMADD231PS     Y10, Y9, acc; \
-	VEXTRACTF64X4   $1, Z9, Y9; \
-	VEXTRACTF64X4   $1, Z10, Y10; \
-	VFMADD231PS     Y10, Y9, acc
+	ADD2BLOCKS(Z9, Y9, Z10, Y10, acc)
 
 // func dotF32x4AVX2(w *float32, stride, n int, x *float32, out *[4]float32)
 // n is a multiple of 8.

@@ -1,6 +1,7 @@
 //go:build !purego
 
 #include "textflag.h"
+#include "q8z_amd64.h"
 
 // Tile kernels for MatMul: four weight rows (at w + i*stride bytes) against
 // several token vectors (at x + t*xstride bytes), so that each weight vector
@@ -104,6 +105,11 @@
 	FOLD4(Z4, Z5, Z6, Z7, Y4, Y5, Y6, Y7); \
 	FOLD4(Z8, Z9, Z10, Z11, Y8, Y9, Y10, Y11); \
 	FOLD4(Z12, Z13, Z14, Z15, Y12, Y13, Y14, Y15); \
+	RED16
+
+// RED16 reduces the 8 lanes of Y0..Y15 and stores the 16 sums, four a
+// token, at R8, R8+BX, R8+2*BX, R8+3*BX.
+#define RED16 \
 	RED4(Y0, Y1, Y2, Y3, X0, X1); \
 	ADDQ BX, R8; \
 	RED4(Y4, Y5, Y6, Y7, X4, X5); \
@@ -112,6 +118,50 @@
 	ADDQ BX, R8; \
 	RED4(Y12, Y13, Y14, Y15, X12, X13); \
 	VZEROUPPER
+
+// TQ8ARGS loads tileQ8VNNI's arguments: rows SI, SI+DX, SI+2*DX, R9;
+// token quants DI, DI+R10, DI+2*R10, R11; token scales R12, R12+R13,
+// R12+2*R13, BX; CX = nb; zeroes the accumulators.
+#define TQ8ARGS \
+	MOVQ w+0(FP), SI; \
+	MOVQ stride+8(FP), DX; \
+	LEAQ (SI)(DX*2), R9; \
+	ADDQ DX, R9; \
+	MOVQ xq+24(FP), DI; \
+	MOVQ xstride+32(FP), R10; \
+	LEAQ (DI)(R10*2), R11; \
+	ADDQ R10, R11; \
+	MOVQ nb+16(FP), CX; \
+	MOVQ xd+40(FP), R12; \
+	MOVQ CX, R13; \
+	SHLQ $2, R13; \
+	LEAQ (R12)(R13*2), BX; \
+	ADDQ R13, BX; \
+	ZERO16
+
+// TQ8STEP is one block of the 4x4 tile in 256-bit registers (Y31: 0x80
+// bytes); the pointers stay.
+#define TQ8STEP \
+	VPXORD       (DI), Y31, Y16; \
+	VPXORD       (DI)(R10*1), Y31, Y17; \
+	VPXORD       (DI)(R10*2), Y31, Y18; \
+	VPXORD       (R11), Y31, Y19; \
+	VBROADCASTSS (R12), Y20; \
+	VBROADCASTSS (R12)(R13*1), Y21; \
+	VBROADCASTSS (R12)(R13*2), Y22; \
+	VBROADCASTSS (BX), Y23; \
+	Q8ROW(2(SI), (SI), Y0, Y4, Y8, Y12); \
+	Q8ROW(2(SI)(DX*1), (SI)(DX*1), Y1, Y5, Y9, Y13); \
+	Q8ROW(2(SI)(DX*2), (SI)(DX*2), Y2, Y6, Y10, Y14); \
+	Q8ROW(2(R9), (R9), Y3, Y7, Y11, Y15)
+
+// TQ8STORE sums the tile's 16 accumulators and stores them, a token's four
+// rows at out, ostride bytes apart, and returns.
+#define TQ8STORE \
+	MOVQ out+48(FP), R8; \
+	MOVQ ostride+56(FP), BX; \
+	RED16; \
+	RET
 
 // func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
 // n is a multiple of 16.
@@ -326,63 +376,26 @@ tbf16a2done:
 	Q8PAIR(Y23, Y19, a3)
 
 // func tileQ8VNNI(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int)
-// Rows SI, SI+DX, SI+2*DX, R9; token quants DI, DI+R10, DI+2*R10, R11;
-// token scales R12, R12+R13, R12+2*R13, BX.
 TEXT ·tileQ8VNNI(SB), NOSPLIT, $0-64
-	MOVQ w+0(FP), SI
-	MOVQ stride+8(FP), DX
-	LEAQ (SI)(DX*2), R9
-	ADDQ DX, R9
-	MOVQ xq+24(FP), DI
-	MOVQ xstride+32(FP), R10
-	LEAQ (DI)(R10*2), R11
-	ADDQ R10, R11
-	MOVQ nb+16(FP), CX
-	MOVQ xd+40(FP), R12
-	MOVQ CX, R13
-	SHLQ $2, R13
-	LEAQ (R12)(R13*2), BX
-	ADDQ R13, BX
-	ZERO16
+	TQ8ARGS
 	MOVL         $0x80808080, AX
 	VPBROADCASTD AX, Y31
 	TESTQ        CX, CX
 	JZ           tq8done
 
 tq8loop:
-	VPXORD       (DI), Y31, Y16
-	VPXORD       (DI)(R10*1), Y31, Y17
-	VPXORD       (DI)(R10*2), Y31, Y18
-	VPXORD       (R11), Y31, Y19
-	VBROADCASTSS (R12), Y20
-	VBROADCASTSS (R12)(R13*1), Y21
-	VBROADCASTSS (R12)(R13*2), Y22
-	VBROADCASTSS (BX), Y23
-	Q8ROW(2(SI), (SI), Y0, Y4, Y8, Y12)
-	Q8ROW(2(SI)(DX*1), (SI)(DX*1), Y1, Y5, Y9, Y13)
-	Q8ROW(2(SI)(DX*2), (SI)(DX*2), Y2, Y6, Y10, Y14)
-	Q8ROW(2(R9), (R9), Y3, Y7, Y11, Y15)
-	ADDQ         $34, SI
-	ADDQ         $34, R9
-	ADDQ         $32, DI
-	ADDQ         $32, R11
-	ADDQ         $4, R12
-	ADDQ         $4, BX
-	DECQ         CX
-	JNZ          tq8loop
+	TQ8STEP
+	ADDQ $34, SI
+	ADDQ $34, R9
+	ADDQ $32, DI
+	ADDQ $32, R11
+	ADDQ $4, R12
+	ADDQ $4, BX
+	DECQ CX
+	JNZ  tq8loop
 
 tq8done:
-	MOVQ out+48(FP), R8
-	MOVQ ostride+56(FP), BX
-	RED4(Y0, Y1, Y2, Y3, X0, X1)
-	ADDQ BX, R8
-	RED4(Y4, Y5, Y6, Y7, X4, X5)
-	ADDQ BX, R8
-	RED4(Y8, Y9, Y10, Y11, X8, X9)
-	ADDQ BX, R8
-	RED4(Y12, Y13, Y14, Y15, X12, X13)
-	VZEROUPPER
-	RET
+	TQ8STORE
 
 // func quantQ8AVX512(q *int8, d *float32, x *float32, nb int)
 // QuantizeQ8 on nb blocks of 32, with QuantizeQ8's bits: the block maximum
@@ -468,10 +481,7 @@ qzdone:
 	VPDPBUSD      Z24, u, Z27; \
 	VCVTDQ2PS     Z27, Z27; \
 	VMULPS        dx, Z26, Z28; \
-	VFMADD231PS   Y28, Y27, acc; \
-	VEXTRACTF64X4 $1, Z27, Y27; \
-	VEXTRACTF64X4 $1, Z28, Y28; \
-	VFMADD231PS   Y28, Y27, acc
+	ADD2BLOCKS(Z27, Y27, Z28, Y28, acc)
 
 // Q8ZROW(p, p2, p34, p36, a0, a1, a2, a3): the row whose block pair
 // starts at p (f16 scale, 32 quants, f16 scale, 32 quants; p2, p34, p36
@@ -500,21 +510,7 @@ qzdone:
 
 // func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int)
 TEXT ·tileQ8AVX512(SB), NOSPLIT, $0-64
-	MOVQ w+0(FP), SI
-	MOVQ stride+8(FP), DX
-	LEAQ (SI)(DX*2), R9
-	ADDQ DX, R9
-	MOVQ xq+24(FP), DI
-	MOVQ xstride+32(FP), R10
-	LEAQ (DI)(R10*2), R11
-	ADDQ R10, R11
-	MOVQ nb+16(FP), CX
-	MOVQ xd+40(FP), R12
-	MOVQ CX, R13
-	SHLQ $2, R13
-	LEAQ (R12)(R13*2), BX
-	ADDQ R13, BX
-	ZERO16
+	TQ8ARGS
 	MOVL         $0x80808080, AX
 	VPBROADCASTD AX, Z31
 	VPXORD       Z30, Z30, Z30
@@ -545,30 +541,9 @@ tq8zloop:
 	JNZ  tq8zloop
 
 tq8zodd:
-	TESTQ        $1, CX
-	JZ           tq8zdone
-	VPXORD       (DI), Y31, Y16
-	VPXORD       (DI)(R10*1), Y31, Y17
-	VPXORD       (DI)(R10*2), Y31, Y18
-	VPXORD       (R11), Y31, Y19
-	VBROADCASTSS (R12), Y20
-	VBROADCASTSS (R12)(R13*1), Y21
-	VBROADCASTSS (R12)(R13*2), Y22
-	VBROADCASTSS (BX), Y23
-	Q8ROW(2(SI), (SI), Y0, Y4, Y8, Y12)
-	Q8ROW(2(SI)(DX*1), (SI)(DX*1), Y1, Y5, Y9, Y13)
-	Q8ROW(2(SI)(DX*2), (SI)(DX*2), Y2, Y6, Y10, Y14)
-	Q8ROW(2(R9), (R9), Y3, Y7, Y11, Y15)
+	TESTQ $1, CX
+	JZ    tq8zdone
+	TQ8STEP
 
 tq8zdone:
-	MOVQ out+48(FP), R8
-	MOVQ ostride+56(FP), BX
-	RED4(Y0, Y1, Y2, Y3, X0, X1)
-	ADDQ BX, R8
-	RED4(Y4, Y5, Y6, Y7, X4, X5)
-	ADDQ BX, R8
-	RED4(Y8, Y9, Y10, Y11, X8, X9)
-	ADDQ BX, R8
-	RED4(Y12, Y13, Y14, Y15, X12, X13)
-	VZEROUPPER
-	RET
+	TQ8STORE
