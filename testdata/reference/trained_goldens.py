@@ -45,7 +45,7 @@ TRAINED = os.path.join(HERE, "..", "trained")
 MODELS = ["mamba-kjv", "memmamba-kjv", "mamba-passkey", "memmamba-passkey"]
 MARGIN = 1e-3
 SCORE_GAP = 2e-6
-TEXT_BYTES = (128, 96, 64)  # the longest window with clear decisions
+TEXT_BYTES = (128, 96, 64, 48, 40)  # the longest window with clear decisions
 
 
 def candidates(name: str):
