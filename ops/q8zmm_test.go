@@ -10,8 +10,8 @@ import (
 	"github.com/memmamba/memmamba/quant"
 )
 
-// TestQ8AVX512Bits checks the 512-bit int8 kernel against the 256-bit VNNI
-// kernel it replaces, bit for bit: every block count from 0 to 9 (odd counts
+// TestQ8AVX512Bits checks the 512-bit int8 kernel against the 256-bit AVX2
+// kernel, bit for bit: every block count from 0 to 9 (odd counts
 // end in the 256-bit body), row strides with and without padding, the four
 // row slots (stride 0 runs one row four times), weights at -128 and 127,
 // activations at their extremes, and a guard word after out.
@@ -51,7 +51,7 @@ func TestQ8AVX512Bits(t *testing.T) {
 			for _, st := range []int{stride, 0} {
 				var want, got [5]float32
 				got[4] = math.Float32frombits(0x7fc0dead)
-				dotQ8x4VNNI(&w[0], st, nb, &xq[0], &xd[0], (*[4]float32)(want[:4]))
+				dotQ8x4AVX2(&w[0], st, nb, &xq[0], &xd[0], (*[4]float32)(want[:4]))
 				dotQ8x4AVX512(&w[0], st, nb, &xq[0], &xd[0], (*[4]float32)(got[:4]))
 				what := fmt.Sprintf("nb=%d pad=%d stride=%d", nb, pad, st)
 				sameBits(t, what, got[:4], want[:4])

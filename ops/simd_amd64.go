@@ -40,9 +40,6 @@ func dotBF16x4AVX512(w *byte, stride, n int, x *float32, out *[4]float32)
 func dotQ8x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 
 //go:noescape
-func dotQ8x4VNNI(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
-
-//go:noescape
 func dotQ4x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 
 //go:noescape

@@ -361,11 +361,6 @@ TEXT ·dotQ8x4AVX2(SB), NOSPLIT, $0-48
 	QROWS
 	QLOOP(Q8W, SUMI2, 34)
 
-// func dotQ8x4VNNI(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
-TEXT ·dotQ8x4VNNI(SB), NOSPLIT, $0-48
-	QROWS
-	QLOOP(Q8W, SUMIV, 34)
-
 // func dotQ4x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 TEXT ·dotQ4x4AVX2(SB), NOSPLIT, $0-48
 	QROWS
@@ -378,14 +373,15 @@ TEXT ·dotQ4x4VNNI(SB), NOSPLIT, $0-48
 
 // func dotQ8x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 //
-// dotQ8x4VNNI two blocks at a time in 512-bit registers, with the same bits:
+// The int8 row kernel with VNNI, two blocks at a time in 512-bit registers,
+// with dotQ8x4AVX2's bits:
 // the 8 int32 lanes of each block (4 products each) are the same exact
 // integers, and each block is scaled and added into the row's 8 float
 // lanes in block order, as the 256-bit kernel does. AVX-512 has no VPSIGNB,
 // so instead of |w| and x with w's sign, the weights enter VPDPBUSD as
 // unsigned bytes w+128 (w XOR 0x80) and each lane starts from
 // -128*(its four x): sum (w+128)*x - 128*sum x = sum w*x. Per row and
-// two blocks that is 15 instructions where the 256-bit kernel takes 24.
+// two blocks that is 15 instructions where a 256-bit VNNI kernel takes 24.
 // Two blocks of a row (34 bytes each: f16 scale, 32 weights) come from one
 // 256-bit load and one 256-bit insert; an odd last block runs the 256-bit
 // body.

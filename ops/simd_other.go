@@ -18,9 +18,6 @@ func dotBF16x4AVX512(w *byte, stride, n int, x *float32, out *[4]float32) { pani
 func dotQ8x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32) {
 	panic(noAsm)
 }
-func dotQ8x4VNNI(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32) {
-	panic(noAsm)
-}
 func dotQ8x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32) {
 	panic(noAsm)
 }

@@ -119,7 +119,7 @@
 	RED4(Y12, Y13, Y14, Y15, X12, X13); \
 	VZEROUPPER
 
-// TQ8ARGS loads tileQ8VNNI's arguments: rows SI, SI+DX, SI+2*DX, R9;
+// TQ8ARGS loads the int8 tile's arguments: rows SI, SI+DX, SI+2*DX, R9;
 // token quants DI, DI+R10, DI+2*R10, R11; token scales R12, R12+R13,
 // R12+2*R13, BX; CX = nb; zeroes the accumulators.
 #define TQ8ARGS \
@@ -375,28 +375,6 @@ tbf16a2done:
 	Q8PAIR(Y22, Y18, a2); \
 	Q8PAIR(Y23, Y19, a3)
 
-// func tileQ8VNNI(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int)
-TEXT ·tileQ8VNNI(SB), NOSPLIT, $0-64
-	TQ8ARGS
-	MOVL         $0x80808080, AX
-	VPBROADCASTD AX, Y31
-	TESTQ        CX, CX
-	JZ           tq8done
-
-tq8loop:
-	TQ8STEP
-	ADDQ $34, SI
-	ADDQ $34, R9
-	ADDQ $32, DI
-	ADDQ $32, R11
-	ADDQ $4, R12
-	ADDQ $4, BX
-	DECQ CX
-	JNZ  tq8loop
-
-tq8done:
-	TQ8STORE
-
 // func quantQ8AVX512(q *int8, d *float32, x *float32, nb int)
 // QuantizeQ8 on nb blocks of 32, with QuantizeQ8's bits: the block maximum
 // of |x| skips NaN as the Go loop's comparisons do (VMAXPS returns its
@@ -463,7 +441,8 @@ qzdone:
 	VZEROUPPER
 	RET
 
-// ---- Q8_0 in 512-bit registers: tileQ8VNNI two blocks a step, same bits.
+// ---- Q8_0 in 512-bit registers: the 4x4 tile two blocks a step, with the
+// bits of the one-block step (TQ8STEP, Q8ROW) and so of the row kernels.
 //
 // Each row's two blocks (one 256-bit load and one 256-bit insert), each
 // token's 64 quants and the pairs' int32 lanes fill a 512-bit register;
@@ -471,8 +450,8 @@ qzdone:
 // -VPDPBUSD(128, w), so one VPDPBUSD(u, w) gives the exact w*x sums; the
 // float scale d_w*d_x and the FMA into the pair's 8 accumulator lanes run
 // block b first, then block b+1 (extracted), as the 256-bit kernel does.
-// Per pair and two blocks, 8 instructions where tileQ8VNNI takes 12.
-// An odd last block runs tileQ8VNNI's step.
+// Per pair and two blocks, 8 instructions where the one-block step takes
+// 12. An odd last block runs the one-block step.
 
 // Q8ZPAIR(u, dx, acc): acc += the pair's two blocks; w in Z24, the lanes'
 // start in Z25, d_w of both blocks in Z26.
