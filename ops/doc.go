@@ -42,11 +42,12 @@
 //     accumulator. With AVX-512, Q8_0 rows and tiles take two blocks per
 //     512-bit register (the weights as unsigned w+128 against lanes that
 //     start at -128*sum x) and add the two blocks into the same 8 lanes in
-//     block order, so they give the AVX2 kernels' bits. This adds an activation quantisation error of at most
-//     sum_b (max|x_b|/254) * sum_i |w_i| over blocks b (each |x - d*q| <=
-//     d/2), on top of float rounding ((Cols/32+8)*2^-24*sum|w*x^|); the
-//     tests check both against float64 (checkQuantResult). The pure-Go
-//     path keeps float activations (no quantisation error).
+//     block order, so they give the AVX2 kernels' bits. This adds an
+//     activation quantisation error of at most sum_b (max|x_b|/254) *
+//     sum_i |w_i| over blocks b (each |x - d*q| <= d/2), on top of float
+//     rounding ((Cols/32+8)*2^-24*sum|w*x^|); the tests check both against
+//     float64 (checkQuantResult). The pure-Go path keeps float activations
+//     (no quantisation error).
 //   - MatMul runs tile kernels (tile_amd64.s) of 4 rows x 4 tokens
 //     (AVX-512: f32/f16/bf16, and Q8_0 with VNNI, where the activations are
 //     offset to unsigned once per token instead of sign-flipped per row) or
