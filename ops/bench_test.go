@@ -135,14 +135,19 @@ func BenchmarkAttend(b *testing.B) {
 }
 
 // BenchmarkMatVecShapes measures MatVec on the decode shapes of a
-// mamba-130m model: a 1536x768 projection and the 50280x768 LM head, which
-// dominates decode. SetBytes is the weight bytes, so MB/s is the rate at
-// which weights are streamed.
+// mamba-130m model: a 1536x768 projection, the 50280x768 LM head, which
+// dominates decode, and the short rows of dt_proj (1536x48, float types
+// only: 48 columns do not fill the blocks) and of the Note Block's fused
+// gate (768x64). SetBytes is the weight bytes, so MB/s is the rate at which
+// weights are streamed.
 func BenchmarkMatVecShapes(b *testing.B) {
 	rng := newRNG(26)
-	for _, shape := range [][2]int{{1536, 768}, {50280, 768}} {
+	for _, shape := range [][2]int{{1536, 768}, {50280, 768}, {1536, 48}, {768, 64}} {
 		rows, cols := shape[0], shape[1]
 		for _, typ := range allTypes() {
+			if cols%typ.BlockLen() != 0 {
+				continue
+			}
 			m, _ := testMatrix(b, rng, typ, rows, cols, 0)
 			x := randVec(rng, cols)
 			dst := make([]float32, rows)

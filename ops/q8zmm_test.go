@@ -3,6 +3,7 @@
 package ops
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"testing"
@@ -58,6 +59,77 @@ func TestQ8AVX512Bits(t *testing.T) {
 				if math.Float32bits(got[4]) != 0x7fc0dead {
 					t.Fatalf("%s: wrote past out", what)
 				}
+			}
+		}
+	}
+}
+
+// TestRowsKernels holds the many-row kernels (dotF32RowsAVX512,
+// dotQ8RowsAVX512) to the four-row kernels they loop, bit for bit, over
+// 4..16 rows, several row lengths and padded strides, with a guard value
+// after the outputs.
+func TestRowsKernels(t *testing.T) {
+	if simd < simdAVX512 {
+		t.Skip("no AVX-512 VNNI on this machine")
+	}
+	rng := newRNG(78)
+	const guard = 0x7fc0dead
+	check := func(what string, got, want []float32) {
+		t.Helper()
+		sameBits(t, what, got[:len(want)], want)
+		if math.Float32bits(got[len(want)]) != guard {
+			t.Fatalf("%s: wrote past out", what)
+		}
+	}
+	for rows := 4; rows <= 16; rows += 4 {
+		for _, n := range []int{16, 48, 64, 784} {
+			for _, pad := range []int{0, 4, 64} {
+				stride := 4*n + pad
+				w := make([]byte, rows*stride)
+				for i := 0; i < len(w); i += 4 {
+					binary.LittleEndian.PutUint32(w[i:], math.Float32bits(float32(rng.NormFloat64())))
+				}
+				x := randVec(rng, n)
+				want := make([]float32, rows)
+				for r := 0; r < rows; r += 4 {
+					dotF32x4AVX512(&w[r*stride], stride, n, &x[0], (*[4]float32)(want[r:r+4]))
+				}
+				got := make([]float32, rows+1)
+				got[rows] = math.Float32frombits(guard)
+				dotF32RowsAVX512(&w[0], stride, n, rows, &x[0], &got[0])
+				check(fmt.Sprintf("f32 rows=%d n=%d pad=%d", rows, n, pad), got, want)
+			}
+		}
+		const bb = 2 + quant.BlockSize
+		for _, nb := range []int{2, 4, 24, 48} {
+			for _, pad := range []int{0, 3, 64} {
+				stride := nb*bb + pad
+				w := make([]byte, rows*stride)
+				for i := range w {
+					w[i] = byte(rng.IntN(256))
+				}
+				for r := 0; r < rows; r++ { // sane f16 scales
+					for b := 0; b < nb; b++ {
+						o := r*stride + b*bb
+						w[o], w[o+1] = 0x00, 0x2c+byte(rng.IntN(8))
+					}
+				}
+				xq := make([]int8, nb*quant.BlockSize)
+				xd := make([]float32, nb)
+				for i := range xq {
+					xq[i] = int8(rng.IntN(255) - 127)
+				}
+				for i := range xd {
+					xd[i] = rng.Float32() + 0.01
+				}
+				want := make([]float32, rows)
+				for r := 0; r < rows; r += 4 {
+					dotQ8x4AVX512(&w[r*stride], stride, nb, &xq[0], &xd[0], (*[4]float32)(want[r:r+4]))
+				}
+				got := make([]float32, rows+1)
+				got[rows] = math.Float32frombits(guard)
+				dotQ8RowsAVX512(&w[0], stride, nb, rows, &xq[0], &xd[0], &got[0])
+				check(fmt.Sprintf("q8 rows=%d nb=%d pad=%d", rows, nb, pad), got, want)
 			}
 		}
 	}

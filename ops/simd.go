@@ -320,6 +320,11 @@ func (pr *product) floatRowsTok(dst, x []float32, lo, hi int) {
 	if t == quant.F16 && nv < C {
 		tab = f16Table()
 	}
+	if pr.k == kF32AVX512 && nv == C && nv > 0 && hi-lo >= 8 {
+		n4 := (hi - lo) &^ 3
+		dotF32RowsAVX512(&data[lo*rb], rb, nv, n4, &x[0], &dst[lo])
+		lo += n4
+	}
 	var out [4]float32
 	for r := lo; r < hi; {
 		g, stride := 4, rb
@@ -367,6 +372,11 @@ func (pr *product) blockRowsTok(t, lo, hi int) {
 		return
 	}
 	xq, xd := &pr.xq[t*C], &pr.xd[t*nb]
+	if pr.k == kQ8VNNI && nb%2 == 0 && hi-lo >= 8 {
+		n4 := (hi - lo) &^ 3
+		dotQ8RowsAVX512(&pr.w.Data[lo*pr.rb], pr.rb, nb, n4, xq, xd, &dst[lo])
+		lo += n4
+	}
 	var out [4]float32
 	for r := lo; r < hi; {
 		if hi-r >= 4 {

@@ -45,6 +45,12 @@ func dotQ4x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32
 //go:noescape
 func dotQ4x4VNNI(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 
+//go:noescape
+func dotF32RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)
+
+//go:noescape
+func dotQ8RowsAVX512(w *byte, stride, nb, rows int, xq *int8, xd *float32, out *float32)
+
 // The kernels of scan_amd64.s.
 
 //go:noescape

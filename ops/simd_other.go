@@ -28,6 +28,11 @@ func dotQ4x4VNNI(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32
 	panic(noAsm)
 }
 
+func dotF32RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32) { panic(noAsm) }
+func dotQ8RowsAVX512(w *byte, stride, nb, rows int, xq *int8, xd *float32, out *float32) {
+	panic(noAsm)
+}
+
 func expAVX2(dst, src *float32, n int) { panic(noAsm) }
 
 func scanChanAVX2(h, A, B, C, dt, a, y *float32, N, T, E int, D float32) { panic(noAsm) }
