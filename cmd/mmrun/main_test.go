@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 	out, err := exec.Command("go", "build", "-o", dir, "github.com/memmamba/memmamba/cmd/mmrun", "github.com/memmamba/memmamba/cmd/mmconvert").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building the commands: %v\n%s", err, out)
+		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
