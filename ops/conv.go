@@ -120,6 +120,19 @@ func (p *Pool) ConvSiLU(out, window, x, w, b []float32, E, K, T int) {
 	p.conv = convArgs{}
 }
 
+// ConvSiLUChannels is ConvSiLU (the function's result, without a pool) on
+// channels lo..hi-1 only: it writes out and updates window on those
+// channels, which are exactly what the whole call gives there (channels
+// are independent). It lets a caller split the channels its own way
+// (MatVecThen).
+func ConvSiLUChannels(out, window, x, w, b []float32, E, K, T, lo, hi int) {
+	checkConv(out, window, x, w, b, E, K, T)
+	if lo < 0 || hi > E || lo > hi {
+		panic(fmt.Sprintf("ops: conv channels %d..%d of %d", lo, hi, E))
+	}
+	convSiLURange(out, window, x, w, b, E, K, T, lo, hi)
+}
+
 type convArgs struct {
 	out, window, x, w, b []float32
 	E, K, T              int

@@ -49,6 +49,7 @@ type Pool struct {
 	total int      // rows (or For's n)
 	parts int
 	fn    func(lo, hi int)
+	then  func(lo, hi int) // MatVecThen's epilogue
 	scan  scanArgs
 	conv  convArgs
 
@@ -230,6 +231,9 @@ func (p *Pool) runPart(part int) {
 	switch p.kind {
 	case jobMatMul:
 		p.prod.rows(lo, hi)
+		if p.then != nil {
+			p.then(lo, hi)
+		}
 	case jobFor:
 		p.fn(lo, hi)
 	case jobScan:
@@ -274,7 +278,7 @@ func (p *Pool) run(parts int) {
 		p.claim(seq)
 		p.wait()
 	}
-	p.prod, p.fn = product{}, nil // drop references
+	p.prod, p.fn, p.then = product{}, nil, nil // drop references
 	clear(p.multi)
 }
 
@@ -320,6 +324,32 @@ func (p *Pool) MatMul(dst []float32, w Matrix, x []float32, n int) {
 	defer p.mu.Unlock()
 	p.prod.prepare(dst, w, st, x, n, &p.qs)
 	p.kind, p.total = jobMatMul, w.Rows
+	p.run(parts)
+}
+
+// MatVecThen is MatVec followed, part by part, by an epilogue: whoever
+// computes a part's rows lo..hi-1 of dst then calls then(lo, hi), while
+// those rows (and whatever then reads by the same index) are hot in its
+// cache, instead of the caller running a second pass, alone or after a
+// second hand-off. Decode fuses this way the conv into in_proj's product
+// and the scan into dt_proj's. The ranges are disjoint and cover
+// [0, w.Rows); then must be safe to call concurrently on disjoint ranges
+// and must not use p. thenWork is the epilogue's cost in weight-value
+// units (as rows*cols), so that a cheap product with a costly epilogue
+// still splits. Keep then in a variable (a method value made once) to
+// avoid an allocation per call.
+func (p *Pool) MatVecThen(dst []float32, w Matrix, x []float32, then func(lo, hi int), thenWork int) {
+	st := checkMatVec(dst, w, x, 1)
+	parts := partsFor(w.Rows*w.Cols + thenWork)
+	if p == nil || p.threads == 1 || parts == 1 {
+		MatMul(dst, w, x, 1)
+		then(0, w.Rows)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.prod.prepare(dst, w, st, x, 1, &p.qs)
+	p.kind, p.total, p.then = jobMatMul, w.Rows, then
 	p.run(parts)
 }
 

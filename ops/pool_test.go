@@ -56,6 +56,56 @@ func testPoolMatMul(t *testing.T) {
 	}
 }
 
+// TestMatVecThen checks MatVecThen's epilogue: its ranges are disjoint and
+// cover every row, each range's rows are already computed (MatVec's bits)
+// when it runs, and the product equals MatVec, with every pool size and a
+// work estimate that makes a small product split.
+func TestMatVecThen(t *testing.T) {
+	rng := newRNG(6)
+	pools := []*Pool{nil, NewPool(1), NewPool(2), NewPool(3)}
+	defer func() {
+		for _, p := range pools {
+			p.Close()
+		}
+	}()
+	for _, typ := range []quant.Type{quant.F32, quant.Q8_0} {
+		for _, rows := range []int{1, 37, 301} {
+			const cols = 64
+			m, _ := testMatrix(t, rng, typ, rows, cols, 0)
+			x := randVec(rng, cols)
+			want := make([]float32, rows)
+			MatVec(want, m, x)
+			for pi, p := range pools {
+				for _, work := range []int{0, 1 << 20} {
+					what := fmt.Sprintf("%s rows=%d pool %d work=%d", typ, rows, pi, work)
+					got, check := guarded(rows, 1)
+					seen := make([]atomic.Int32, rows)
+					var bad atomic.Bool
+					then := func(lo, hi int) {
+						for r := lo; r < hi; r++ {
+							seen[r].Add(1)
+							if math.Float32bits(got[r]) != math.Float32bits(want[r]) {
+								bad.Store(true)
+							}
+						}
+					}
+					p.MatVecThen(got, m, x, then, work)
+					check(t)
+					sameBits(t, what, got, want)
+					if bad.Load() {
+						t.Errorf("%s: an epilogue ran before its rows were computed", what)
+					}
+					for r := range seen {
+						if n := seen[r].Load(); n != 1 {
+							t.Fatalf("%s: row %d went through the epilogue %d times", what, r, n)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestPoolFor(t *testing.T) {
 	p := NewPool(4)
 	defer p.Close()

@@ -57,6 +57,18 @@ func (p *Pool) Scan(y, h, dt, A, B, C, a, D, z []float32, E, N, T int) {
 	p.scan = scanArgs{}
 }
 
+// ScanChannels is Scan on channels lo..hi-1 only: it writes y and updates
+// h on those channels, exactly as the whole call does there (channels are
+// independent). It lets a caller split the channels its own way
+// (MatVecThen).
+func ScanChannels(y, h, dt, A, B, C, a, D, z []float32, E, N, T, lo, hi int) {
+	checkScan(y, h, dt, A, B, C, a, D, z, E, N, T)
+	if lo < 0 || hi > E || lo > hi {
+		panic(fmt.Sprintf("ops: scan channels %d..%d of %d", lo, hi, E))
+	}
+	scanRange(y, h, dt, A, B, C, a, D, z, E, N, T, lo, hi)
+}
+
 type scanArgs struct {
 	y, h, dt, A, B, C, a, D, z []float32
 	E, N, T                    int

@@ -432,6 +432,11 @@ spdone:
 //	h[j] = fma(exp(dt*A[j]), h[j], (dt*B[j])*a)
 //	s    = fma(h[j], C[j], s)          // 16-lane accumulator, j in order
 //	y    = hsum(s) + D*a               // fixed tree, then one add
+// SPF is how far ahead (bytes) scanChansAVX512 prefetches the state and A:
+// in decode both come from memory (the weights streamed since the last
+// token have pushed them out of the caches), one line of each per channel.
+#define SPF 1024
+
 TEXT ·scanChansAVX512(SB), NOSPLIT, $0-96
 	MOVQ  h+0(FP), SI
 	MOVQ  A+8(FP), R9
@@ -456,6 +461,8 @@ s5chan:
 	MOVQ         C+24(FP), R10
 	VMOVSS       (DI), X9
 	MOVQ         T+72(FP), DX
+	PREFETCHT0   SPF(SI)
+	PREFETCHT0   SPF(R9)
 
 s5tok:
 	VBROADCASTSS (R11), Z0

@@ -19,7 +19,7 @@ var (
 
 // syntheticModel writes (once per test binary) a random-weight model of a
 // named shape (convert.SyntheticShapes) and type.
-func syntheticModel(b *testing.B, shape string, typ quant.Type) *Model {
+func syntheticModel(b testing.TB, shape string, typ quant.Type) *Model {
 	b.Helper()
 	synthMu.Lock()
 	defer synthMu.Unlock()

@@ -49,6 +49,7 @@ type nativeDense struct {
 	u, h1, prev, rn, rnLay, dTok, dLay []float32
 	ps                                 []ops.Product
 	gTok, gLay                         gatedWork
+	fused                              fusedStep
 }
 
 func (m *Model) newDense(s *Session) dense {

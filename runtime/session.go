@@ -204,24 +204,31 @@ func (s *Session) forward(tokens []int) {
 	for l := range m.layers {
 		lw, ls := &m.layers[l], &s.layers[l]
 		w := &lw.mixer
-		// 1-2. [a; z] = W_in RMSNorm(x) (+ b_in)
-		s.dense.mixerIn(l, xz, x, T)
-		for t := range T {
-			row := xz[t*2*E : (t+1)*2*E]
-			copy(a[t*E:(t+1)*E], row[:E])
-			copy(z[t*E:(t+1)*E], row[E:])
+		if f, ok := s.dense.(stepFuser); ok && T == 1 {
+			// The same steps, the conv and the scan fused into the
+			// products before them.
+			f.mixerInStep(l, xz, x, cv, ls.conv)
+			f.ssmStep(l, dbc, dt, y, cv, xz[E:], ls.ssm)
+		} else {
+			// 1-2. [a; z] = W_in RMSNorm(x) (+ b_in)
+			s.dense.mixerIn(l, xz, x, T)
+			for t := range T {
+				row := xz[t*2*E : (t+1)*2*E]
+				copy(a[t*E:(t+1)*E], row[:E])
+				copy(z[t*E:(t+1)*E], row[E:])
+			}
+			// conv, a' = silu(c)
+			m.pool.ConvSiLU(cv, ls.conv, a, w.convW, w.convB, E, K, T)
+			// [delta; B; C] = W_x a', dt = softplus(W_dt delta + b_dt)
+			s.dense.ssmIn(l, dbc, dt, cv, T)
+			for t := range T {
+				row := dbc[t*(R+2*N) : (t+1)*(R+2*N)]
+				copy(B[t*N:(t+1)*N], row[R:R+N])
+				copy(C[t*N:(t+1)*N], row[R+N:])
+			}
+			// scan, y = (sum_n h C + D a') * silu(z)
+			m.pool.Scan(y, ls.ssm, dt, w.A, B, C, cv, w.D, z, E, N, T)
 		}
-		// conv, a' = silu(c)
-		m.pool.ConvSiLU(cv, ls.conv, a, w.convW, w.convB, E, K, T)
-		// [delta; B; C] = W_x a', dt = softplus(W_dt delta + b_dt)
-		s.dense.ssmIn(l, dbc, dt, cv, T)
-		for t := range T {
-			row := dbc[t*(R+2*N) : (t+1)*(R+2*N)]
-			copy(B[t*N:(t+1)*N], row[R:R+N])
-			copy(C[t*N:(t+1)*N], row[R+N:])
-		}
-		// scan, y = (sum_n h C + D a') * silu(z)
-		m.pool.Scan(y, ls.ssm, dt, w.A, B, C, cv, w.D, z, E, N, T)
 		// 3. m = W_out y (+ b_out); x = r = x + m
 		s.dense.mixerOut(l, mix, x, y, ls.prevM, T)
 		// 4. Note Block: x = r + c_tok + c_lay

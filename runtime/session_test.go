@@ -69,6 +69,44 @@ func TestPrefillEqualsSteps(t *testing.T) {
 	}
 }
 
+// TestFusedStep checks the fused one-token step (the conv inside
+// in_proj's product, the scan inside dt_proj's: stepFuser) against the
+// unfused path of a prefill, bit for bit, on a shape whose products split
+// across two threads, at f32 and int8.
+func TestFusedStep(t *testing.T) {
+	for _, typ := range []quant.Type{quant.F32, quant.Q8_0} {
+		t.Run(typ.String(), func(t *testing.T) {
+			m := syntheticModel(t, "test-split", typ)
+			if m.pool.Threads() < 2 {
+				t.Skip("needs 2 threads (GOMAXPROCS)")
+			}
+			if _, ok := m.NewSession().dense.(stepFuser); !ok {
+				t.Fatal("the native backend does not fuse the step")
+			}
+			toks := longTokens(40, m.Config.VocabSize, 9)
+			whole := m.NewSession()
+			lw, err := whole.Prefill(toks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lw = slices.Clone(lw)
+			steps := m.NewSession()
+			var ls []float32
+			for _, tok := range toks {
+				if ls, err = steps.Step(tok); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !slices.Equal(lw, ls) {
+				t.Errorf("last logits differ between a prefill and fused steps")
+			}
+			if !slices.Equal(stateBlob(t, whole), stateBlob(t, steps)) {
+				t.Errorf("states differ between a prefill and fused steps")
+			}
+		})
+	}
+}
+
 // TestSaveLoadClone stops a conversation mid-stream, saves it, loads it in
 // a fresh session (as another process would) and checks that it goes on
 // with identical logits; a Clone forks it the same way.
