@@ -63,12 +63,13 @@
 //
 // The kernels prefetch 8 KiB ahead: on the 2-core Zen 5 VM they were tuned
 // on, that doubled to quadrupled the rate at which a matrix larger than the
-// cache streams from memory. The float kernels prefetch each row's stream;
-// the 512-bit int8 kernels prefetch the four rows' bytes as one linear
-// stream, one prefetch per cache line (a row of 24 blocks is 12.75 lines,
-// so per-row prefetches asked for most lines twice): the 50280x768 LM head
-// streamed 24% faster with two threads, 48% with one, and whole-model int8
-// decode gained 9% (alternated runs). Rows of a product go through a
+// cache streams from memory. The row kernels prefetch each row's stream;
+// the many-row int8 kernel, which runs on rows stored back to back (not on
+// column views such as the Note Block's W_gate[:, :d]), prefetches its four
+// rows' bytes as one linear stream, one prefetch per cache line (a row of
+// 24 blocks is 12.75 lines, so per-row prefetches asked for most lines
+// twice): the 50280x768 LM head streamed 24% faster with two threads, 48%
+// with one, and whole-model int8 decode gained 9% (alternated runs). Rows of a product go through a
 // many-row kernel (dotF32RowsAVX512, dotQ8RowsAVX512: the four-row kernel
 // in a loop, same bits) instead of one call per four rows, which doubles
 // the speed of short rows such as dt_proj's 48 columns.

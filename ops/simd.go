@@ -372,7 +372,9 @@ func (pr *product) blockRowsTok(t, lo, hi int) {
 		return
 	}
 	xq, xd := &pr.xq[t*C], &pr.xd[t*nb]
-	if pr.k == kQ8VNNI && nb%2 == 0 && hi-lo >= 8 {
+	if pr.k == kQ8VNNI && nb%2 == 0 && hi-lo >= 8 && pr.rb == nb*(2+quant.BlockSize) {
+		// Rows back to back (not a column view): its linear prefetch
+		// covers them.
 		n4 := (hi - lo) &^ 3
 		dotQ8RowsAVX512(&pr.w.Data[lo*pr.rb], pr.rb, nb, n4, xq, xd, &dst[lo])
 		lo += n4

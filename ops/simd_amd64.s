@@ -5,11 +5,11 @@
 
 // PF is how far ahead (bytes) the kernels prefetch: on the machine the
 // kernels were tuned on, streaming a matrix from DRAM ran 2-4x faster with it.
-// The float kernels prefetch PF ahead in each of their four rows; the
-// 512-bit int8 kernels prefetch the bytes PF after the start of their
-// four-row group as one linear stream, five lines per step of 4 x 68 bytes
-// (rows of consecutive groups are consecutive in memory), which streamed
-// the LM head 24-48% faster than two prefetches per row and step.
+// The row kernels prefetch PF ahead in each of their four rows;
+// dotQ8RowsAVX512, which runs only on rows stored back to back, prefetches
+// the bytes PF after the start of its four-row group as one linear stream,
+// five lines per step of 4 x 68 bytes, which streamed the LM head 24-48%
+// faster than two prefetches per row and step.
 #define PF 8192
 
 // Row-dot kernels: four weight rows (at w, w+stride, w+2*stride,
@@ -389,7 +389,9 @@ TEXT ·dotQ4x4VNNI(SB), NOSPLIT, $0-48
 // two blocks that is 15 instructions where a 256-bit VNNI kernel takes 24.
 // Two blocks of a row (34 bytes each: f16 scale, 32 weights) come from one
 // 256-bit load and one 256-bit insert; an odd last block runs the 256-bit
-// body. AX walks the group's bytes PF ahead (see PF).
+// body. It prefetches PF ahead in each row, which suits any stride (a
+// column view included); dotQ8RowsAVX512 prefetches rows that are back to
+// back as one stream.
 TEXT ·dotQ8x4AVX512(SB), NOSPLIT, $0-48
 	QROWS
 	MOVL         $0x80808080, AX
@@ -398,7 +400,6 @@ TEXT ·dotQ8x4AVX512(SB), NOSPLIT, $0-48
 	MOVQ         CX, BX
 	SHRQ         $1, BX           // block pairs
 	JZ           q8zodd
-	LEAQ         PF(SI), AX       // the group's bytes PF ahead
 
 q8zloop:
 	VMOVDQU64     (DI), Z4        // x of both blocks
@@ -408,12 +409,14 @@ q8zloop:
 	VPXORD        Z18, Z18, Z18
 	VPDPBUSD      Z4, Z16, Z18    // 128 * (four x) per lane
 	VPSUBD        Z18, Z17, Z18   // its negative: each row's lanes start there
-	PREFETCHT0    (AX)
-	PREFETCHT0    64(AX)
-	PREFETCHT0    128(AX)
-	PREFETCHT0    192(AX)
-	PREFETCHT0    256(AX)
-	ADDQ          $272, AX
+	PREFETCHT0    PF(SI)
+	PREFETCHT0    PF(R9)
+	PREFETCHT0    PF(R10)
+	PREFETCHT0    PF(R11)
+	PREFETCHT0    PF+64(SI)
+	PREFETCHT0    PF+64(R9)
+	PREFETCHT0    PF+64(R10)
+	PREFETCHT0    PF+64(R11)
 	Q8ZROW(SI, Y0)
 	Q8ZROW(R9, Y1)
 	Q8ZROW(R10, Y2)
