@@ -39,10 +39,12 @@
 //     block of 32 (QuantizeQ8: d = max|x|/127, as llama.cpp's Q8_0 x Q8_0),
 //     the block sums are exact int32 (VPMADDUBSW+VPMADDWD, or VPDPBUSD with
 //     VNNI; both give the same bits), scaled by d_w*d_x into a float32
-//     accumulator. With AVX-512, Q8_0 rows and tiles take two blocks per
-//     512-bit register (the weights as unsigned w+128 against lanes that
-//     start at -128*sum x) and add the two blocks into the same 8 lanes in
-//     block order, so they give the AVX2 kernels' bits. This adds an
+//     accumulator. With AVX-512, Q8_0 rows and tiles and Q4_0 rows take
+//     two blocks per 512-bit register (Q8_0's weights as unsigned w+128
+//     against lanes that start at -128*sum x, Q4_0's nibbles as they are
+//     against lanes that start at -8*sum x) and add the two blocks into
+//     the same 8 lanes in block order, so they give the AVX2 kernels' bits
+//     (TestBlockAVX512Bits). This adds an
 //     activation quantisation error of at most sum_b (max|x_b|/254) *
 //     sum_i |w_i| over blocks b (each |x - d*q| <= d/2), on top of float
 //     rounding ((Cols/32+8)*2^-24*sum|w*x^|); the tests check both against

@@ -166,7 +166,7 @@ func callBlock(k kernel, w *byte, stride, nb int, xq *int8, xd *float32, out *[4
 	case kQ4AVX2:
 		dotQ4x4AVX2(w, stride, nb, xq, xd, out)
 	case kQ4VNNI:
-		dotQ4x4VNNI(w, stride, nb, xq, xd, out)
+		dotQ4x4AVX512(w, stride, nb, xq, xd, out)
 	default:
 		panic("ops: no block kernel")
 	}

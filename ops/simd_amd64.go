@@ -43,7 +43,7 @@ func dotQ8x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32
 func dotQ4x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 
 //go:noescape
-func dotQ4x4VNNI(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
+func dotQ4x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 
 //go:noescape
 func dotF32RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)

@@ -24,7 +24,7 @@ func dotQ8x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float
 func dotQ4x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32) {
 	panic(noAsm)
 }
-func dotQ4x4VNNI(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32) {
+func dotQ4x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32) {
 	panic(noAsm)
 }
 
