@@ -76,7 +76,8 @@ func TestBlockAVX512Bits(t *testing.T) {
 }
 
 // TestRowsKernels holds the many-row kernels (dotF32RowsAVX512,
-// dotQ8RowsAVX512) to the four-row kernels they loop, bit for bit, over
+// dotF16RowsAVX512, dotBF16RowsAVX512, dotQ8RowsAVX512) to the four-row
+// kernels they loop, bit for bit, over
 // 4..16 rows, several row lengths and padded strides, with a guard value
 // after the outputs.
 func TestRowsKernels(t *testing.T) {
@@ -92,23 +93,45 @@ func TestRowsKernels(t *testing.T) {
 			t.Fatalf("%s: wrote past out", what)
 		}
 	}
+	type floatKernels struct {
+		name string
+		size int            // bytes per weight
+		draw func(w []byte) // one weight
+		x4   func(*byte, int, int, *float32, *[4]float32)
+		rows func(*byte, int, int, int, *float32, *float32)
+	}
+	floats := []floatKernels{
+		{"f32", 4, func(w []byte) {
+			binary.LittleEndian.PutUint32(w, math.Float32bits(float32(rng.NormFloat64())))
+		}, dotF32x4AVX512, dotF32RowsAVX512},
+		{"f16", 2, func(w []byte) { // normal halves, exponents 2^-5 .. 2^5
+			binary.LittleEndian.PutUint16(w, uint16(rng.IntN(2))<<15|uint16(10+rng.IntN(11))<<10|uint16(rng.IntN(1024)))
+		}, dotF16x4AVX512, dotF16RowsAVX512},
+		{"bf16", 2, func(w []byte) {
+			binary.LittleEndian.PutUint16(w, uint16(math.Float32bits(float32(rng.NormFloat64()))>>16))
+		}, dotBF16x4AVX512, dotBF16RowsAVX512},
+	}
 	for rows := 4; rows <= 16; rows += 4 {
-		for _, n := range []int{16, 48, 64, 784} {
-			for _, pad := range []int{0, 4, 64} {
-				stride := 4*n + pad
-				w := make([]byte, rows*stride)
-				for i := 0; i < len(w); i += 4 {
-					binary.LittleEndian.PutUint32(w[i:], math.Float32bits(float32(rng.NormFloat64())))
+		for _, k := range floats {
+			for _, n := range []int{16, 48, 64, 784} {
+				for _, pad := range []int{0, 4, 64} {
+					stride := k.size*n + pad
+					w := make([]byte, rows*stride)
+					for r := 0; r < rows; r++ {
+						for c := 0; c < n; c++ {
+							k.draw(w[r*stride+c*k.size:])
+						}
+					}
+					x := randVec(rng, n)
+					want := make([]float32, rows)
+					for r := 0; r < rows; r += 4 {
+						k.x4(&w[r*stride], stride, n, &x[0], (*[4]float32)(want[r:r+4]))
+					}
+					got := make([]float32, rows+1)
+					got[rows] = math.Float32frombits(guard)
+					k.rows(&w[0], stride, n, rows, &x[0], &got[0])
+					check(fmt.Sprintf("%s rows=%d n=%d pad=%d", k.name, rows, n, pad), got, want)
 				}
-				x := randVec(rng, n)
-				want := make([]float32, rows)
-				for r := 0; r < rows; r += 4 {
-					dotF32x4AVX512(&w[r*stride], stride, n, &x[0], (*[4]float32)(want[r:r+4]))
-				}
-				got := make([]float32, rows+1)
-				got[rows] = math.Float32frombits(guard)
-				dotF32RowsAVX512(&w[0], stride, n, rows, &x[0], &got[0])
-				check(fmt.Sprintf("f32 rows=%d n=%d pad=%d", rows, n, pad), got, want)
 			}
 		}
 		const bb = 2 + quant.BlockSize

@@ -157,6 +157,22 @@ func callFloat(k kernel, w *byte, stride, n int, x *float32, out *[4]float32) {
 	}
 }
 
+// callFloatRows runs k's many-row kernel over rows (a multiple of 4) and
+// reports whether k has one.
+func callFloatRows(k kernel, w *byte, stride, n, rows int, x *float32, out *float32) bool {
+	switch k {
+	case kF32AVX512:
+		dotF32RowsAVX512(w, stride, n, rows, x, out)
+	case kF16AVX512:
+		dotF16RowsAVX512(w, stride, n, rows, x, out)
+	case kBF16AVX512:
+		dotBF16RowsAVX512(w, stride, n, rows, x, out)
+	default:
+		return false
+	}
+	return true
+}
+
 func callBlock(k kernel, w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32) {
 	switch k {
 	case kQ8AVX2:
@@ -320,10 +336,11 @@ func (pr *product) floatRowsTok(dst, x []float32, lo, hi int) {
 	if t == quant.F16 && nv < C {
 		tab = f16Table()
 	}
-	if pr.k == kF32AVX512 && nv == C && nv > 0 && hi-lo >= 8 {
+	if nv == C && nv > 0 && hi-lo >= 8 {
 		n4 := (hi - lo) &^ 3
-		dotF32RowsAVX512(&data[lo*rb], rb, nv, n4, &x[0], &dst[lo])
-		lo += n4
+		if callFloatRows(pr.k, &data[lo*rb], rb, nv, n4, &x[0], &dst[lo]) {
+			lo += n4
+		}
 	}
 	var out [4]float32
 	for r := lo; r < hi; {

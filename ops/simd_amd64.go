@@ -49,6 +49,12 @@ func dotQ4x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float
 func dotF32RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)
 
 //go:noescape
+func dotF16RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)
+
+//go:noescape
+func dotBF16RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)
+
+//go:noescape
 func dotQ8RowsAVX512(w *byte, stride, nb, rows int, xq *int8, xd *float32, out *float32)
 
 // The kernels of scan_amd64.s.

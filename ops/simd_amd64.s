@@ -58,6 +58,41 @@
 	VXORPS Y3, Y3, Y3; \
 	XORQ   AX, AX
 
+// MANYROWS(shift, STEP): the body of a many-row float kernel: groups of
+// four rows, each through the four-row kernel's steps (n << shift bytes of
+// a row), reduced and stored as it does.
+#define MANYROWS(shift, STEP) \
+	MOVQ   w+0(FP), SI; \
+	MOVQ   stride+8(FP), DX; \
+	MOVQ   n+16(FP), CX; \
+	MOVQ   rows+24(FP), BX; \
+	MOVQ   x+32(FP), DI; \
+	MOVQ   out+40(FP), R8; \
+	SHLQ   $shift, CX; \
+	SHRQ   $2, BX; \
+	JZ     mrdone; \
+mrgroup: \
+	LEAQ   (SI)(DX*1), R9; \
+	LEAQ   (SI)(DX*2), R10; \
+	LEAQ   (R10)(DX*1), R11; \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	XORQ   AX, AX; \
+mrloop: \
+	STEP; \
+	CMPQ   AX, CX; \
+	JLT    mrloop; \
+	FOLD16; \
+	REDUCE4; \
+	ADDQ   $16, R8; \
+	LEAQ   (SI)(DX*4), SI; \
+	DECQ   BX; \
+	JNZ    mrgroup; \
+mrdone: \
+	RET
+
 // Block kernels: four rows of Q8_0 or Q4_0 blocks against an activation
 // vector quantised to int8 per block of 32 (xq, with scales xd). For each
 // block, the 32 products w*x are summed exactly in int32 (8 lanes of 4),
@@ -209,6 +244,57 @@ f32a2done:
 	REDUCE4
 	RET
 
+// F32STEP5, F16STEP5, BF16STEP5: one step of the 512-bit float kernels,
+// 16 columns of the four rows at SI, R9, R10, R11 (column byte offset AX,
+// advanced) against x at DI, into Z0..Z3.
+#define F32STEP5 \
+	VMOVUPS     (DI)(AX*1), Z4; \
+	PREFETCHT0  PF(SI)(AX*1); \
+	PREFETCHT0  PF(R9)(AX*1); \
+	PREFETCHT0  PF(R10)(AX*1); \
+	PREFETCHT0  PF(R11)(AX*1); \
+	VFMADD231PS (SI)(AX*1), Z4, Z0; \
+	VFMADD231PS (R9)(AX*1), Z4, Z1; \
+	VFMADD231PS (R10)(AX*1), Z4, Z2; \
+	VFMADD231PS (R11)(AX*1), Z4, Z3; \
+	ADDQ        $64, AX
+
+#define F16STEP5 \
+	VMOVUPS     (DI)(AX*2), Z4; \
+	PREFETCHT0  PF(SI)(AX*1); \
+	PREFETCHT0  PF(R9)(AX*1); \
+	PREFETCHT0  PF(R10)(AX*1); \
+	PREFETCHT0  PF(R11)(AX*1); \
+	VCVTPH2PS   (SI)(AX*1), Z5; \
+	VCVTPH2PS   (R9)(AX*1), Z6; \
+	VCVTPH2PS   (R10)(AX*1), Z7; \
+	VCVTPH2PS   (R11)(AX*1), Z8; \
+	VFMADD231PS Z5, Z4, Z0; \
+	VFMADD231PS Z6, Z4, Z1; \
+	VFMADD231PS Z7, Z4, Z2; \
+	VFMADD231PS Z8, Z4, Z3; \
+	ADDQ        $32, AX
+
+#define BF16STEP5 \
+	VMOVUPS     (DI)(AX*2), Z4; \
+	PREFETCHT0  PF(SI)(AX*1); \
+	PREFETCHT0  PF(R9)(AX*1); \
+	PREFETCHT0  PF(R10)(AX*1); \
+	PREFETCHT0  PF(R11)(AX*1); \
+	VPMOVZXWD   (SI)(AX*1), Z5; \
+	VPMOVZXWD   (R9)(AX*1), Z6; \
+	VPMOVZXWD   (R10)(AX*1), Z7; \
+	VPMOVZXWD   (R11)(AX*1), Z8; \
+	VPSLLD      $16, Z5, Z5; \
+	VPSLLD      $16, Z6, Z6; \
+	VPSLLD      $16, Z7, Z7; \
+	VPSLLD      $16, Z8, Z8; \
+	VFMADD231PS Z5, Z4, Z0; \
+	VFMADD231PS Z6, Z4, Z1; \
+	VFMADD231PS Z7, Z4, Z2; \
+	VFMADD231PS Z8, Z4, Z3; \
+	ADDQ        $32, AX
+
 // func dotF32x4AVX512(w *float32, stride, n int, x *float32, out *[4]float32)
 // n is a multiple of 16.
 TEXT ·dotF32x4AVX512(SB), NOSPLIT, $0-40
@@ -217,16 +303,7 @@ TEXT ·dotF32x4AVX512(SB), NOSPLIT, $0-40
 	JZ   f32a5done
 
 f32a5loop:
-	VMOVUPS     (DI)(AX*1), Z4
-	PREFETCHT0  PF(SI)(AX*1)
-	PREFETCHT0  PF(R9)(AX*1)
-	PREFETCHT0  PF(R10)(AX*1)
-	PREFETCHT0  PF(R11)(AX*1)
-	VFMADD231PS (SI)(AX*1), Z4, Z0
-	VFMADD231PS (R9)(AX*1), Z4, Z1
-	VFMADD231PS (R10)(AX*1), Z4, Z2
-	VFMADD231PS (R11)(AX*1), Z4, Z3
-	ADDQ        $64, AX
+	F32STEP5
 	CMPQ        AX, CX
 	JLT         f32a5loop
 
@@ -272,20 +349,7 @@ TEXT ·dotF16x4AVX512(SB), NOSPLIT, $0-40
 	JZ   f16a5done
 
 f16a5loop:
-	VMOVUPS     (DI)(AX*2), Z4
-	PREFETCHT0  PF(SI)(AX*1)
-	PREFETCHT0  PF(R9)(AX*1)
-	PREFETCHT0  PF(R10)(AX*1)
-	PREFETCHT0  PF(R11)(AX*1)
-	VCVTPH2PS   (SI)(AX*1), Z5
-	VCVTPH2PS   (R9)(AX*1), Z6
-	VCVTPH2PS   (R10)(AX*1), Z7
-	VCVTPH2PS   (R11)(AX*1), Z8
-	VFMADD231PS Z5, Z4, Z0
-	VFMADD231PS Z6, Z4, Z1
-	VFMADD231PS Z7, Z4, Z2
-	VFMADD231PS Z8, Z4, Z3
-	ADDQ        $32, AX
+	F16STEP5
 	CMPQ        AX, CX
 	JLT         f16a5loop
 
@@ -335,24 +399,7 @@ TEXT ·dotBF16x4AVX512(SB), NOSPLIT, $0-40
 	JZ   bf16a5done
 
 bf16a5loop:
-	VMOVUPS     (DI)(AX*2), Z4
-	PREFETCHT0  PF(SI)(AX*1)
-	PREFETCHT0  PF(R9)(AX*1)
-	PREFETCHT0  PF(R10)(AX*1)
-	PREFETCHT0  PF(R11)(AX*1)
-	VPMOVZXWD   (SI)(AX*1), Z5
-	VPMOVZXWD   (R9)(AX*1), Z6
-	VPMOVZXWD   (R10)(AX*1), Z7
-	VPMOVZXWD   (R11)(AX*1), Z8
-	VPSLLD      $16, Z5, Z5
-	VPSLLD      $16, Z6, Z6
-	VPSLLD      $16, Z7, Z7
-	VPSLLD      $16, Z8, Z8
-	VFMADD231PS Z5, Z4, Z0
-	VFMADD231PS Z6, Z4, Z1
-	VFMADD231PS Z7, Z4, Z2
-	VFMADD231PS Z8, Z4, Z3
-	ADDQ        $32, AX
+	BF16STEP5
 	CMPQ        AX, CX
 	JLT         bf16a5loop
 
@@ -557,7 +604,7 @@ q8zdone:
 	REDUCE4
 	RET
 
-// Many-row kernels: dotF32x4AVX512 and dotQ8x4AVX512 over rows/4 groups of
+// Many-row kernels: the 512-bit four-row kernels over rows/4 groups of
 // four consecutive rows (rows a positive multiple of 4), the sums of group
 // g stored at out[4g..4g+3]. Each group runs the four-row kernel's
 // instructions in the same order, so every sum has its bits; what goes is
@@ -568,49 +615,17 @@ q8zdone:
 // func dotF32RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)
 // n is a positive multiple of 16.
 TEXT ·dotF32RowsAVX512(SB), NOSPLIT, $0-48
-	MOVQ w+0(FP), SI
-	MOVQ stride+8(FP), DX
-	MOVQ n+16(FP), CX
-	MOVQ rows+24(FP), BX
-	MOVQ x+32(FP), DI
-	MOVQ out+40(FP), R8
-	SHLQ $2, CX
-	SHRQ $2, BX
-	JZ   f32rdone
+	MANYROWS(2, F32STEP5)
 
-f32rgroup:
-	LEAQ   (SI)(DX*1), R9
-	LEAQ   (SI)(DX*2), R10
-	LEAQ   (R10)(DX*1), R11
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	XORQ   AX, AX
+// func dotF16RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)
+// n is a positive multiple of 16.
+TEXT ·dotF16RowsAVX512(SB), NOSPLIT, $0-48
+	MANYROWS(1, F16STEP5)
 
-f32rloop:
-	VMOVUPS     (DI)(AX*1), Z4
-	PREFETCHT0  PF(SI)(AX*1)
-	PREFETCHT0  PF(R9)(AX*1)
-	PREFETCHT0  PF(R10)(AX*1)
-	PREFETCHT0  PF(R11)(AX*1)
-	VFMADD231PS (SI)(AX*1), Z4, Z0
-	VFMADD231PS (R9)(AX*1), Z4, Z1
-	VFMADD231PS (R10)(AX*1), Z4, Z2
-	VFMADD231PS (R11)(AX*1), Z4, Z3
-	ADDQ        $64, AX
-	CMPQ        AX, CX
-	JLT         f32rloop
-
-	FOLD16
-	REDUCE4
-	ADDQ $16, R8
-	LEAQ (SI)(DX*4), SI
-	DECQ BX
-	JNZ  f32rgroup
-
-f32rdone:
-	RET
+// func dotBF16RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)
+// n is a positive multiple of 16.
+TEXT ·dotBF16RowsAVX512(SB), NOSPLIT, $0-48
+	MANYROWS(1, BF16STEP5)
 
 // func dotQ8RowsAVX512(w *byte, stride, nb, rows int, xq *int8, xd *float32, out *float32)
 // nb is a positive even number of blocks.

@@ -28,7 +28,9 @@ func dotQ4x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float
 	panic(noAsm)
 }
 
-func dotF32RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32) { panic(noAsm) }
+func dotF32RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)  { panic(noAsm) }
+func dotF16RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)  { panic(noAsm) }
+func dotBF16RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32) { panic(noAsm) }
 func dotQ8RowsAVX512(w *byte, stride, nb, rows int, xq *int8, xd *float32, out *float32) {
 	panic(noAsm)
 }
