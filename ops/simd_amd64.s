@@ -164,16 +164,9 @@ mrdone: \
 	VINSERTI128 $1, X10, Y6, Y6; \
 	VPSUBB      Y13, Y6, Y6
 
-#define QLOOP(WEIGHTS, SUMI, bb) \
-	TESTQ   CX, CX; \
-	JZ      qdone; \
-qloop: \
-	VMOVDQU (DI), Y4; \
-	VMOVSS  (R12), X5; \
-	PREFETCHT0 PF(SI); \
-	PREFETCHT0 PF(R9); \
-	PREFETCHT0 PF(R10); \
-	PREFETCHT0 PF(R11); \
+// BLOCK4(WEIGHTS, SUMI): one block of each of the four rows against the
+// x block in Y4 (its scale in X5), into Y0..Y3.
+#define BLOCK4(WEIGHTS, SUMI) \
 	WEIGHTS(SI); \
 	SIGNS; \
 	SUMI; \
@@ -189,7 +182,19 @@ qloop: \
 	WEIGHTS(R11); \
 	SIGNS; \
 	SUMI; \
-	SCALE(R11, Y3); \
+	SCALE(R11, Y3)
+
+#define QLOOP(WEIGHTS, SUMI, bb) \
+	TESTQ   CX, CX; \
+	JZ      qdone; \
+qloop: \
+	VMOVDQU (DI), Y4; \
+	VMOVSS  (R12), X5; \
+	PREFETCHT0 PF(SI); \
+	PREFETCHT0 PF(R9); \
+	PREFETCHT0 PF(R10); \
+	PREFETCHT0 PF(R11); \
+	BLOCK4(WEIGHTS, SUMI); \
 	ADDQ    $bb, SI; \
 	ADDQ    $bb, R9; \
 	ADDQ    $bb, R10; \
@@ -202,6 +207,21 @@ qdone: \
 	REDUCE4; \
 	RET
 
+// PAIRDOT(ptr, bb, acc): acc += the two blocks of one row whose unsigned
+// weights are in Z6 against the x pair in Z4, the lanes starting at Z18;
+// the blocks' f16 scales are at ptr and ptr+bb (bb: a block's bytes).
+// Uses Z9, Z10, Z11.
+#define PAIRDOT(ptr, bb, acc) \
+	VMOVDQA64       Z18, Z9; \
+	VPDPBUSD        Z4, Z6, Z9; \
+	VCVTDQ2PS       Z9, Z9; \
+	VPBROADCASTW    (ptr), Y10; \
+	VPBROADCASTW    bb(ptr), Y11; \
+	VPBLENDD        $0xF0, Y11, Y10, Y10; \
+	VCVTPH2PS       Y10, Z10; \
+	VMULPS          Z19, Z10, Z10; \
+	ADD2BLOCKS(Z9, Y9, Z10, Y10, acc)
+
 // Q8ZROW(ptr, acc): two Q8_0 blocks of one row at ptr against x in Z4
 // (Z16: 0x80 bytes, Z18: the lanes' start, Z19: x's scales), added into the
 // 8 lanes of acc block by block. Uses Z6, Z9, Z10, Z11.
@@ -209,15 +229,7 @@ qdone: \
 	VMOVDQU         2(ptr), Y6; \
 	VINSERTI64X4    $1, 36(ptr), Z6, Z6; \
 	VPXORD          Z16, Z6, Z6; \
-	VMOVDQA64       Z18, Z9; \
-	VPDPBUSD        Z4, Z6, Z9; \
-	VCVTDQ2PS       Z9, Z9; \
-	VPBROADCASTW    (ptr), Y10; \
-	VPBROADCASTW    34(ptr), Y11; \
-	VPBLENDD        $0xF0, Y11, Y10, Y10; \
-	VCVTPH2PS       Y10, Z10; \
-	VMULPS          Z19, Z10, Z10; \
-	ADD2BLOCKS(Z9, Y9, Z10, Y10, acc)
+	PAIRDOT(ptr, 34, acc)
 
 // func dotF32x4AVX2(w *float32, stride, n int, x *float32, out *[4]float32)
 // n is a multiple of 8.
@@ -244,15 +256,26 @@ f32a2done:
 	REDUCE4
 	RET
 
+// PF4 prefetches PF ahead in each of the four rows, at column byte AX.
+#define PF4 \
+	PREFETCHT0 PF(SI)(AX*1); \
+	PREFETCHT0 PF(R9)(AX*1); \
+	PREFETCHT0 PF(R10)(AX*1); \
+	PREFETCHT0 PF(R11)(AX*1)
+
+// FMA4Z adds the four rows' decoded weights Z5..Z8 times x (Z4) into Z0..Z3.
+#define FMA4Z \
+	VFMADD231PS Z5, Z4, Z0; \
+	VFMADD231PS Z6, Z4, Z1; \
+	VFMADD231PS Z7, Z4, Z2; \
+	VFMADD231PS Z8, Z4, Z3
+
 // F32STEP5, F16STEP5, BF16STEP5: one step of the 512-bit float kernels,
 // 16 columns of the four rows at SI, R9, R10, R11 (column byte offset AX,
 // advanced) against x at DI, into Z0..Z3.
 #define F32STEP5 \
 	VMOVUPS     (DI)(AX*1), Z4; \
-	PREFETCHT0  PF(SI)(AX*1); \
-	PREFETCHT0  PF(R9)(AX*1); \
-	PREFETCHT0  PF(R10)(AX*1); \
-	PREFETCHT0  PF(R11)(AX*1); \
+	PF4; \
 	VFMADD231PS (SI)(AX*1), Z4, Z0; \
 	VFMADD231PS (R9)(AX*1), Z4, Z1; \
 	VFMADD231PS (R10)(AX*1), Z4, Z2; \
@@ -261,26 +284,17 @@ f32a2done:
 
 #define F16STEP5 \
 	VMOVUPS     (DI)(AX*2), Z4; \
-	PREFETCHT0  PF(SI)(AX*1); \
-	PREFETCHT0  PF(R9)(AX*1); \
-	PREFETCHT0  PF(R10)(AX*1); \
-	PREFETCHT0  PF(R11)(AX*1); \
+	PF4; \
 	VCVTPH2PS   (SI)(AX*1), Z5; \
 	VCVTPH2PS   (R9)(AX*1), Z6; \
 	VCVTPH2PS   (R10)(AX*1), Z7; \
 	VCVTPH2PS   (R11)(AX*1), Z8; \
-	VFMADD231PS Z5, Z4, Z0; \
-	VFMADD231PS Z6, Z4, Z1; \
-	VFMADD231PS Z7, Z4, Z2; \
-	VFMADD231PS Z8, Z4, Z3; \
+	FMA4Z; \
 	ADDQ        $32, AX
 
 #define BF16STEP5 \
 	VMOVUPS     (DI)(AX*2), Z4; \
-	PREFETCHT0  PF(SI)(AX*1); \
-	PREFETCHT0  PF(R9)(AX*1); \
-	PREFETCHT0  PF(R10)(AX*1); \
-	PREFETCHT0  PF(R11)(AX*1); \
+	PF4; \
 	VPMOVZXWD   (SI)(AX*1), Z5; \
 	VPMOVZXWD   (R9)(AX*1), Z6; \
 	VPMOVZXWD   (R10)(AX*1), Z7; \
@@ -289,10 +303,7 @@ f32a2done:
 	VPSLLD      $16, Z6, Z6; \
 	VPSLLD      $16, Z7, Z7; \
 	VPSLLD      $16, Z8, Z8; \
-	VFMADD231PS Z5, Z4, Z0; \
-	VFMADD231PS Z6, Z4, Z1; \
-	VFMADD231PS Z7, Z4, Z2; \
-	VFMADD231PS Z8, Z4, Z3; \
+	FMA4Z; \
 	ADDQ        $32, AX
 
 // func dotF32x4AVX512(w *float32, stride, n int, x *float32, out *[4]float32)
@@ -418,6 +429,38 @@ TEXT ·dotQ4x4AVX2(SB), NOSPLIT, $0-48
 	QROWS
 	QLOOP(Q4W, SUMI2, 18)
 
+// The 512-bit block kernels' shared steps. They keep the x pair in Z4,
+// its two scales in Z19 (8 lanes each) and, in Z18, each lane's offset
+// -m * (its four x) for the weight offset m whose bytes Z16 holds (128 for
+// int8, 8 for int4); Z17 is zero.
+
+// XPAIR loads the next x pair (DI, scales at R12) and its lane offsets.
+#define XPAIR \
+	VMOVDQU64     (DI), Z4; \
+	VBROADCASTSS  (R12), Y19; \
+	VBROADCASTSS  4(R12), Y20; \
+	VINSERTF64X4  $1, Y20, Z19, Z19; \
+	VPXORD        Z18, Z18, Z18; \
+	VPDPBUSD      Z4, Z16, Z18; \
+	VPSUBD        Z18, Z17, Z18
+
+// PAIRNEXT(bb) moves the four rows (SI, R9, R10, R11) on by bb bytes (two
+// blocks) and x and its scales by two blocks.
+#define PAIRNEXT(bb) \
+	ADDQ $bb, SI; \
+	ADDQ $bb, R9; \
+	ADDQ $bb, R10; \
+	ADDQ $bb, R11; \
+	ADDQ $64, DI; \
+	ADDQ $8, R12
+
+// ODDBLOCK(WEIGHTS) runs the one block left after the pairs through the
+// 256-bit VNNI body, for the four rows.
+#define ODDBLOCK(WEIGHTS) \
+	VMOVDQU (DI), Y4; \
+	VMOVSS  (R12), X5; \
+	BLOCK4(WEIGHTS, SUMIV)
+
 // Q4ZROW(ptr, acc): acc += the products of the two Q4_0 blocks at ptr (18
 // bytes each) with the activation pair in Z4, the lanes starting from Z18
 // (-8 * their four x): the nibbles enter VPDPBUSD as they are (unsigned
@@ -432,15 +475,7 @@ TEXT ·dotQ4x4AVX2(SB), NOSPLIT, $0-48
 	VINSERTI32X4    $3, 20(ptr), Z6, Z6; \
 	VPSRLVW         Z21, Z6, Z6; \
 	VPANDD          Z22, Z6, Z6; \
-	VMOVDQA64       Z18, Z9; \
-	VPDPBUSD        Z4, Z6, Z9; \
-	VCVTDQ2PS       Z9, Z9; \
-	VPBROADCASTW    (ptr), Y10; \
-	VPBROADCASTW    18(ptr), Y11; \
-	VPBLENDD        $0xF0, Y11, Y10, Y10; \
-	VCVTPH2PS       Y10, Z10; \
-	VMULPS          Z19, Z10, Z10; \
-	ADD2BLOCKS(Z9, Y9, Z10, Y10, acc)
+	PAIRDOT(ptr, 18, acc)
 
 // q4shift holds per-word right shifts 0, 4, 0, 4 for the four 128-bit lanes
 // of a register that holds block 0's 16 bytes twice, then block 1's twice:
@@ -474,13 +509,7 @@ TEXT ·dotQ4x4AVX512(SB), NOSPLIT, $0-48
 	JZ           q4zodd
 
 q4zloop:
-	VMOVDQU64     (DI), Z4        // x of both blocks
-	VBROADCASTSS  (R12), Y19
-	VBROADCASTSS  4(R12), Y20
-	VINSERTF64X4  $1, Y20, Z19, Z19 // x's scales, 8 lanes each
-	VPXORD        Z18, Z18, Z18
-	VPDPBUSD      Z4, Z16, Z18    // 8 * (four x) per lane
-	VPSUBD        Z18, Z17, Z18   // its negative: each row's lanes start there
+	XPAIR
 	PREFETCHT0    PF(SI)
 	PREFETCHT0    PF(R9)
 	PREFETCHT0    PF(R10)
@@ -489,36 +518,14 @@ q4zloop:
 	Q4ZROW(R9, Y1)
 	Q4ZROW(R10, Y2)
 	Q4ZROW(R11, Y3)
-	ADDQ          $36, SI
-	ADDQ          $36, R9
-	ADDQ          $36, R10
-	ADDQ          $36, R11
-	ADDQ          $64, DI
-	ADDQ          $8, R12
+	PAIRNEXT(36)
 	DECQ          BX
 	JNZ           q4zloop
 
 q4zodd:
 	TESTQ   $1, CX
 	JZ      q4zdone
-	VMOVDQU (DI), Y4
-	VMOVSS  (R12), X5
-	Q4W(SI)
-	SIGNS
-	SUMIV
-	SCALE(SI, Y0)
-	Q4W(R9)
-	SIGNS
-	SUMIV
-	SCALE(R9, Y1)
-	Q4W(R10)
-	SIGNS
-	SUMIV
-	SCALE(R10, Y2)
-	Q4W(R11)
-	SIGNS
-	SUMIV
-	SCALE(R11, Y3)
+	ODDBLOCK(Q4W)
 
 q4zdone:
 	REDUCE4
@@ -550,13 +557,7 @@ TEXT ·dotQ8x4AVX512(SB), NOSPLIT, $0-48
 	JZ           q8zodd
 
 q8zloop:
-	VMOVDQU64     (DI), Z4        // x of both blocks
-	VBROADCASTSS  (R12), Y19
-	VBROADCASTSS  4(R12), Y20
-	VINSERTF64X4  $1, Y20, Z19, Z19 // x's scales, 8 lanes each
-	VPXORD        Z18, Z18, Z18
-	VPDPBUSD      Z4, Z16, Z18    // 128 * (four x) per lane
-	VPSUBD        Z18, Z17, Z18   // its negative: each row's lanes start there
+	XPAIR
 	PREFETCHT0    PF(SI)
 	PREFETCHT0    PF(R9)
 	PREFETCHT0    PF(R10)
@@ -569,36 +570,14 @@ q8zloop:
 	Q8ZROW(R9, Y1)
 	Q8ZROW(R10, Y2)
 	Q8ZROW(R11, Y3)
-	ADDQ          $68, SI
-	ADDQ          $68, R9
-	ADDQ          $68, R10
-	ADDQ          $68, R11
-	ADDQ          $64, DI
-	ADDQ          $8, R12
+	PAIRNEXT(68)
 	DECQ          BX
 	JNZ           q8zloop
 
 q8zodd:
 	TESTQ   $1, CX
 	JZ      q8zdone
-	VMOVDQU (DI), Y4
-	VMOVSS  (R12), X5
-	Q8W(SI)
-	SIGNS
-	SUMIV
-	SCALE(SI, Y0)
-	Q8W(R9)
-	SIGNS
-	SUMIV
-	SCALE(R9, Y1)
-	Q8W(R10)
-	SIGNS
-	SUMIV
-	SCALE(R10, Y2)
-	Q8W(R11)
-	SIGNS
-	SUMIV
-	SCALE(R11, Y3)
+	ODDBLOCK(Q8W)
 
 q8zdone:
 	REDUCE4
@@ -657,13 +636,7 @@ q8rgroup:
 	SHRQ   $1, BX                 // block pairs
 
 q8rloop:
-	VMOVDQU64     (DI), Z4
-	VBROADCASTSS  (R12), Y19
-	VBROADCASTSS  4(R12), Y20
-	VINSERTF64X4  $1, Y20, Z19, Z19
-	VPXORD        Z18, Z18, Z18
-	VPDPBUSD      Z4, Z16, Z18
-	VPSUBD        Z18, Z17, Z18
+	XPAIR
 	PREFETCHT0    (AX)
 	PREFETCHT0    64(AX)
 	PREFETCHT0    128(AX)
@@ -674,12 +647,7 @@ q8rloop:
 	Q8ZROW(R9, Y1)
 	Q8ZROW(R10, Y2)
 	Q8ZROW(R11, Y3)
-	ADDQ          $68, SI
-	ADDQ          $68, R9
-	ADDQ          $68, R10
-	ADDQ          $68, R11
-	ADDQ          $64, DI
-	ADDQ          $8, R12
+	PAIRNEXT(68)
 	DECQ          BX
 	JNZ           q8rloop
 

@@ -29,6 +29,26 @@ func stateBlob(t *testing.T, s *Session) []byte {
 	return b
 }
 
+// prefillAndSteps runs toks through one session as a single prefill and
+// through another one token at a time, and returns both sessions and their
+// last logits.
+func prefillAndSteps(t *testing.T, m *Model, toks []int) (whole *Session, lw []float32, steps *Session, ls []float32) {
+	t.Helper()
+	whole = m.NewSession()
+	lw, err := whole.Prefill(toks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw = slices.Clone(lw)
+	steps = m.NewSession()
+	for _, tok := range toks {
+		if ls, err = steps.Step(tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return whole, lw, steps, ls
+}
+
 // TestPrefillEqualsSteps runs 300 tokens (more than two chunks) as one
 // prefill, as uneven prefills, and one token at a time: the logits and
 // the states must be identical, bit for bit.
@@ -37,22 +57,10 @@ func TestPrefillEqualsSteps(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m, _ := openFixture(t, name, quant.F32)
 			toks := longTokens(300, m.Config.VocabSize, 7)
-			whole := m.NewSession()
-			lw, err := whole.Prefill(toks)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lw = slices.Clone(lw)
-
-			steps := m.NewSession()
-			var ls []float32
-			for _, tok := range toks {
-				if ls, err = steps.Step(tok); err != nil {
-					t.Fatal(err)
-				}
-			}
+			whole, lw, steps, ls := prefillAndSteps(t, m, toks)
 			parts := m.NewSession()
 			var lp []float32
+			var err error
 			for i, cut := 0, 0; i < len(toks); i = cut {
 				cut = min(len(toks), i+1+(i*37)%150)
 				if lp, err = parts.Prefill(toks[i:cut]); err != nil {
@@ -84,19 +92,7 @@ func TestFusedStep(t *testing.T) {
 				t.Fatal("the native backend does not fuse the step")
 			}
 			toks := longTokens(40, m.Config.VocabSize, 9)
-			whole := m.NewSession()
-			lw, err := whole.Prefill(toks)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lw = slices.Clone(lw)
-			steps := m.NewSession()
-			var ls []float32
-			for _, tok := range toks {
-				if ls, err = steps.Step(tok); err != nil {
-					t.Fatal(err)
-				}
-			}
+			whole, lw, steps, ls := prefillAndSteps(t, m, toks)
 			if !slices.Equal(lw, ls) {
 				t.Errorf("last logits differ between a prefill and fused steps")
 			}
