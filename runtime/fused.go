@@ -25,9 +25,8 @@ type stepFuser interface {
 type fusedStep struct {
 	w                  *mixerWeights
 	E, N, K            int
-	xz, cv, window     []float32
-	dt, y, cvS, z, h   []float32
-	B, C               []float32
+	xz, cv, window     []float32 // cv: the conv's output, the scan's input
+	dt, y, z, h, B, C  []float32
 	convThen, scanThen func(lo, hi int)
 }
 
@@ -54,7 +53,7 @@ func (f *fusedStep) scan(lo, hi int) {
 	dt := f.dt[lo:hi]
 	ops.Add(dt, dt, f.w.dtBias[lo:hi])
 	ops.Softplus(dt, dt)
-	ops.ScanChannels(f.y, f.h, f.dt, f.w.A, f.B, f.C, f.cvS, f.w.D, f.z, f.E, f.N, 1, lo, hi)
+	ops.ScanChannels(f.y, f.h, f.dt, f.w.A, f.B, f.C, f.cv, f.w.D, f.z, f.E, f.N, 1, lo, hi)
 }
 
 func (n *nativeDense) mixerInStep(l int, xz, x, cv, window []float32) {
@@ -79,9 +78,9 @@ func (n *nativeDense) ssmStep(l int, dbc, dt, y, cv, z, h []float32) {
 	f := &n.fused
 	f.init()
 	f.w, f.E, f.N = w, E, N
-	f.dt, f.y, f.cvS, f.z, f.h = dt, y, cv, z, h
+	f.cv, f.dt, f.y, f.z, f.h = cv, dt, y, z, h
 	f.B, f.C = dbc[R:R+N], dbc[R+N:R+2*N]
 	// An exp costs several multiply-adds (as ops.Pool.Scan counts it).
 	m.pool.MatVecThen(dt, w.dtProj, dbc[:R], f.scanThen, E*N*8)
-	f.dt, f.y, f.cvS, f.z, f.h, f.B, f.C = nil, nil, nil, nil, nil, nil, nil
+	f.cv, f.dt, f.y, f.z, f.h, f.B, f.C = nil, nil, nil, nil, nil, nil, nil
 }
