@@ -71,10 +71,13 @@
 // rows' bytes as one linear stream, one prefetch per cache line (a row of
 // 24 blocks is 12.75 lines, so per-row prefetches asked for most lines
 // twice): the 50280x768 LM head streamed 24% faster with two threads, 48%
-// with one, and whole-model int8 decode gained 9% (alternated runs). Rows of a product go through a
-// many-row kernel (dotF32RowsAVX512, dotQ8RowsAVX512: the four-row kernel
-// in a loop, same bits) instead of one call per four rows, which doubles
-// the speed of short rows such as dt_proj's 48 columns.
+// with one, and whole-model int8 decode gained 9% (alternated runs).
+//
+// With AVX-512 the rows of a product go through a many-row kernel
+// (dotF32RowsAVX512, dotF16RowsAVX512, dotBF16RowsAVX512, dotQ8RowsAVX512:
+// the four-row kernel in a loop, same bits) instead of one call per four
+// rows, which doubles the speed of short rows such as dt_proj's 48 columns
+// and the Note Block's 64.
 //
 // Hand-written assembly rather than avo or GOEXPERIMENT=simd: the kernels
 // are few and small (one loop each, shared through #define macros), hand
