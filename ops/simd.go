@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -363,9 +364,15 @@ func (pr *product) floatRowsTok(dst, x []float32, lo, hi int) {
 func (pr *product) blockRows(lo, hi int) {
 	C := pr.w.Cols
 	nb := C / quant.BlockSize
-	if pr.k == kQ8VNNI && pr.n >= 4 && nb > 0 && hi-lo >= 4 {
-		pr.q8Tiles(lo, hi)
-		return
+	if pr.n >= 4 && nb > 0 && hi-lo >= 4 {
+		switch pr.k {
+		case kQ8VNNI:
+			pr.q8Tiles(lo, hi)
+			return
+		case kQ4VNNI:
+			pr.q4Tiles(lo, hi)
+			return
+		}
 	}
 	step := hi - lo
 	if pr.n > 1 {
@@ -414,22 +421,99 @@ func (pr *product) blockRowsTok(t, lo, hi int) {
 // tile kernel (4 rows x 4 tokens a call); the rows and tokens left over go
 // through blockRowsTok, which gives the same bits.
 func (pr *product) q8Tiles(lo, hi int) {
-	C, R, rb := pr.w.Cols, pr.w.Rows, pr.rb
-	nb := C / quant.BlockSize
-	nt := pr.n &^ 3
+	r := lo + (hi-lo)&^3
+	pr.tileQ8Rows(pr.w.Data[lo*pr.rb:], pr.rb, lo, r)
+	pr.tileLeftovers(lo, r, hi)
+}
+
+// q4TileBytes is the stack buffer q4Tiles widens int4 rows into: about
+// 32 KiB of Q8_0 rows, which stay in the L1 cache while the tokens pass.
+const q4TileBytes = 32 << 10
+
+// q4Tiles computes rows lo..hi-1 (at least 4) of every token of an int4
+// product with the Q8_0 tile kernel: each group of rows is first widened
+// to Q8_0 blocks (the weights q-8 as int8, the same f16 scales) in a stack
+// buffer, which is exact, so the tile kernel forms the int4 row kernel's
+// integers and gives its bits (TestMatMulTiles) while each weight is
+// unpacked once for all the tokens instead of once per token. The rows and
+// tokens left over go through blockRowsTok.
+func (pr *product) q4Tiles(lo, hi int) {
+	nb := pr.w.Cols / quant.BlockSize
+	rb8 := nb * (2 + quant.BlockSize)
+	step := (q4TileBytes / rb8) &^ 3
 	r := lo
-	for ; r+4 <= hi; r += 4 {
-		for tok := 0; tok < nt; tok += 4 {
-			tileQ8AVX512(&pr.w.Data[r*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R)
+	if step >= 4 {
+		var buf [q4TileBytes]byte
+		for ; r+4 <= hi; r += step {
+			n := min(step, (hi-r)&^3)
+			widenQ4(buf[:n*rb8], pr.w.Data[r*pr.rb:], pr.rb, n, nb)
+			pr.tileQ8Rows(buf[:n*rb8], rb8, r, r+n)
+			if n < step {
+				r += n
+				break
+			}
 		}
 	}
+	pr.tileLeftovers(lo, r, hi)
+}
+
+// tileQ8Rows runs the Q8_0 tile kernel on rows lo..hi-1 (a multiple of 4)
+// for every whole group of 4 tokens, row r's weights at w[(r-lo)*rb:].
+func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int) {
+	C, R := pr.w.Cols, pr.w.Rows
+	nb := C / quant.BlockSize
+	nt := pr.n &^ 3
+	for r := lo; r+4 <= hi; r += 4 {
+		for tok := 0; tok < nt; tok += 4 {
+			tileQ8AVX512(&w[(r-lo)*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R)
+		}
+	}
+}
+
+// tileLeftovers computes, with the row kernel, what the tiles left of rows
+// lo..hi-1: rows done..hi-1 of the tokens in whole groups of 4, and every
+// row of the tokens after them.
+func (pr *product) tileLeftovers(lo, done, hi int) {
+	nt := pr.n &^ 3
 	for tok := 0; tok < pr.n; tok++ {
-		r0 := r
+		r0 := done
 		if tok >= nt {
 			r0 = lo
 		}
 		if r0 < hi {
 			pr.blockRowsTok(tok, r0, hi)
+		}
+	}
+}
+
+// nibblesToInt8 maps eight bytes 0..15 to eight int8 values -8..7.
+func nibblesToInt8(v uint64) uint64 {
+	const high, eight = 0x8080808080808080, 0x0808080808080808
+	return ((v | high) - eight) ^ high
+}
+
+// widenQ4 writes rows Q4_0 rows of nb blocks (src, stride bytes apart) as
+// Q8_0 rows into dst, back to back: each block's f16 scale as it is, and
+// its 32 weights q-8 (q the nibble; element j is byte j's low nibble,
+// element j+16 its high one) as int8. Eight nibbles at a time:
+// ((q | 0x80) - 0x08) ^ 0x80 is q-8 in two's complement, with no borrow
+// between bytes.
+func widenQ4(dst, src []byte, stride, rows, nb int) {
+	const lowNibbles = 0x0f0f0f0f0f0f0f0f
+	o := 0
+	for r := 0; r < rows; r++ {
+		row := src[r*stride:]
+		for b := 0; b < nb; b++ {
+			blk := row[b*18 : b*18+18]
+			out := dst[o : o+34]
+			out[0], out[1] = blk[0], blk[1]
+			v0 := binary.LittleEndian.Uint64(blk[2:10])
+			v1 := binary.LittleEndian.Uint64(blk[10:18])
+			binary.LittleEndian.PutUint64(out[2:10], nibblesToInt8(v0&lowNibbles))
+			binary.LittleEndian.PutUint64(out[10:18], nibblesToInt8(v1&lowNibbles))
+			binary.LittleEndian.PutUint64(out[18:26], nibblesToInt8(v0>>4&lowNibbles))
+			binary.LittleEndian.PutUint64(out[26:34], nibblesToInt8(v1>>4&lowNibbles))
+			o += 34
 		}
 	}
 }
