@@ -57,8 +57,9 @@
 //     decoded serves several tokens and each activation vector several
 //     rows. Each output keeps its own accumulator with the row kernel's
 //     operations in the row kernel's order and the same reduction tree, so
-//     each of MatMul's outputs is MatVec's exactly. Q4_0, and Q8_0 without
-//     VNNI, run the four-row kernel once per token.
+//     each of MatMul's outputs is MatVec's exactly. Q4_0 with VNNI widens
+//     a tile of rows to Q8_0 (exact) and runs the Q8_0 tile; without VNNI
+//     Q8_0 and Q4_0 run the four-row kernel once per token.
 //   - The scan is vectorised over the state dimensions (N a multiple of 8)
 //     with a float32 vector exp (at most 2 ulp for normal results, tested;
 //     see scan_simd.go), the SiLU gate also through the vector exp.

@@ -59,12 +59,11 @@ const (
 	kTileF16AVX512
 	kTileBF16AVX2
 	kTileBF16AVX512
-	kTileQ8VNNI
 )
 
 // tileKernel returns the tile kernel that computes the same outputs as row
 // kernel k for 4 rows and tt tokens at once, or kNone, 0 when there is none
-// (Q4_0, and Q8_0 without VNNI, run k once per token).
+// (Q8_0 and Q4_0 take their own path: blockRows).
 func tileKernel(k kernel) (tk kernel, tt int) {
 	switch k {
 	case kF32AVX2:
@@ -79,8 +78,6 @@ func tileKernel(k kernel) (tk kernel, tt int) {
 		return kTileBF16AVX2, 2
 	case kBF16AVX512:
 		return kTileBF16AVX512, 4
-	case kQ8VNNI:
-		return kTileQ8VNNI, 4
 	}
 	return kNone, 0
 }
