@@ -83,8 +83,12 @@ func bench(args []string) error {
 		toks[i] = rng.IntN(c.VocabSize)
 	}
 	var pre, dec []float64
+	// One session, reset before each run, as a server reuses a
+	// conversation's slot: a new session per run would leave the last
+	// one's buffers to the garbage collector and count them in the peak.
+	s := m.NewSession()
 	for range *runs {
-		s := m.NewSession()
+		s.Reset()
 		start := time.Now()
 		logits, err := s.Prefill(toks)
 		if err != nil {
