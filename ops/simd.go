@@ -393,7 +393,7 @@ func (pr *product) blockRowsTok(t, lo, hi int) {
 		return
 	}
 	xq, xd := &pr.xq[t*C], &pr.xd[t*nb]
-	if pr.k == kQ8VNNI && nb%2 == 0 && hi-lo >= 8 && pr.rb == nb*(2+quant.BlockSize) {
+	if pr.k == kQ8VNNI && nb%2 == 0 && hi-lo >= 8 && pr.rb == nb*quant.Q8_0BlockBytes {
 		// Rows back to back (not a column view): its linear prefetch
 		// covers them.
 		n4 := (hi - lo) &^ 3
@@ -436,7 +436,7 @@ const q4TileBytes = 32 << 10
 // tokens left over go through blockRowsTok.
 func (pr *product) q4Tiles(lo, hi int) {
 	nb := pr.w.Cols / quant.BlockSize
-	rb8 := nb * (2 + quant.BlockSize)
+	rb8 := nb * quant.Q8_0BlockBytes
 	step := (q4TileBytes / rb8) &^ 3
 	r := lo
 	if step >= 4 {
@@ -496,13 +496,16 @@ func nibblesToInt8(v uint64) uint64 {
 // ((q | 0x80) - 0x08) ^ 0x80 is q-8 in two's complement, with no borrow
 // between bytes.
 func widenQ4(dst, src []byte, stride, rows, nb int) {
-	const lowNibbles = 0x0f0f0f0f0f0f0f0f
+	const (
+		lowNibbles = 0x0f0f0f0f0f0f0f0f
+		q4, q8     = quant.Q4_0BlockBytes, quant.Q8_0BlockBytes
+	)
 	o := 0
 	for r := 0; r < rows; r++ {
 		row := src[r*stride:]
 		for b := 0; b < nb; b++ {
-			blk := row[b*18 : b*18+18]
-			out := dst[o : o+34]
+			blk := row[b*q4 : (b+1)*q4]
+			out := dst[o : o+q8]
 			out[0], out[1] = blk[0], blk[1]
 			v0 := binary.LittleEndian.Uint64(blk[2:10])
 			v1 := binary.LittleEndian.Uint64(blk[10:18])
@@ -510,7 +513,7 @@ func widenQ4(dst, src []byte, stride, rows, nb int) {
 			binary.LittleEndian.PutUint64(out[10:18], nibblesToInt8(v1&lowNibbles))
 			binary.LittleEndian.PutUint64(out[18:26], nibblesToInt8(v0>>4&lowNibbles))
 			binary.LittleEndian.PutUint64(out[26:34], nibblesToInt8(v1>>4&lowNibbles))
-			o += 34
+			o += q8
 		}
 	}
 }
