@@ -1,0 +1,79 @@
+package safeio
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// NotInput returns an error when out names the same file as one of inputs
+// (os.SameFile: the same path, a symlink to it, or a hard link), so that an
+// output can never replace the model, a checkpoint file or a state it was
+// computed from. Inputs that are empty or do not exist are skipped, and so
+// is an out that does not exist yet.
+func NotInput(out string, inputs ...string) error {
+	ost, err := os.Stat(out)
+	if err != nil {
+		return nil // nothing there yet: nothing to replace
+	}
+	for _, in := range inputs {
+		if in == "" {
+			continue
+		}
+		ist, err := os.Stat(in)
+		if err != nil {
+			continue
+		}
+		if os.SameFile(ost, ist) {
+			if filepath.Clean(out) == filepath.Clean(in) {
+				return fmt.Errorf("%s is an input of this command; writing it would replace it: choose another output", out)
+			}
+			return fmt.Errorf("%s is the same file as the input %s; writing it would replace it: choose another output", out, in)
+		}
+	}
+	return nil
+}
+
+// CheckOutput checks, before any long work starts, that a file can be
+// written at path: its folder exists and is writable (a probe file is
+// created in it and removed), and path itself is not a folder or another
+// non-regular file (renaming over /dev/null or a FIFO would replace it).
+// Unless force, an existing file at path is an error too.
+func CheckOutput(path string, force bool) error {
+	if path == "" {
+		return errors.New("empty output path")
+	}
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode()&fs.ModeSymlink != 0 {
+			// Renaming replaces the link, not its target; follow it only
+			// to name what is there.
+			if tst, err := os.Stat(path); err == nil && !tst.Mode().IsRegular() {
+				return fmt.Errorf("%s: exists and is %s, not a regular file", path, kind(tst.Mode()))
+			}
+		} else if !st.Mode().IsRegular() {
+			return fmt.Errorf("%s: exists and is %s, not a regular file", path, kind(st.Mode()))
+		}
+		if !force {
+			return fmt.Errorf("%s: %w (overwriting needs --force)", path, fs.ErrExist)
+		}
+	}
+	// Any other Lstat error (missing, or a parent that is not a folder)
+	// is named by the folder's checks below.
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("%s: the output folder %s: %w", path, dir, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s: %s is not a folder", path, dir)
+	}
+	probe, err := os.CreateTemp(dir, ".mmprobe-*.tmp")
+	if err != nil {
+		return fmt.Errorf("%s: the output folder %s is not writable: %w", path, dir, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	return nil
+}
