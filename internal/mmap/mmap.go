@@ -6,11 +6,15 @@
 // unmap function.
 package mmap
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/memmamba/memmamba/internal/safeio"
+)
 
 // Errors of Map, wrapped with the path.
 var (
-	ErrNotRegular = errors.New("not a regular file")
+	ErrNotRegular = safeio.ErrNotRegular
 	ErrEmpty      = errors.New("empty file")
 	ErrTooLarge   = errors.New("too large")
 )

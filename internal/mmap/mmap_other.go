@@ -5,15 +5,16 @@ package mmap
 import (
 	"fmt"
 	"io"
-	"os"
 	"unsafe"
+
+	"github.com/memmamba/memmamba/internal/safeio"
 )
 
 // Map reads the regular file at path into a 64-byte-aligned buffer (this
 // platform has no mmap in golang.org/x/sys/unix), refusing it before
 // reading anything when it is empty or larger than maxSize bytes.
 func Map(path string, maxSize int64) ([]byte, func() error, error) {
-	fd, err := os.Open(path)
+	fd, err := safeio.Open(path) // regular files only: a FIFO would block the open
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,13 +7,15 @@ import (
 	"os"
 	"unsafe"
 
+	"github.com/memmamba/memmamba/internal/safeio"
+
 	"golang.org/x/sys/unix"
 )
 
 // Map maps the regular file at path read-only, refusing it before mapping
 // anything when it is empty or larger than maxSize bytes.
 func Map(path string, maxSize int64) ([]byte, func() error, error) {
-	fd, err := os.Open(path)
+	fd, err := safeio.Open(path) // regular files only: a FIFO would block the open
 	if err != nil {
 		return nil, nil, err
 	}
