@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,6 +19,7 @@ import (
 	"github.com/memmamba/memmamba/convert/torchzip"
 	"github.com/memmamba/memmamba/format"
 	"github.com/memmamba/memmamba/gguf"
+	"github.com/memmamba/memmamba/internal/safeio"
 )
 
 // Input is an opened checkpoint: its configuration, its tokenizer and its
@@ -91,6 +93,9 @@ func OpenInput(path string) (*Input, error) {
 	}
 	dir, weights := path, ""
 	if !st.IsDir() {
+		if err := safeio.CheckRegular(path); err != nil {
+			return nil, err
+		}
 		dir, weights = filepath.Dir(path), path
 	} else if weights, err = findWeights(dir); err != nil {
 		return nil, err
@@ -161,7 +166,11 @@ func (in *Input) open(dir, weights string) error {
 
 	// Configuration: config.json, or the GGUF metadata.
 	cfgPath := filepath.Join(dir, "config.json")
-	if raw, err := os.ReadFile(cfgPath); err == nil {
+	raw, err := safeio.ReadFile(cfgPath, safeio.MaxConfigBytes)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err // there, but not a regular file or too large
+	}
+	if err == nil {
 		if in.Config, err = arch.ParseConfig(raw); err != nil {
 			return fmt.Errorf("%s: %w", cfgPath, err)
 		}
@@ -196,7 +205,11 @@ func (in *Input) open(dir, weights string) error {
 	// Tokenizer: tokenizer.json, GGUF's metadata, or byte-level.
 	in.Tokenizer = format.Tokenizer{Kind: format.TokenizerBytes}
 	tokPath := filepath.Join(dir, "tokenizer.json")
-	if raw, err := os.ReadFile(tokPath); err == nil {
+	raw, err = safeio.ReadFile(tokPath, safeio.MaxTokenizerBytes)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err == nil {
 		in.Tokenizer = format.Tokenizer{Kind: format.TokenizerHFBPE, JSON: raw}
 		in.addSource(tokPath)
 	} else if isGGUF {
@@ -250,7 +263,7 @@ func canonicalName(name string) string {
 // addSource records a file with its sha256.
 func (in *Input) addSource(path string) {
 	sf := format.SourceFile{Path: filepath.Base(path)}
-	if f, err := os.Open(path); err == nil {
+	if f, err := safeio.Open(path); err == nil {
 		h := sha256.New()
 		if _, err := io.Copy(h, f); err == nil {
 			sf.SHA256 = hex.EncodeToString(h.Sum(nil))

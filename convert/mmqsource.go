@@ -3,10 +3,10 @@ package convert
 import (
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/memmamba/memmamba/convert/source"
 	"github.com/memmamba/memmamba/format"
+	"github.com/memmamba/memmamba/internal/safeio"
 	"github.com/memmamba/memmamba/quant"
 )
 
@@ -73,7 +73,7 @@ func (s *mmqSource) ReadFloat32(name string) ([]float32, error) {
 
 // isModelFile reports whether path starts with the model file's magic.
 func isModelFile(path string) bool {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return false
 	}

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"sort"
 
 	"github.com/memmamba/memmamba/convert/source"
+	"github.com/memmamba/memmamba/internal/safeio"
 )
 
 // File is an open GGUF file. Its header is parsed; tensor data is read on
@@ -31,7 +31,7 @@ type File struct {
 
 // Open opens and parses the GGUF file at path.
 func Open(path string) (*File, error) {
-	fh, err := os.Open(path)
+	fh, err := safeio.Open(path) // regular files only: a FIFO would block the open
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
 	}

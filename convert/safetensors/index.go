@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 
 	"github.com/memmamba/memmamba/convert/source"
+	"github.com/memmamba/memmamba/internal/safeio"
 )
 
 // Limits on a sharded checkpoint's index.
@@ -42,7 +42,7 @@ func OpenIndex(indexPath string) (*Sharded, error) {
 	fail := func(format string, a ...any) (*Sharded, error) {
 		return nil, fmt.Errorf("%s: %s", indexPath, fmt.Sprintf(format, a...))
 	}
-	f, err := os.Open(indexPath)
+	f, err := safeio.Open(indexPath)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +96,11 @@ func OpenIndex(indexPath string) (*Sharded, error) {
 	s := &Sharded{path: indexPath, owner: make(map[string]*File, len(wm))}
 	dir := filepath.Dir(indexPath)
 	for _, file := range files {
+		// The name is local; a symlink may still lead out of the folder.
+		if err := safeio.Inside(dir, filepath.Join(dir, file)); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%s: shard %s: %w", indexPath, file, err)
+		}
 		sh, err := Open(filepath.Join(dir, file))
 		if err != nil {
 			s.Close()

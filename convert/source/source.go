@@ -7,7 +7,8 @@ package source
 import (
 	"fmt"
 	"io"
-	"os"
+
+	"github.com/memmamba/memmamba/internal/safeio"
 )
 
 // DType is a tensor's element type as stored in the source file.
@@ -76,7 +77,7 @@ type Reader interface {
 // fails, it is closed here.
 func OpenWith[T any](path string, newReader func(r io.ReaderAt, size int64, name string) (T, error)) (T, io.Closer, error) {
 	var zero T
-	f, err := os.Open(path)
+	f, err := safeio.Open(path) // regular files only: a FIFO would block the open
 	if err != nil {
 		return zero, nil, err
 	}

@@ -26,6 +26,15 @@ import (
 	"path/filepath"
 )
 
+// Limits of the small files the commands read whole.
+const (
+	// MaxConfigBytes bounds a checkpoint's config.json.
+	MaxConfigBytes = 16 << 20
+	// MaxTokenizerBytes bounds a tokenizer.json (the largest real ones,
+	// o200k's, are about 27 MiB).
+	MaxTokenizerBytes = 64 << 20
+)
+
 // ErrNotRegular is wrapped by the errors of Open and ReadFile for a path
 // that is not a regular file.
 var ErrNotRegular = errors.New("not a regular file")
