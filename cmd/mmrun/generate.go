@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/memmamba/memmamba/internal/cli"
+	"github.com/memmamba/memmamba/internal/safeio"
 	"github.com/memmamba/memmamba/runtime"
 	"github.com/memmamba/memmamba/sample"
 	"github.com/memmamba/memmamba/tokenizer"
@@ -59,6 +60,9 @@ func generate(args []string) error {
 	if err := p.Validate(); err != nil {
 		return cli.Usagef("%v", err)
 	}
+	if err := checkOutputs([]string{mf.model, *stateIn}, *stateOut); err != nil {
+		return err
+	}
 	m, err := mf.open()
 	if err != nil {
 		return err
@@ -74,7 +78,7 @@ func generate(args []string) error {
 	}
 	s := m.NewSession()
 	if *stateIn != "" {
-		blob, err := os.ReadFile(*stateIn)
+		blob, err := safeio.ReadFile(*stateIn, safeio.MaxStateBytes)
 		if err != nil {
 			return err
 		}
@@ -113,7 +117,7 @@ func generate(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(*stateOut, blob, 0o644); err != nil {
+		if err := safeio.WriteFile(*stateOut, blob, true); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/memmamba/memmamba/internal/cli"
 	"github.com/memmamba/memmamba/internal/npy"
+	"github.com/memmamba/memmamba/internal/safeio"
 	"github.com/memmamba/memmamba/runtime"
 )
 
@@ -42,6 +42,9 @@ func logits(args []string) error {
 	}
 	if (*idsFlag == "") == (*text == "") {
 		return cli.Usagef("give exactly one of --ids and --text")
+	}
+	if err := checkOutputs([]string{mf.model}, *out, *tracePath); err != nil {
+		return err
 	}
 	m, err := mf.open()
 	if err != nil {
@@ -87,7 +90,7 @@ func logits(args []string) error {
 	}); err != nil {
 		return err
 	}
-	if err := npy.WriteFile(*out, []int{len(ids), V}, all); err != nil {
+	if err := writeNPY(*out, []int{len(ids), V}, all); err != nil {
 		return err
 	}
 	if tr != nil {
@@ -95,11 +98,25 @@ func logits(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(*tracePath, append(b, '\n'), 0o644); err != nil {
+		if err := safeio.WriteFile(*tracePath, append(b, '\n'), true); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeNPY writes a .npy file atomically (safeio.Create), replacing what
+// was at path.
+func writeNPY(path string, shape []int, data []float32) error {
+	f, err := safeio.Create(path, true)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if err := npy.Write(f, shape, data); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return f.Commit()
 }
 
 // parseIDs parses "1 2 3" or "1,2,3".

@@ -10,12 +10,14 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/memmamba/memmamba/internal/cli"
+	"github.com/memmamba/memmamba/internal/safeio"
 	"github.com/memmamba/memmamba/runtime"
 )
 
@@ -104,6 +106,35 @@ func (m *modelFlags) open() (*runtime.Model, error) {
 	}
 	return runtime.Open(m.model, runtime.Options{Threads: m.threads, VerifyChecksums: m.verify, Backend: m.backend,
 		ORT: runtime.ORTOptions{Lib: m.ortLib, Threads: m.ortThreads, DisablePrepacking: m.ortNoPack}})
+}
+
+// checkOutputs checks, before the model runs, every output path given
+// (empty ones are skipped): none is the same file as an input (the model,
+// a state read back), no two are the same path, and each one's folder
+// exists and is writable. The outputs are then written atomically
+// (safeio.WriteFile), replacing what was there.
+func checkOutputs(inputs []string, outputs ...string) error {
+	seen := map[string]string{}
+	for _, out := range outputs {
+		if out == "" {
+			continue
+		}
+		if err := safeio.NotInput(out, inputs...); err != nil {
+			return err
+		}
+		abs, err := filepath.Abs(out)
+		if err != nil {
+			return err
+		}
+		if prev, ok := seen[abs]; ok {
+			return cli.Usagef("two outputs name the same file: %s and %s", prev, out)
+		}
+		seen[abs] = out
+		if err := safeio.CheckOutput(out, true); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // parse parses flags, mapping pflag's errors to usage errors.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/memmamba/memmamba/internal/safeio"
 )
 
 // Exit codes of every command.
@@ -38,7 +40,7 @@ func Exit(cmd string, err error) {
 	msg = strings.ReplaceAll(msg, "\n", "; ")
 	fmt.Fprintf(os.Stderr, "%s: %s\n", cmd, msg)
 	var ue *UsageError
-	if errors.As(err, &ue) || errors.Is(err, pflag.ErrHelp) {
+	if errors.As(err, &ue) || errors.Is(err, pflag.ErrHelp) || errors.Is(err, safeio.ErrOutputIsInput) {
 		if errors.Is(err, pflag.ErrHelp) {
 			os.Exit(ExitOK)
 		}

@@ -8,6 +8,10 @@ import (
 	"path/filepath"
 )
 
+// ErrOutputIsInput is wrapped by NotInput's error: the commands report it
+// as a usage error (exit 2).
+var ErrOutputIsInput = errors.New("an output may not be an input")
+
 // NotInput returns an error when out names the same file as one of inputs
 // (os.SameFile: the same path, a symlink to it, or a hard link), so that an
 // output can never replace the model, a checkpoint file or a state it was
@@ -28,9 +32,9 @@ func NotInput(out string, inputs ...string) error {
 		}
 		if os.SameFile(ost, ist) {
 			if filepath.Clean(out) == filepath.Clean(in) {
-				return fmt.Errorf("%s is an input of this command; writing it would replace it: choose another output", out)
+				return fmt.Errorf("%s is an input of this command; writing it would replace it (%w)", out, ErrOutputIsInput)
 			}
-			return fmt.Errorf("%s is the same file as the input %s; writing it would replace it: choose another output", out, in)
+			return fmt.Errorf("%s is the same file as the input %s; writing it would replace it (%w)", out, in, ErrOutputIsInput)
 		}
 	}
 	return nil

@@ -33,6 +33,9 @@ const (
 	// MaxTokenizerBytes bounds a tokenizer.json (the largest real ones,
 	// o200k's, are about 27 MiB).
 	MaxTokenizerBytes = 64 << 20
+	// MaxStateBytes bounds a saved session state (--state-in); a
+	// mamba-2.8b's state is about 25 MB.
+	MaxStateBytes = 256 << 20
 )
 
 // ErrNotRegular is wrapped by the errors of Open and ReadFile for a path

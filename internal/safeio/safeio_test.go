@@ -171,7 +171,7 @@ func TestNotInput(t *testing.T) {
 		{filepath.Join(dir, "new.npy"), true},
 	} {
 		err := NotInput(tc.out, "", filepath.Join(dir, "missing"), model)
-		if (err == nil) != tc.ok {
+		if (err == nil) != tc.ok || err != nil && !errors.Is(err, ErrOutputIsInput) {
 			t.Errorf("NotInput(%s) = %v, want ok %v", tc.out, err, tc.ok)
 		}
 	}
