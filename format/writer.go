@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/memmamba/memmamba/internal/safeio"
 	"github.com/memmamba/memmamba/quant"
 )
 
@@ -121,13 +121,11 @@ func Create(path string, h Header, plan []TensorSpec, opts CreateOptions) (*Writ
 	for i, t := range h.Tensors {
 		w.byName[t.Name] = i
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	w.f, err = os.CreateTemp(dir, "."+base+".*.tmp")
+	// ".NAME.*.tmp" beside the destination, registered so that SIGINT
+	// and SIGTERM remove it (safeio.RemoveTempsOnSignal).
+	w.f, err = safeio.CreateTemp(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	w.tmp = w.f.Name()
 	return w, nil
@@ -256,42 +254,13 @@ func (w *Writer) commit() error {
 	if err := Verify(w.tmp); err != nil {
 		return fmt.Errorf("%s: the written file does not verify: %w", w.path, err)
 	}
-	if err := w.rename(); err != nil {
+	// Without Force, an existing destination is refused atomically
+	// (link where the file system can); the folder is synced after.
+	if err := safeio.Publish(w.tmp, w.path, w.force); err != nil {
 		return err
 	}
 	w.done = true
-	syncDir(filepath.Dir(w.path))
 	return nil
-}
-
-// rename moves the temporary file to the destination. Without Force it
-// links (which fails when the destination exists, atomically) and falls
-// back to a check and a rename where the file system cannot link.
-func (w *Writer) rename() error {
-	if !w.force {
-		err := os.Link(w.tmp, w.path)
-		if err == nil {
-			os.Remove(w.tmp)
-			return nil
-		}
-		if _, serr := os.Lstat(w.path); serr == nil {
-			return fmt.Errorf("%s: %w (overwriting needs Force)", w.path, fs.ErrExist)
-		}
-	}
-	if err := os.Rename(w.tmp, w.path); err != nil {
-		return fmt.Errorf("%s: %w", w.path, err)
-	}
-	return nil
-}
-
-// syncDir syncs a directory so a rename in it survives a crash. Errors are
-// ignored: some systems cannot sync directories, and the file itself is
-// already synced.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // Abort discards the file being written and removes the temporary file. It
@@ -312,7 +281,7 @@ func (w *Writer) abort() error {
 		errs = append(errs, w.f.Close())
 		w.f = nil
 	}
-	if err := os.Remove(w.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := safeio.RemoveTemp(w.tmp); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
