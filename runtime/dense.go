@@ -5,9 +5,11 @@ import "github.com/memmamba/memmamba/ops"
 // dense runs a session's dense blocks over a chunk of T tokens: the norms
 // and projections of the mixer, the Note Block's scorers, projections and
 // gates, and the LM head. The conv, the selective scan and the pool
-// bookkeeping stay in Go (forward, noteBlock). Each session has its own
-// dense (an implementation may keep per-session buffers), made by the
+// bookkeeping stay in Go (pass.forward, pass.noteBlock). Each pass has its
+// own dense (an implementation may keep buffers of its own), made by the
 // model's backend: native Go (nativeDense) or ONNX Runtime (ortDense).
+// The rows of a chunk may belong to several sequences (a Batch); only the
+// native backend is given such chunks.
 //
 // The calls come in the order forward makes them, layer by layer, which
 // lets a backend fuse the end of layer l with the start of layer l+1.
@@ -18,12 +20,13 @@ type dense interface {
 	// delta + b_dt), delta being dbc's first R columns.
 	ssmIn(l int, dbc, dt, a1 []float32, T int)
 	// mixerOut: mix (T x d) = W_out y (+ b_out); x += mix (x becomes r).
-	// prevM is the previous token's mixer output (the Note Block's
-	// trigger input, for a backend that fuses noteIn here).
+	// prevM is the mixer output before the chunk's first token (the Note
+	// Block's trigger input, for a backend that fuses noteIn here and
+	// takes one sequence a chunk).
 	mixerOut(l int, mix, x, y, prevM []float32, T int)
-	// noteIn: the Note Block's dense inputs (see noteDense) from r, the
-	// mixer output mix and the previous token's mixer output prevM.
-	noteIn(l int, nd *noteDense, r, mix, prevM []float32, T int)
+	// noteIn: the Note Block's dense inputs (see noteDense) from r and
+	// prev (T x d), each row's m_{t-1}.
+	noteIn(l int, nd *noteDense, r, prev []float32, T int)
 	// noteOut: r += sTok * Attend_tok's gated output of oTok, plus sLay *
 	// Attend_lay's of oLay (sLay nil: no cross-layer attention). oTok and
 	// oLay are the attention results before o_proj (T x A).
@@ -46,17 +49,17 @@ type nativeDense struct {
 	m  *Model
 	sc *scratch
 	// work buffers
-	u, h1, prev, rn, rnLay, dTok, dLay []float32
+	u, h1, rn, rnLay, dTok, dLay []float32
 	ps                                 []ops.Product
 	gTok, gLay                         gatedWork
 	fused                              fusedStep
 }
 
-func (m *Model) newDense(s *Session) dense {
+func (m *Model) newDense(sc *scratch) dense {
 	if m.ort != nil {
-		return m.ort.newDense(s)
+		return m.ort.newDense(sc)
 	}
-	return &nativeDense{m: m, sc: &s.s}
+	return &nativeDense{m: m, sc: sc}
 }
 
 func (n *nativeDense) eps() float32 { return float32(n.m.Config.LayerNormEps) }
@@ -107,7 +110,7 @@ func (n *nativeDense) mixerOut(l int, mix, x, y, _ []float32, T int) {
 	ops.Add(x, x, mix)
 }
 
-func (n *nativeDense) noteIn(l int, nd *noteDense, r, mix, prevM []float32, T int) {
+func (n *nativeDense) noteIn(l int, nd *noteDense, r, prev []float32, T int) {
 	m, c := n.m, n.m.Config
 	d, Hs := c.HiddenSize, c.Memory.ScoreDim
 	nw := m.layers[l].note
@@ -115,9 +118,6 @@ func (n *nativeDense) noteIn(l int, nd *noteDense, r, mix, prevM []float32, T in
 	// hand-off: W1 r, w_g m_{t-1}, W_s r and q = W_q RMSNorm(r; w_qn) for
 	// both attentions.
 	h1 := n.sc.buf(&n.h1, T*Hs)
-	prev := n.sc.buf(&n.prev, T*d)
-	copy(prev, prevM)
-	copy(prev[d:], mix[:(T-1)*d])
 	rnTok := n.sc.buf(&n.rn, T*d)
 	n.rmsNorm(rnTok, r, nw.tok.norm, T)
 	ps := append(n.ps[:0],

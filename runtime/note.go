@@ -113,33 +113,39 @@ type poolHistory struct {
 	data   []float32 // the events' keys and values, reused from chunk to chunk
 }
 
-// noteScratch holds the Note Block's work buffers.
+// noteScratch holds a pass's Note Block buffers, one row per token of the
+// pass.
 type noteScratch struct {
-	dense                           noteDense
-	qLay, oTok, oLay, sTok, sLay, s []float32
-	unionK, unionV                  []float32
-	union                           []*notePool
-	retrieved, crossed              []bool
-	hist                            []poolHistory
-	below                           []*poolHistory
+	dense                               noteDense
+	qLay, oTok, oLay, sTok, sLay, prev []float32
+	retrieved, crossed                  []bool
 }
 
-// noteBlock runs layer l's Note Block over the chunk: r (T x d) holds
-// x + m on entry and x^{l+1} on return; mix (T x d) is the layer's mixer
-// output.
-func (s *Session) noteBlock(l int, r, mix []float32, T int) {
-	m, c, sc := s.m, s.m.Config, &s.s
+// seqScratch holds one sequence's Note Block work memory: the pool
+// histories that a cross-layer attention replays within a chunk, and the
+// union it attends over.
+type seqScratch struct {
+	s, unionK, unionV []float32
+	union             []*notePool
+	hist              []poolHistory
+	below             []*poolHistory
+}
+
+// noteBlock runs layer l's Note Block over the pass's rows: r (T x d)
+// holds x + m on entry and x^{l+1} on return; mix (T x d) is the layer's
+// mixer output. The dense parts run over all rows at once; the pools of
+// each sequence run in parallel over the sequences (notesRange).
+func (p *pass) noteBlock(l int, r, mix []float32) {
+	m, c, sc := p.m, p.m.Config, &p.s
 	ns := &sc.note
 	nw := m.layers[l].note
 	mem := c.Memory
-	S, A := mem.SummaryDim, mem.AttnDim
-	ls := &s.layers[l]
-	pool := ls.pool
-	if ns.hist == nil {
-		ns.hist = make([]poolHistory, c.NumLayers)
-	}
+	d, S, A := c.HiddenSize, mem.SummaryDim, mem.AttnDim
+	T := p.rows
 
-	// Dense parts, over the whole chunk: I_t, G_t, W_s r, the queries.
+	// Dense parts, over all rows: I_t, G_t, W_s r, the queries. The
+	// trigger reads m_{t-1}: a sequence's first row takes its session's
+	// previous mixer output, the others the row above.
 	nd := &ns.dense
 	nd.imp = sc.buf(&nd.imp, T)
 	nd.gate = sc.buf(&nd.gate, T)
@@ -149,18 +155,84 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 	if nw.lay != nil {
 		nd.qLay = sc.buf(&ns.qLay, T*A)
 	}
-	s.dense.noteIn(l, nd, r, mix, ls.prevM, T)
-	imp, gate, summ, qTok, qLay := nd.imp, nd.gate, nd.summ, nd.qTok, nd.qLay
+	prev := sc.buf(&ns.prev, T*d)
+	for _, sr := range p.seqs {
+		o, n := sr.off, len(sr.tokens)
+		copy(prev[o*d:(o+1)*d], sr.s.layers[l].prevM)
+		copy(prev[(o+1)*d:(o+n)*d], mix[o*d:(o+n-1)*d])
+	}
+	p.dense.noteIn(l, nd, r, prev, T)
+
+	// The sequential part, per sequence: pool bookkeeping and attention
+	// over the pools.
+	sc.buf(&ns.oTok, T*A)
+	sc.buf(&ns.oLay, T*A)
+	growBool(&ns.retrieved, T)
+	growBool(&ns.crossed, T)
+	m.pool.For(len(p.seqs), 1, p.notesFn)
+
+	// Dense again: o_proj and the gates, then x = r + c_tok + c_lay, with
+	// c_tok scaled by G_t where retrieval ran (0 elsewhere) and c_lay by 1
+	// where cross-layer retrieval ran.
+	sTok := sc.buf(&ns.sTok, T)
+	sLay := sc.buf(&ns.sLay, T)
+	for t := range T {
+		sTok[t], sLay[t] = 0, 0
+		if ns.retrieved[t] {
+			sTok[t] = nd.gate[t]
+		}
+		if ns.crossed[t] {
+			sLay[t] = 1
+		}
+	}
+	if nw.lay == nil {
+		sLay = nil
+	}
+	p.dense.noteOut(l, r, ns.oTok, ns.oLay, sTok, sLay, T)
+}
+
+// notesRange runs the pools of layer p.l for sequences lo..hi-1 (pool.For's
+// part): each touches only its own session and its own rows.
+func (p *pass) notesRange(lo, hi int) {
+	for i := lo; i < hi; i++ {
+		p.seqs[i].s.notePools(p.l, p, p.seqs[i].off, len(p.seqs[i].tokens))
+	}
+}
+
+// notePools runs the sequential part of layer l's Note Block for the
+// session's T tokens at rows off..off+T-1 of p: steps 3-5 of SPEC.md for
+// each token in order, from the dense results in p.s.note.dense, writing
+// the attention results (before o_proj) and the decisions into p's rows.
+func (s *Session) notePools(l int, p *pass, off, T int) {
+	m, c := s.m, s.m.Config
+	ns := &p.s.note
+	sq := &s.seq
+	nw := m.layers[l].note
+	mem := c.Memory
+	S, A := mem.SummaryDim, mem.AttnDim
+	pool := s.layers[l].pool
+	if sq.hist == nil {
+		sq.hist = make([]poolHistory, c.NumLayers)
+	}
+	rows := func(v []float32, w int) []float32 { return v[off*w : (off+T)*w] }
+	nd := &ns.dense
+	imp, gate, summ, qTok := nd.imp[off:off+T], nd.gate[off:off+T], rows(nd.summ, S), rows(nd.qTok, A)
+	var qLay []float32
+	if nd.qLay != nil {
+		qLay = rows(nd.qLay, A)
+	}
+	oTok, oLay := rows(ns.oTok, A), rows(ns.oLay, A)
+	retrieved, crossed := ns.retrieved[off:off+T], ns.crossed[off:off+T]
 
 	// The pools of the layers below that this layer's cross-layer
 	// attention reads, replayed token by token.
 	// With one token (decode) the layers below have already taken this
 	// token's notes, so their pools are read as they are: no replay.
 	single := T == 1
-	below := ns.below[:0]
+	below := sq.below[:0]
 	if nw.lay != nil && !single {
 		for j := max(0, l-mem.CrossLayerEvery+1); j < l; j++ {
-			h := &ns.hist[j]
+			h := &sq.hist[j]
 			if h.view == nil {
 				h.view = h.start.clone()
 			} else {
@@ -169,12 +241,12 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 			h.next = 0
 			below = append(below, h)
 		}
-		ns.below = below
+		sq.below = below
 	}
 	// This layer's history, when a layer above reads its pool.
 	var hist *poolHistory
 	if m.reader[l] > l && !single {
-		hist = &ns.hist[l]
+		hist = &sq.hist[l]
 		if hist.start == nil {
 			hist.start = pool.clone()
 		} else {
@@ -188,12 +260,7 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 		reader = m.layers[r].note.lay
 	}
 
-	// The sequential part: pool bookkeeping and attention over the pools.
-	oTok := sc.buf(&ns.oTok, T*A)
-	oLay := sc.buf(&ns.oLay, T*A)
-	retrieved := growBool(&ns.retrieved, T)
-	crossed := growBool(&ns.crossed, T)
-	sv := sc.buf(&ns.s, S)
+	sv := growFloat(&sq.s, S)
 	for t := range T {
 		pos := s.pos + t
 		// 3. cross-token retrieval over the pool before this token
@@ -238,7 +305,7 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 		// 5. cross-layer retrieval over the pools after this token's step 4
 		crossed[t] = false
 		if nw.lay != nil {
-			union := ns.union[:0]
+			union := sq.union[:0]
 			if single {
 				for j := max(0, l-mem.CrossLayerEvery+1); j <= l; j++ {
 					union = append(union, s.layers[j].pool)
@@ -250,8 +317,8 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 				}
 				union = append(union, pool)
 			}
-			ns.union = union
-			crossed[t] = sc.attendPools(oLay[t*A:(t+1)*A], qLay[t*A:(t+1)*A], union, A, mem.NumHeads)
+			sq.union = union
+			crossed[t] = sq.attendPools(oLay[t*A:(t+1)*A], qLay[t*A:(t+1)*A], union, A, mem.NumHeads)
 		}
 		if s.trace != nil {
 			s.trace.Layers[l] = append(s.trace.Layers[l], TraceEntry{
@@ -261,24 +328,6 @@ func (s *Session) noteBlock(l int, r, mix []float32, T int) {
 		}
 	}
 
-	// Dense again: o_proj and the gates, then x = r + c_tok + c_lay, with
-	// c_tok scaled by G_t where retrieval ran (0 elsewhere) and c_lay by 1
-	// where cross-layer retrieval ran.
-	sTok := sc.buf(&ns.sTok, T)
-	sLay := sc.buf(&ns.sLay, T)
-	for t := range T {
-		sTok[t], sLay[t] = 0, 0
-		if retrieved[t] {
-			sTok[t] = gate[t]
-		}
-		if crossed[t] {
-			sLay[t] = 1
-		}
-	}
-	if nw.lay == nil {
-		sLay = nil
-	}
-	s.dense.noteOut(l, r, oTok, oLay, sTok, sLay, T)
 }
 
 // advance replays the events of tokens up to t into h.view.
@@ -298,7 +347,7 @@ func (h *poolHistory) advance(t, A int) {
 // attendPools sets out to the attention of q over the union of pools (in
 // order, under the cross-layer attention's keys and values) and reports
 // whether the union had any note; out is zero when it had none.
-func (sc *scratch) attendPools(out, q []float32, pools []*notePool, A, H int) bool {
+func (sq *seqScratch) attendPools(out, q []float32, pools []*notePool, A, H int) bool {
 	n := 0
 	for _, p := range pools {
 		n += p.n
@@ -307,8 +356,8 @@ func (sc *scratch) attendPools(out, q []float32, pools []*notePool, A, H int) bo
 		clear(out)
 		return false
 	}
-	uk := sc.buf(&sc.note.unionK, n*A)[:0]
-	uv := sc.buf(&sc.note.unionV, n*A)[:0]
+	uk := growFloat(&sq.unionK, n*A)[:0]
+	uv := growFloat(&sq.unionV, n*A)[:0]
 	for _, p := range pools {
 		uk = append(uk, p.layK[:p.n*A]...)
 		uv = append(uv, p.layV[:p.n*A]...)
@@ -320,6 +369,15 @@ func (sc *scratch) attendPools(out, q []float32, pools []*notePool, A, H int) bo
 func growBool(p *[]bool, n int) []bool {
 	if cap(*p) < n {
 		*p = make([]bool, n)
+	}
+	*p = (*p)[:n]
+	return *p
+}
+
+// growFloat returns *p resized to n values, growing it when needed.
+func growFloat(p *[]float32, n int) []float32 {
+	if cap(*p) < n {
+		*p = make([]float32, n)
 	}
 	*p = (*p)[:n]
 	return *p

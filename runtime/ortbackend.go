@@ -500,7 +500,7 @@ type ortDense struct {
 	ndOK   bool
 }
 
-func (b *ortBackend) newDense(s *Session) dense { return &ortDense{b: b, sc: &s.s} }
+func (b *ortBackend) newDense(sc *scratch) dense { return &ortDense{b: b, sc: sc} }
 
 func t2(data []float32, T, w int) ort.Tensor {
 	return ort.Tensor{Shape: []int64{int64(T), int64(w)}, Data: data[:T*w]}
@@ -566,7 +566,7 @@ func (o *ortDense) mixerOut(l int, mix, x, y, prevM []float32, T int) {
 	o.ndOK = true
 }
 
-func (o *ortDense) noteIn(l int, nd *noteDense, r, mix, prevM []float32, T int) {
+func (o *ortDense) noteIn(l int, nd *noteDense, r, prev []float32, T int) {
 	if !o.ndOK {
 		panic(errors.New("ONNX Runtime backend: Note Block inputs not prepared"))
 	}

@@ -13,16 +13,29 @@ import (
 // result does not depend on it). It bounds a session's scratch memory.
 const ChunkSize = 128
 
-// Session is one sequence's recurrent state and the scratch memory to
-// advance it. A Session is not safe for concurrent use; any number of
-// sessions may run concurrently on one Model.
+// Session is one sequence's recurrent state (SPEC.md: per layer the conv
+// window, the SSM state, the previous mixer output and the Note Block pool,
+// and the position).
+//
+// Concurrency: a Session is not safe for concurrent use, and any number of
+// sessions may be used concurrently on one Model, but the model's dense
+// products run on the model's one worker pool, which takes one product at a
+// time: sessions stepped from several goroutines interleave their
+// products, they do not run them in parallel, and each reads all of the
+// weights for its own token. Only the conv, the scan and the pool
+// bookkeeping of different sessions overlap. To serve many conversations,
+// step them together with a Batch: one pass over the weights advances all
+// of them, each product running once over every session's rows.
 type Session struct {
 	m      *Model
 	pos    int
 	layers []layerState
 	trace  *Trace
-	dense  dense
-	s      scratch
+	seq    seqScratch // the session's own part of a pass: the Note Block's pool histories
+	solo   *pass      // the buffers of the session's own calls, made on first use
+	run    [1]seqRun
+	tok    [1]int
+	stamp  uint64 // the Batch.Step call that last took the session (duplicate check)
 }
 
 // layerState is SPEC.md's state of one layer.
@@ -37,7 +50,6 @@ type layerState struct {
 func (m *Model) NewSession() *Session {
 	c := m.Config
 	s := &Session{m: m, layers: make([]layerState, c.NumLayers)}
-	s.dense = m.newDense(s)
 	for l := range s.layers {
 		ls := &s.layers[l]
 		ls.conv = make([]float32, c.Intermediate*(c.ConvKernel-1))
@@ -74,7 +86,6 @@ func (s *Session) Reset() {
 // conversation). The trace recorder is not copied.
 func (s *Session) Clone() *Session {
 	n := &Session{m: s.m, pos: s.pos, layers: make([]layerState, len(s.layers))}
-	n.dense = s.m.newDense(n)
 	for l, ls := range s.layers {
 		n.layers[l] = layerState{
 			conv:  append([]float32(nil), ls.conv...),
@@ -112,7 +123,8 @@ func (s *Session) checkTokens(tokens []int) error {
 // Step runs one token and returns the logits of the next (valid until the
 // session's next call).
 func (s *Session) Step(token int) ([]float32, error) {
-	return s.Prefill([]int{token})
+	s.tok[0] = token // the pass keeps the tokens it runs: a literal would escape
+	return s.Prefill(s.tok[:])
 }
 
 // Prefill runs tokens through the model and returns the logits after the
@@ -122,12 +134,13 @@ func (s *Session) Prefill(tokens []int) ([]float32, error) {
 	if err := s.checkTokens(tokens); err != nil {
 		return nil, err
 	}
+	p := s.pass()
 	var last []float32
 	for i := 0; i < len(tokens); i += ChunkSize {
 		chunk := tokens[i:min(i+ChunkSize, len(tokens))]
-		s.forward(chunk)
+		s.forward(p, chunk)
 		if i+len(chunk) == len(tokens) {
-			last = s.logits(len(chunk)-1, 1)
+			last = p.logits(len(chunk)-1, 1)
 		}
 	}
 	return last, nil
@@ -140,10 +153,11 @@ func (s *Session) PrefillAll(tokens []int, fn func(i int, logits []float32) erro
 		return err
 	}
 	V := s.m.Config.VocabSize
+	p := s.pass()
 	for i := 0; i < len(tokens); i += ChunkSize {
 		chunk := tokens[i:min(i+ChunkSize, len(tokens))]
-		s.forward(chunk)
-		all := s.logits(0, len(chunk))
+		s.forward(p, chunk)
+		all := p.logits(0, len(chunk))
 		for t := range chunk {
 			if err := fn(i+t, all[t*V:(t+1)*V]); err != nil {
 				return err
@@ -153,91 +167,20 @@ func (s *Session) PrefillAll(tokens []int, fn func(i int, logits []float32) erro
 	return nil
 }
 
-// logits computes the logits of n rows of the last chunk's output starting
-// at row t0.
-func (s *Session) logits(t0, n int) []float32 {
-	c, sc := s.m.Config, &s.s
-	d, V := c.HiddenSize, c.VocabSize
-	out := sc.buf(&sc.logits, n*V)
-	s.dense.logits(out, sc.x[t0*d:(t0+n)*d], n)
-	return out
+// pass returns the session's own pass, made on first use (a session that
+// only ever runs in a Batch never needs one).
+func (s *Session) pass() *pass {
+	if s.solo == nil {
+		s.solo = s.m.newPass()
+	}
+	return s.solo
 }
 
-// scratch holds a session's work buffers, grown to the largest chunk seen.
-type scratch struct {
-	x, xz, a, z, c, dbc, B, C, dt, y, mix []float32
-	logits                                []float32
-	note                                  noteScratch
-}
-
-// buf returns *p resized to n values, growing it when needed.
-func (sc *scratch) buf(p *[]float32, n int) []float32 {
-	if cap(*p) < n {
-		*p = make([]float32, n)
-	}
-	*p = (*p)[:n]
-	return *p
-}
-
-// forward runs one chunk of tokens through every layer; afterwards sc.x
-// holds the last layer's output for each token. The dense blocks run in
-// s.dense (native Go or ONNX Runtime); the embedding lookup, the conv, the
-// scan and the Note Block's pools run here.
-func (s *Session) forward(tokens []int) {
-	m, c, sc := s.m, s.m.Config, &s.s
-	T := len(tokens)
-	d, E, N, K, R := c.HiddenSize, c.Intermediate, c.StateSize, c.ConvKernel, c.TimeStepRank
-	x := sc.buf(&sc.x, T*d)
-	for t, tok := range tokens {
-		m.emb.DequantRow(x[t*d:(t+1)*d], tok)
-	}
-	xz := sc.buf(&sc.xz, T*2*E)
-	a := sc.buf(&sc.a, T*E)
-	z := sc.buf(&sc.z, T*E)
-	cv := sc.buf(&sc.c, T*E)
-	dbc := sc.buf(&sc.dbc, T*(R+2*N))
-	B := sc.buf(&sc.B, T*N)
-	C := sc.buf(&sc.C, T*N)
-	dt := sc.buf(&sc.dt, T*E)
-	y := sc.buf(&sc.y, T*E)
-	mix := sc.buf(&sc.mix, T*d)
-	for l := range m.layers {
-		lw, ls := &m.layers[l], &s.layers[l]
-		w := &lw.mixer
-		if f, ok := s.dense.(stepFuser); ok && T == 1 {
-			// The same steps, the conv and the scan fused into the
-			// products before them.
-			f.mixerInStep(l, xz, x, cv, ls.conv)
-			f.ssmStep(l, dbc, dt, y, cv, xz[E:], ls.ssm)
-		} else {
-			// 1-2. [a; z] = W_in RMSNorm(x) (+ b_in)
-			s.dense.mixerIn(l, xz, x, T)
-			for t := range T {
-				row := xz[t*2*E : (t+1)*2*E]
-				copy(a[t*E:(t+1)*E], row[:E])
-				copy(z[t*E:(t+1)*E], row[E:])
-			}
-			// conv, a' = silu(c)
-			m.pool.ConvSiLU(cv, ls.conv, a, w.convW, w.convB, E, K, T)
-			// [delta; B; C] = W_x a', dt = softplus(W_dt delta + b_dt)
-			s.dense.ssmIn(l, dbc, dt, cv, T)
-			for t := range T {
-				row := dbc[t*(R+2*N) : (t+1)*(R+2*N)]
-				copy(B[t*N:(t+1)*N], row[R:R+N])
-				copy(C[t*N:(t+1)*N], row[R+N:])
-			}
-			// scan, y = (sum_n h C + D a') * silu(z)
-			m.pool.Scan(y, ls.ssm, dt, w.A, B, C, cv, w.D, z, E, N, T)
-		}
-		// 3. m = W_out y (+ b_out); x = r = x + m
-		s.dense.mixerOut(l, mix, x, y, ls.prevM, T)
-		// 4. Note Block: x = r + c_tok + c_lay
-		if lw.note != nil {
-			s.noteBlock(l, x, mix, T)
-		}
-		copy(ls.prevM, mix[(T-1)*d:T*d])
-	}
-	s.pos += T
+// forward runs one chunk of tokens through the model in p.
+func (s *Session) forward(p *pass, tokens []int) {
+	s.run[0] = seqRun{s: s, tokens: tokens}
+	p.forward(s.run[:])
+	s.run[0] = seqRun{}
 }
 
 // modelID digests the configuration and every tensor's name, type, shape

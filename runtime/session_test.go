@@ -88,7 +88,7 @@ func TestFusedStep(t *testing.T) {
 			if m.pool.Threads() < 2 {
 				t.Skip("needs 2 threads (GOMAXPROCS)")
 			}
-			if _, ok := m.NewSession().dense.(stepFuser); !ok {
+			if _, ok := m.newPass().dense.(stepFuser); !ok {
 				t.Fatal("the native backend does not fuse the step")
 			}
 			toks := longTokens(40, m.Config.VocabSize, 9)
