@@ -50,9 +50,9 @@ type nativeDense struct {
 	sc *scratch
 	// work buffers
 	u, h1, rn, rnLay, dTok, dLay []float32
-	ps                                 []ops.Product
-	gTok, gLay                         gatedWork
-	fused                              fusedStep
+	ps                           []ops.Product
+	gTok, gLay                   gatedWork
+	fused                        fusedStep
 }
 
 func (m *Model) newDense(sc *scratch) dense {

@@ -116,9 +116,9 @@ type poolHistory struct {
 // noteScratch holds a pass's Note Block buffers, one row per token of the
 // pass.
 type noteScratch struct {
-	dense                               noteDense
+	dense                              noteDense
 	qLay, oTok, oLay, sTok, sLay, prev []float32
-	retrieved, crossed                  []bool
+	retrieved, crossed                 []bool
 }
 
 // seqScratch holds one sequence's Note Block work memory: the pool
