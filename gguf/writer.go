@@ -8,7 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
+
+	"github.com/memmamba/memmamba/internal/safeio"
 )
 
 // Writer writes a GGUF v3 file: the header at creation, then each tensor's
@@ -30,20 +31,21 @@ type Writer struct {
 // the same directory that Close renames to path once every tensor is
 // written, so a failed conversion leaves no partial file behind.
 func Create(path string, kvs []KV, tensors []TensorInfo) (*Writer, error) {
-	fh, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	// ".NAME.*.tmp", registered so that SIGINT and SIGTERM remove it.
+	fh, err := safeio.CreateTemp(path)
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
 	}
 	// CreateTemp makes the file private; the output is an ordinary file.
 	if err := fh.Chmod(0o644); err != nil {
 		fh.Close()
-		os.Remove(fh.Name())
+		safeio.RemoveTemp(fh.Name())
 		return nil, fmt.Errorf("gguf: %w", err)
 	}
 	w, err := NewWriter(fh, kvs, tensors)
 	if err != nil {
 		fh.Close()
-		os.Remove(fh.Name())
+		safeio.RemoveTemp(fh.Name())
 		return nil, fmt.Errorf("%w (writing %s)", err, path)
 	}
 	w.file, w.tmp, w.final = fh, fh.Name(), path
@@ -178,17 +180,22 @@ func (w *Writer) Close() error {
 	if w.file == nil {
 		return err
 	}
+	if err == nil {
+		if serr := w.file.Sync(); serr != nil {
+			err = fmt.Errorf("gguf: %w", serr)
+		}
+	}
 	if cerr := w.file.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("gguf: %w", cerr)
 	}
 	w.file = nil
 	if err == nil {
-		if rerr := os.Rename(w.tmp, w.final); rerr != nil {
+		if rerr := safeio.Publish(w.tmp, w.final, true); rerr != nil {
 			err = fmt.Errorf("gguf: %w", rerr)
 		}
 	}
 	if err != nil {
-		os.Remove(w.tmp)
+		safeio.RemoveTemp(w.tmp)
 		return fmt.Errorf("%w (writing %s)", err, w.final)
 	}
 	return nil
