@@ -102,3 +102,48 @@ func BenchmarkPrefill(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBatchDecode measures batched decode steps: B sessions, each
+// prefilled with 32 tokens, advanced one token each per Batch.Step
+// (aggregate tok/s over the batch, tok/s of each sequence, allocations per
+// step).
+//
+//	go test -run '^$' -bench 'BatchDecode/mamba-130m/int8' ./runtime
+func BenchmarkBatchDecode(b *testing.B) {
+	for _, shape := range []string{"mamba-tiny", "memmamba-tiny", "mamba-130m", "memmamba-130m"} {
+		for _, typ := range []quant.Type{quant.F32, quant.F16, quant.Q8_0} {
+			for _, B := range []int{1, 4, 16} {
+				b.Run(fmt.Sprintf("%s/%s/B=%d", shape, typ, B), func(b *testing.B) {
+					m := syntheticModel(b, shape, typ)
+					batch := m.NewBatch()
+					items := make([]BatchItem, B)
+					for i := range items {
+						items[i] = BatchItem{Session: m.NewSession(), Tokens: longTokens(32, m.Config.VocabSize, uint64(i)), WantLogits: true}
+					}
+					if err := batch.Step(items); err != nil {
+						b.Fatal(err)
+					}
+					toks := make([][1]int, B)
+					for i := range items {
+						items[i].Tokens = toks[i][:]
+					}
+					b.ReportAllocs()
+					b.SetBytes(m.DecodeWeightBytes())
+					steps := 0
+					for b.Loop() {
+						for i := range items {
+							toks[i][0] = (steps*7 + i*13 + 3) % m.Config.VocabSize
+						}
+						if err := batch.Step(items); err != nil {
+							b.Fatal(err)
+						}
+						steps++
+					}
+					sec := b.Elapsed().Seconds()
+					b.ReportMetric(float64(steps*B)/sec, "tok/s")
+					b.ReportMetric(float64(steps)/sec, "seq-tok/s")
+				})
+			}
+		}
+	}
+}

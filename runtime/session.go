@@ -193,3 +193,20 @@ func modelID(f *format.File) string {
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
+
+// StateBytes is the memory of the session's recurrent state: per layer
+// the conv window, the SSM state, the previous mixer output and the Note
+// Block pool (summaries, scores, positions, and the attention keys and
+// values computed once from each note). It is fixed by the model's shape:
+// it does not grow with the sequence. The work memory of a pass (the
+// session's own Prefill and Step, or its Batch's) comes on top.
+func (s *Session) StateBytes() int {
+	n := 0
+	for _, ls := range s.layers {
+		n += 4 * (len(ls.conv) + len(ls.ssm) + len(ls.prevM))
+		if p := ls.pool; p != nil {
+			n += 8*len(p.pos) + 4*(len(p.score)+len(p.summ)+len(p.tokK)+len(p.tokV)+len(p.layK)+len(p.layV))
+		}
+	}
+	return n
+}
