@@ -154,6 +154,9 @@ func (g *generator) turn(prompt string) error {
 			if logits, err = g.s.Prefill(ids); err != nil {
 				return err
 			}
+			if err := checkLogits(logits, g.s.Pos()-1); err != nil {
+				return err
+			}
 			g.prefillDur += time.Since(start)
 			g.prefillTok += len(ids)
 			for _, id := range ids {
@@ -179,6 +182,9 @@ func (g *generator) turn(prompt string) error {
 		g.out.Flush()
 		var err error
 		if logits, err = g.s.Step(id); err != nil {
+			return err
+		}
+		if err := checkLogits(logits, g.s.Pos()-1); err != nil {
 			return err
 		}
 		g.genTok++

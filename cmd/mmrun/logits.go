@@ -77,14 +77,20 @@ func logits(args []string) error {
 		if len(ids) == 0 {
 			return fmt.Errorf("no tokens: the prompt is empty")
 		}
-		for _, id := range ids {
+		for i, id := range ids {
 			l, err := s.Step(id)
 			if err != nil {
 				return err
 			}
+			if err := checkLogits(l, i); err != nil {
+				return err
+			}
 			all = append(all, l...)
 		}
-	} else if err := s.PrefillAll(ids, func(_ int, l []float32) error {
+	} else if err := s.PrefillAll(ids, func(i int, l []float32) error {
+		if err := checkLogits(l, i); err != nil {
+			return err
+		}
 		all = append(all, l...)
 		return nil
 	}); err != nil {

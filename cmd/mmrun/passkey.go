@@ -87,6 +87,9 @@ func passkeyCmd(args []string) error {
 			if err != nil {
 				return err
 			}
+			if err := checkLogits(logits, s.Pos()-1); err != nil {
+				return err
+			}
 			want, err := tok.Encode(c.Answer)
 			if err != nil {
 				return err
@@ -96,6 +99,9 @@ func passkeyCmd(args []string) error {
 				id := argmax(logits)
 				got = append(got, id)
 				if logits, err = s.Step(id); err != nil {
+					return err
+				}
+				if err := checkLogits(logits, s.Pos()-1); err != nil {
 					return err
 				}
 			}

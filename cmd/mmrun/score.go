@@ -223,7 +223,11 @@ func scoreReader(m, ref *runtime.Model, r *bufio.Reader, progress func(int64)) (
 		}
 		if rs != nil {
 			refLogits = refLogits[:0]
-			if err := rs.PrefillAll(ids, func(_ int, l []float32) error {
+			base := rs.Pos()
+			if err := rs.PrefillAll(ids, func(i int, l []float32) error {
+				if err := checkLogits(l, base+i); err != nil {
+					return fmt.Errorf("--ref: %w", err)
+				}
 				refLogits = append(refLogits, l...)
 				return nil
 			}); err != nil {
@@ -233,7 +237,11 @@ func scoreReader(m, ref *runtime.Model, r *bufio.Reader, progress func(int64)) (
 		if prev != nil {
 			sc.add(prev, prevRef, ids[0], nb[0])
 		}
+		base := s.Pos()
 		err = s.PrefillAll(ids, func(i int, l []float32) error {
+			if err := checkLogits(l, base+i); err != nil {
+				return err
+			}
 			var rl []float32
 			if rs != nil {
 				rl = refLogits[i*V : (i+1)*V]
