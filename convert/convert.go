@@ -11,7 +11,6 @@ package convert
 
 import (
 	"fmt"
-	"math"
 	goruntime "runtime"
 	"slices"
 	"sort"
@@ -81,6 +80,9 @@ func Convert(input, output string, opts Options) (*Report, error) {
 
 // Write writes an opened input to a model file at output.
 func Write(in *Input, output string, opts Options) (*Report, error) {
+	if err := in.checkWrite(output); err != nil {
+		return nil, err
+	}
 	c := in.Config
 	rep := &Report{Output: output, Config: c, Form: in.Form, Unknown: slices.Clone(in.Unknown)}
 	weights := c.Weights()
@@ -155,7 +157,7 @@ func Write(in *Input, output string, opts Options) (*Report, error) {
 	var done int64
 	for i, wt := range todo {
 		st := in.Tensors[wt.Name]
-		data, err := encodeTensor(st, plan[i].Type)
+		data, err := encodeTensor(st, plan[i].Type, opts.Policy.AllowNonFinite)
 		if err != nil {
 			return nil, err
 		}
@@ -181,12 +183,16 @@ func Write(in *Input, output string, opts Options) (*Report, error) {
 
 // encodeTensor reads one tensor and encodes it as type t. Bytes already of
 // type t are copied as they are (bit-exact), unless a GGUF transformation
-// applies.
-func encodeTensor(st *SourceTensor, t quant.Type) ([]byte, error) {
+// applies. A NaN or infinite value (or block scale) is refused by name and
+// index unless allowNonFinite: one NaN in a norm makes every logit NaN.
+func encodeTensor(st *SourceTensor, t quant.Type, allowNonFinite bool) ([]byte, error) {
 	if sameType(st.DType, t) && !(st.FromGGUF && needsTransform(st.Name)) {
 		raw, err := st.Reader.ReadRaw(st.Name)
 		if err != nil {
 			return nil, err
+		}
+		if i, x := firstNonFiniteRaw(t, raw); i >= 0 && !allowNonFinite {
+			return nil, st.nonFinite(i, x)
 		}
 		return raw, nil
 	}
@@ -194,10 +200,8 @@ func encodeTensor(st *SourceTensor, t quant.Type) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return nil, fmt.Errorf("tensor %q (%s in %s): value %d is %v", st.Canonical, st.Name, st.Reader.Path(), i, x)
-		}
+	if i, x := firstNonFinite(v); i >= 0 && !allowNonFinite {
+		return nil, st.nonFinite(i, x)
 	}
 	if t == quant.F32 && nativeLittleEndian {
 		return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v)), nil

@@ -10,6 +10,7 @@ import (
 	"github.com/memmamba/memmamba/arch"
 	"github.com/memmamba/memmamba/format"
 	"github.com/memmamba/memmamba/gguf"
+	"github.com/memmamba/memmamba/internal/safeio"
 	"github.com/memmamba/memmamba/quant"
 )
 
@@ -33,6 +34,9 @@ func ConvertToGGUF(input, output string, opts Options) (*Report, error) {
 
 // WriteGGUF writes an opened input as GGUF.
 func WriteGGUF(in *Input, output string, opts Options) (*Report, error) {
+	if err := safeio.NotInput(output, in.Files()...); err != nil {
+		return nil, err
+	}
 	if !opts.Force {
 		if _, err := os.Stat(output); err == nil {
 			return nil, fmt.Errorf("%s exists; use --force to overwrite it", output)

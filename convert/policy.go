@@ -23,6 +23,10 @@ type Policy struct {
 	Type quant.Type
 	// Keep holds path.Match globs of tensor names kept in f32.
 	Keep []string
+	// AllowNonFinite converts tensors holding NaN or infinite values
+	// (mmconvert --allow-nonfinite). Without it the first such value is
+	// refused, naming the tensor and the index.
+	AllowNonFinite bool
 }
 
 // Decision is the policy's choice for one tensor and why.
