@@ -3,6 +3,7 @@ package convert
 import (
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/memmamba/memmamba/gguf"
 )
@@ -27,6 +28,11 @@ func tokenizerJSONFromGGUF(t *gguf.Tokenizer) ([]byte, error) {
 	}
 	var specials []added
 	for i, tok := range t.Tokens {
+		// JSON holds text: invalid UTF-8 would be replaced by U+FFFD and
+		// silently merge tokens.
+		if !utf8.ValidString(tok) {
+			return nil, fmt.Errorf("token %d (%q) is not valid UTF-8, which tokenizer.json cannot hold", i, tok)
+		}
 		if _, dup := vocab[tok]; dup {
 			return nil, fmt.Errorf("token %d (%q) appears twice in the vocabulary", i, tok)
 		}
@@ -38,6 +44,11 @@ func tokenizerJSONFromGGUF(t *gguf.Tokenizer) ([]byte, error) {
 			case 4: // user-defined (llama.cpp's padding tokens among them)
 				specials = append(specials, added{ID: i, Content: tok})
 			}
+		}
+	}
+	for i, m := range t.Merges {
+		if !utf8.ValidString(m) {
+			return nil, fmt.Errorf("merge %d (%q) is not valid UTF-8, which tokenizer.json cannot hold", i, m)
 		}
 	}
 	bl := map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}
