@@ -22,13 +22,14 @@ import (
 	"github.com/memmamba/memmamba/convert"
 	"github.com/memmamba/memmamba/format"
 	"github.com/memmamba/memmamba/internal/cli"
+	"github.com/memmamba/memmamba/internal/safeio"
 	"github.com/memmamba/memmamba/quant"
 )
 
 const name = "mmconvert"
 
 func main() {
-	cli.Exit(name, run(os.Args[1:]))
+	cli.Main(name, run)
 }
 
 func run(args []string) error {
@@ -52,6 +53,18 @@ weights file: .safetensors, model.safetensors.index.json, pytorch_model.bin,
 .pt, .pth, .gguf, .onnx) into a model file for mmrun (--to mmq, the default)
 or into GGUF (--to gguf).
 
+Every file it reads must be a regular file (a FIFO or device is refused);
+config.json may hold 16 MiB, tokenizer.json 64 MiB. The tokenizer is loaded
+as mmrun loads it, and a NaN or infinite weight is refused by tensor and
+index (--allow-nonfinite keeps it where the type can hold it: f32, or a
+copy of the checkpoint's own type). The output may not be one of the files
+read; its folder must exist and be writable. The file is written to a
+temporary ".NAME.*.tmp" beside it, verified, then renamed; SIGINT and
+SIGTERM remove the temporary file.
+
+Exit codes: 0 ok; 1 bad input, or an internal error; 2 bad usage (an output
+that is an input included); 130 after SIGINT, 143 after SIGTERM.
+
 Flags:
 `
 
@@ -66,6 +79,7 @@ func convertCmd(args []string) error {
 	quiet := fs.BoolP("quiet", "q", false, "print nothing but errors; no progress bar")
 	synthetic := fs.String("synthetic", "", "write a random-weight model of this shape instead of converting ("+strings.Join(convert.SyntheticShapeNames(), ", ")+")")
 	seed := fs.Uint64("seed", 1, "seed of --synthetic's weights")
+	allowNonFinite := fs.Bool("allow-nonfinite", false, "convert weights holding NaN or infinite values instead of refusing them")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, convertUsage)
 		fs.PrintDefaults()
@@ -89,17 +103,23 @@ func convertCmd(args []string) error {
 	if err != nil {
 		return cli.Usagef("--type: %v", err)
 	}
-	pol := convert.Policy{Type: t, Keep: *keep}
+	pol := convert.Policy{Type: t, Keep: *keep, AllowNonFinite: *allowNonFinite}
 	if err := pol.Validate(); err != nil {
 		return cli.Usagef("%v", err)
 	}
 	if *to != "mmq" && *to != "gguf" {
 		return cli.Usagef("--to must be mmq or gguf, got %q", *to)
 	}
-	if !*force {
-		if _, err := os.Stat(*out); err == nil {
-			return fmt.Errorf("%s exists; use --force to overwrite it", *out)
+	// Before anything is read: the output is not the input, and it can be
+	// written (its folder exists and is writable; no file there without
+	// --force). convert.Write checks it against every file read, too.
+	if *synthetic == "" {
+		if err := safeio.NotInput(*out, fs.Arg(0)); err != nil {
+			return err
 		}
+	}
+	if err := safeio.CheckOutput(*out, *force); err != nil {
+		return err
 	}
 	bar := cli.NewProgress("converting", *quiet)
 	opts := convert.Options{Policy: pol, Force: *force, Progress: bar.Update}

@@ -54,15 +54,16 @@ func bench(args []string) error {
 	fs := pflag.NewFlagSet("mmrun bench", pflag.ContinueOnError)
 	var mf modelFlags
 	mf.register(fs)
-	prefill := fs.Int("prefill", 512, "prompt tokens per run")
-	decode := fs.Int("decode", 128, "generated tokens per run")
-	runs := fs.Int("runs", 5, "runs")
+	prefill := fs.Int("prefill", 512, fmt.Sprintf("prompt tokens per run (1 to %d)", maxTokens))
+	decode := fs.Int("decode", 128, fmt.Sprintf("generated tokens per run (0 to %d)", maxTokens))
+	runs := fs.Int("runs", 5, fmt.Sprintf("runs (1 to %d)", maxRuns))
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args, benchUsage); err != nil {
 		return err
 	}
-	if *prefill < 1 || *decode < 0 || *runs < 1 {
-		return cli.Usagef("--prefill and --runs must be at least 1, --decode at least 0")
+	if *prefill < 1 || *prefill > maxTokens || *decode < 0 || *decode > maxTokens || *runs < 1 || *runs > maxRuns {
+		return cli.Usagef("--prefill must be 1 to %d, --decode 0 to %d, --runs 1 to %d (got %d, %d, %d)",
+			maxTokens, maxTokens, maxRuns, *prefill, *decode, *runs)
 	}
 	m, err := mf.open()
 	if err != nil {

@@ -31,7 +31,7 @@ func generate(args []string) error {
 	var mf modelFlags
 	mf.register(fs)
 	prompt := fs.StringP("prompt", "p", "", "prompt text")
-	n := fs.IntP("n-predict", "n", 128, "tokens to generate per prompt")
+	n := fs.IntP("n-predict", "n", 128, fmt.Sprintf("tokens to generate per prompt (0 to %d)", maxTokens))
 	interactive := fs.BoolP("interactive", "i", false, "read prompts from stdin, one per line, keeping the state")
 	stateIn := fs.String("state-in", "", "continue from a state saved with --state-out")
 	stateOut := fs.String("state-out", "", "save the state at the end")
@@ -51,8 +51,8 @@ func generate(args []string) error {
 	if fs.NArg() > 0 {
 		return cli.Usagef("unexpected argument %q (quote the prompt and pass it with -p)", fs.Arg(0))
 	}
-	if *n < 0 {
-		return cli.Usagef("-n must not be negative")
+	if *n < 0 || *n > maxTokens {
+		return cli.Usagef("-n must be 0 to %d, got %d", maxTokens, *n)
 	}
 	if *prompt == "" && !*interactive {
 		return cli.Usagef("-p PROMPT is required (or -i for prompts from stdin)")

@@ -39,8 +39,36 @@ var commands = map[string]command{
 }
 
 func main() {
-	cli.Exit(name, run(os.Args[1:]))
+	cli.Main(name, run)
 }
+
+// Bounds of the flags that size work, so that a typo cannot ask for
+// terabytes: each is a usage error (exit 2) past its bound, and the
+// commands' usage texts and the README name them.
+const (
+	// maxTokens bounds bench's --prefill and --decode and generate's -n.
+	maxTokens = 1 << 20
+	// maxThreads bounds --threads and --ort-threads.
+	maxThreads = 1024
+	// maxRuns bounds bench's --runs.
+	maxRuns = 1000
+	// maxTrials bounds passkey's --trials.
+	maxTrials = 10000
+	// maxPasskeyLength bounds each of passkey's --lengths, in bytes
+	// (16M = 16384k), and maxPasskeyLengths their number.
+	maxPasskeyLength  = 16 << 20
+	maxPasskeyLengths = 64
+	// maxInputBytes bounds the text or ids tokenize and detokenize read
+	// from FILE or stdin.
+	maxInputBytes = 256 << 20
+)
+
+// exitCodes is the end of every command's usage text.
+const exitCodes = `
+Exit codes: 0 ok; 1 bad input, or an internal error; 2 bad usage (a flag
+out of its bounds, an output that is an input); 130 after SIGINT, 143 after
+SIGTERM. Models, tokenizers and states must be regular files.
+`
 
 func usage() string {
 	var b strings.Builder
@@ -54,6 +82,7 @@ func usage() string {
 		fmt.Fprintf(&b, "  %-11s %s\n", n, commands[n].about)
 	}
 	b.WriteString("\nRun 'mmrun COMMAND --help' for a command's flags.\n")
+	b.WriteString(exitCodes)
 	return b.String()
 }
 
@@ -86,7 +115,7 @@ type modelFlags struct {
 
 func (m *modelFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&m.model, "model", "m", "", "model file (from mmconvert)")
-	fs.IntVarP(&m.threads, "threads", "t", 0, "worker threads (0: all cores)")
+	fs.IntVarP(&m.threads, "threads", "t", 0, fmt.Sprintf("worker threads (0: all cores; at most %d)", maxThreads))
 	fs.StringVar(&m.backend, "backend", "native", "dense blocks on: native (Go) or ort (ONNX Runtime; install with `make ort`)")
 	fs.BoolVar(&m.verify, "verify", false, "check every tensor's checksum at load")
 	fs.StringVar(&m.ortLib, "ort-lib", "", "path of libonnxruntime.so.1 (default: $MMRUN_ORT_LIB, then the project's third_party/onnxruntime)")
@@ -101,8 +130,8 @@ func (m *modelFlags) open() (*runtime.Model, error) {
 	if m.backend != "native" && m.backend != "ort" {
 		return nil, cli.Usagef("--backend must be native or ort, got %q", m.backend)
 	}
-	if m.threads < 0 || m.ortThreads < 0 {
-		return nil, cli.Usagef("--threads and --ort-threads must not be negative")
+	if m.threads < 0 || m.ortThreads < 0 || m.threads > maxThreads || m.ortThreads > maxThreads {
+		return nil, cli.Usagef("--threads and --ort-threads must be between 0 and %d, got %d and %d", maxThreads, m.threads, m.ortThreads)
 	}
 	return runtime.Open(m.model, runtime.Options{Threads: m.threads, VerifyChecksums: m.verify, Backend: m.backend,
 		ORT: runtime.ORTOptions{Lib: m.ortLib, Threads: m.ortThreads, DisablePrepacking: m.ortNoPack}})
@@ -143,6 +172,7 @@ func parse(fs *pflag.FlagSet, args []string, usage string) error {
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, usage)
 		fs.PrintDefaults()
+		fmt.Fprint(os.Stderr, exitCodes)
 	}
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {

@@ -24,6 +24,33 @@ those of testdata/reference/data.py (seed --seed, 7 for the published ones).
 Flags:
 `
 
+// parseLengths parses --lengths ("1k,4k,100"): each a positive number of
+// bytes, k = 1024, at most maxPasskeyLength, at most maxPasskeyLengths of
+// them; anything else is a usage error.
+func parseLengths(s string) ([]int, error) {
+	fields := strings.Split(s, ",")
+	if len(fields) > maxPasskeyLengths {
+		return nil, cli.Usagef("--lengths: %d lengths, at most %d", len(fields), maxPasskeyLengths)
+	}
+	var lens []int
+	for _, f := range fields {
+		f = strings.TrimSpace(strings.ToLower(f))
+		num, mul := f, 1
+		if strings.HasSuffix(num, "k") {
+			num, mul = num[:len(num)-1], 1024
+		}
+		v, err := strconv.Atoi(num)
+		if err != nil || v <= 0 {
+			return nil, cli.Usagef("--lengths: %q is not a length", f)
+		}
+		if v > maxPasskeyLength/mul {
+			return nil, cli.Usagef("--lengths: %q is above the bound of %dk bytes", f, maxPasskeyLength>>10)
+		}
+		lens = append(lens, v*mul)
+	}
+	return lens, nil
+}
+
 type passkeyLength struct {
 	Length   int     `json:"length"`
 	Trials   int     `json:"trials"`
@@ -36,29 +63,20 @@ func passkeyCmd(args []string) error {
 	fs := pflag.NewFlagSet("mmrun passkey", pflag.ContinueOnError)
 	var mf modelFlags
 	mf.register(fs)
-	lengths := fs.String("lengths", "1k,2k,4k,8k,16k,32k,64k", "prompt lengths in bytes, comma-separated (k = 1024)")
-	trials := fs.Int("trials", 20, "trials per length")
+	lengths := fs.String("lengths", "1k,2k,4k,8k,16k,32k,64k", fmt.Sprintf("prompt lengths in bytes, comma-separated (k = 1024; each at most %dk, at most %d lengths)", maxPasskeyLength>>10, maxPasskeyLengths))
+	trials := fs.Int("trials", 20, fmt.Sprintf("trials per length (1 to %d)", maxTrials))
 	seed := fs.Uint64("seed", passkey.EvalSeed, "seed of the prompts")
 	asJSON := fs.Bool("json", false, "print JSON")
 	verbose := fs.BoolP("verbose", "v", false, "print every trial's answer")
 	if err := parse(fs, args, passkeyUsage); err != nil {
 		return err
 	}
-	var lens []int
-	for _, f := range strings.Split(*lengths, ",") {
-		f = strings.TrimSpace(strings.ToLower(f))
-		mul := 1
-		if strings.HasSuffix(f, "k") {
-			f, mul = f[:len(f)-1], 1024
-		}
-		v, err := strconv.Atoi(f)
-		if err != nil || v <= 0 {
-			return cli.Usagef("--lengths: %q is not a length", f)
-		}
-		lens = append(lens, v*mul)
+	lens, err := parseLengths(*lengths)
+	if err != nil {
+		return err
 	}
-	if *trials < 1 {
-		return cli.Usagef("--trials must be at least 1")
+	if *trials < 1 || *trials > maxTrials {
+		return cli.Usagef("--trials must be 1 to %d, got %d", maxTrials, *trials)
 	}
 	m, err := mf.open()
 	if err != nil {

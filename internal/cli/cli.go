@@ -1,5 +1,6 @@
 // Package cli holds what the project's commands share: exit codes, the
-// one-sentence error report, and a progress bar on stderr.
+// one-sentence error report, panic recovery, the removal of temporary files
+// on a signal, and a progress bar on stderr.
 package cli
 
 import (
@@ -7,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -15,12 +17,47 @@ import (
 	"github.com/memmamba/memmamba/internal/safeio"
 )
 
-// Exit codes of every command.
+// Exit codes of every command. ExitUsage is only ever bad usage: an
+// internal error (a recovered panic) exits ExitBadInput, and a signal exits
+// 128 plus its number, after removing temporary files.
 const (
 	ExitOK       = 0
 	ExitBadInput = 1
 	ExitUsage    = 2
+	ExitSIGINT   = safeio.ExitSIGINT  // 130
+	ExitSIGTERM  = safeio.ExitSIGTERM // 143
 )
+
+// InternalError is a recovered panic: a bug, never the user's fault, so it
+// exits ExitBadInput (not the Go runtime's 2, which reads as bad usage).
+type InternalError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *InternalError) Error() string {
+	return fmt.Sprintf("internal error: %v; please report it with the command line (MMDEBUG=1 prints the stack)", e.Value)
+}
+
+// Main runs a command's run function on os.Args[1:] and exits: it removes
+// temporary outputs on SIGINT and SIGTERM (safeio.RemoveTempsOnSignal),
+// turns a panic in run's goroutine into an InternalError (the deferred
+// cleanups of run, which aborts its outputs, have run by then), and
+// reports the result with Exit.
+func Main(cmd string, run func(args []string) error) {
+	safeio.RemoveTempsOnSignal(cmd)
+	Exit(cmd, Recover(run, os.Args[1:]))
+}
+
+// Recover calls run(args), returning a panic as an *InternalError.
+func Recover(run func(args []string) error, args []string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &InternalError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return run(args)
+}
 
 // UsageError marks an error in how the command was called (exit 2).
 type UsageError struct{ Msg string }
@@ -39,6 +76,14 @@ func Exit(cmd string, err error) {
 	msg := strings.TrimSpace(err.Error())
 	msg = strings.ReplaceAll(msg, "\n", "; ")
 	fmt.Fprintf(os.Stderr, "%s: %s\n", cmd, msg)
+	var ie *InternalError
+	if errors.As(err, &ie) {
+		if os.Getenv("MMDEBUG") != "" {
+			os.Stderr.Write(ie.Stack)
+		}
+		safeio.RemoveTemps()
+		os.Exit(ExitBadInput)
+	}
 	var ue *UsageError
 	if errors.As(err, &ue) || errors.Is(err, pflag.ErrHelp) || errors.Is(err, safeio.ErrOutputIsInput) {
 		if errors.Is(err, pflag.ErrHelp) {
