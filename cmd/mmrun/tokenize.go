@@ -10,13 +10,15 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/memmamba/memmamba/internal/cli"
+	"github.com/memmamba/memmamba/internal/safeio"
 	"github.com/memmamba/memmamba/tokenizer"
 )
 
 const tokenizeUsage = `Usage: mmrun tokenize (-m MODEL | --tokenizer tokenizer.json) [--text T | FILE] [--json]
 
-Prints the token ids of a text (from --text, FILE, or stdin), as the model
-sees them. --json prints each token's id, piece and byte offsets.
+Prints the token ids of a text (from --text, FILE, or stdin: at most 256
+MiB), as the model sees them. --json prints each token's id, piece and byte
+offsets. --tokenizer must be a regular file of at most 64 MiB.
 
 Flags:
 `
@@ -34,7 +36,9 @@ func loadTokenizer(mf *modelFlags, path string) (tokenizer.Tokenizer, func(), er
 	case mf.model != "" && path != "":
 		return nil, nil, cli.Usagef("give -m MODEL or --tokenizer FILE, not both")
 	case path != "":
-		b, err := os.ReadFile(path)
+		// A regular file of at most 64 MiB: /dev/zero or a FIFO is refused
+		// before anything is read.
+		b, err := safeio.ReadFile(path, safeio.MaxTokenizerBytes)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -58,7 +62,8 @@ func loadTokenizer(mf *modelFlags, path string) (tokenizer.Tokenizer, func(), er
 	return nil, nil, cli.Usagef("give -m MODEL or --tokenizer tokenizer.json")
 }
 
-// input returns --text, the FILE argument, or stdin.
+// input returns --text, the FILE argument, or stdin, reading at most
+// maxInputBytes (FILE may be a pipe: <(...) is a text like any other).
 func input(fs *pflag.FlagSet, text string) (string, error) {
 	switch {
 	case text != "" && fs.NArg() > 0:
@@ -66,13 +71,28 @@ func input(fs *pflag.FlagSet, text string) (string, error) {
 	case text != "":
 		return text, nil
 	case fs.NArg() == 1:
-		b, err := os.ReadFile(fs.Arg(0))
-		return string(b), err
+		f, err := os.Open(fs.Arg(0))
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		return readBounded(f, fs.Arg(0))
 	case fs.NArg() > 1:
 		return "", cli.Usagef("too many arguments")
 	}
-	b, err := io.ReadAll(os.Stdin)
-	return string(b), err
+	return readBounded(os.Stdin, "stdin")
+}
+
+// readBounded reads r whole, refusing more than maxInputBytes.
+func readBounded(r io.Reader, name string) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxInputBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	if len(b) > maxInputBytes {
+		return "", fmt.Errorf("%s: more than %d bytes of input (the limit)", name, maxInputBytes)
+	}
+	return string(b), nil
 }
 
 func tokenize(args []string) error {
