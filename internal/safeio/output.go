@@ -32,9 +32,9 @@ func NotInput(out string, inputs ...string) error {
 		}
 		if os.SameFile(ost, ist) {
 			if filepath.Clean(out) == filepath.Clean(in) {
-				return fmt.Errorf("%s is an input of this command; writing it would replace it (%w)", out, ErrOutputIsInput)
+				return fmt.Errorf("%s: %w (writing it would replace it)", out, ErrOutputIsInput)
 			}
-			return fmt.Errorf("%s is the same file as the input %s; writing it would replace it (%w)", out, in, ErrOutputIsInput)
+			return fmt.Errorf("%s: %w (it is the input %s; writing it would replace it)", out, ErrOutputIsInput, in)
 		}
 	}
 	return nil
@@ -67,8 +67,11 @@ func CheckOutput(path string, force bool) error {
 	// is named by the folder's checks below.
 	dir := filepath.Dir(path)
 	st, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: the output folder %s does not exist", path, dir)
+	}
 	if err != nil {
-		return fmt.Errorf("%s: the output folder %s: %w", path, dir, err)
+		return fmt.Errorf("%s: the output folder: %w", path, err)
 	}
 	if !st.IsDir() {
 		return fmt.Errorf("%s: %s is not a folder", path, dir)
