@@ -348,16 +348,18 @@ func (h *poolHistory) advance(t, A int) {
 // order, under the cross-layer attention's keys and values) and reports
 // whether the union had any note; out is zero when it had none.
 func (sq *seqScratch) attendPools(out, q []float32, pools []*notePool, A, H int) bool {
-	n := 0
+	n, most := 0, 0
 	for _, p := range pools {
 		n += p.n
+		most += p.cap
 	}
 	if n == 0 {
 		clear(out)
 		return false
 	}
-	uk := growFloat(&sq.unionK, n*A)[:0]
-	uv := growFloat(&sq.unionV, n*A)[:0]
+	// Grown once to the pools' capacity, not as they fill.
+	uk := growFloat(&sq.unionK, most*A)[:0]
+	uv := growFloat(&sq.unionV, most*A)[:0]
 	for _, p := range pools {
 		uk = append(uk, p.layK[:p.n*A]...)
 		uv = append(uv, p.layV[:p.n*A]...)
