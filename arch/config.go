@@ -76,6 +76,41 @@ func (c *Config) HasCrossLayer(l int) bool {
 // the SPEC's aliases and defaults, and validates the result. Unknown keys are
 // ignored.
 func ParseConfig(data []byte) (*Config, error) {
+	c, err := parseConfig(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ParseConfigFor is ParseConfig for a config.json beside the weights it
+// describes; held maps the weights' canonical names to their shapes. The
+// configured number of layers is compared with the layers the weights hold
+// before anything else (see CheckHeld), so a config.json of 2^40 layers
+// beside two layers of weights is one error naming both numbers, at once.
+func ParseConfigFor(data []byte, held map[string][]int) (*Config, error) {
+	c, err := parseConfig(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.CheckHeld(held); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// MaxConfigSize bounds a config.json's length (real ones are about a
+// kilobyte; internal/safeio reads config.json with the same bound).
+const MaxConfigSize = 16 << 20
+
+// parseConfig is ParseConfig without Validate.
+func parseConfig(data []byte) (*Config, error) {
+	if len(data) > MaxConfigSize {
+		return nil, fmt.Errorf("config: %d bytes, above the limit of %d", len(data), MaxConfigSize)
+	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -124,9 +159,6 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := errors.Join(p.errs...); err != nil {
 		return nil, err
 	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
 	return c, nil
 }
 
@@ -152,10 +184,11 @@ func parseMemory(data json.RawMessage, d int) (*Memory, error) {
 	return m, errors.Join(p.errs...)
 }
 
-// Validate checks that every size is positive and every choice known. Each
-// error names the config key.
+// Validate checks that every size is positive and within its limit (see
+// MaxLayers and the other bounds) and every choice known. Each error names
+// the config key.
 func (c *Config) Validate() error {
-	var errs []error
+	errs := c.checkLimits()
 	pos := func(key string, v int) {
 		if v <= 0 {
 			errs = append(errs, fmt.Errorf("config: key %q must be positive, got %d", key, v))
