@@ -373,6 +373,15 @@ func ConfigFromKV(kv map[string]any, tensors []source.Tensor) (*arch.Config, err
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	// The block count is compared with the blocks the file holds before
+	// anything is built per block.
+	names := make([]string, len(tensors))
+	for i, t := range tensors {
+		names[i] = t.Name
+	}
+	if err := arch.CheckLayerCount(a+"."+keyBlockCount, c.NumLayers, arch.LayersHeld(names, "blk.")); err != nil {
+		return nil, fmt.Errorf("gguf: metadata %w", err)
+	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
 	}

@@ -181,6 +181,8 @@ func TestConfigKV(t *testing.T) {
 		{"missing", func(m map[string]any) { delete(m, "mamba.ssm.state_size") }, `"mamba.ssm.state_size" is missing`},
 		{"type", func(m map[string]any) { m["mamba.block_count"] = "2" }, `"mamba.block_count"`},
 		{"negative", func(m map[string]any) { m["mamba.block_count"] = int32(-2) }, `"mamba.block_count"`},
+		{"blocks", func(m map[string]any) { m["mamba.block_count"] = uint64(1 << 40) }, `"mamba.block_count" is 1099511627776, but the weights hold`},
+		{"pool", func(m map[string]any) { m["mamba.block_count"] = uint32(1000) }, `"mamba.block_count" is 1000, but the weights hold`},
 		{"zero", func(m map[string]any) { m["mamba.ssm.inner_size"] = uint32(0) }, "intermediate_size"},
 		{"falcon", func(m map[string]any) { m["mamba.ssm.dt_b_c_rms"] = true }, "Falcon"},
 		{"eps type", func(m map[string]any) { m["mamba.attention.layer_norm_rms_epsilon"] = "x" }, "want a float"},
@@ -202,17 +204,23 @@ func TestConfigKV(t *testing.T) {
 	for k, v := range base {
 		m[k] = v
 	}
-	got, err := ConfigFromKV(m, nil)
+	var blocks []source.Tensor
+	for _, tt := range ggufTensors(t, c) {
+		if strings.HasPrefix(tt.Name, "blk.") && !strings.HasSuffix(tt.Name, ".bias") {
+			blocks = append(blocks, tt)
+		}
+	}
+	got, err := ConfigFromKV(m, blocks)
 	if err != nil || got.VocabSize != 16 || !got.TieEmbeddings || got.UseConvBias {
 		t.Fatalf("%+v %v", got, err)
 	}
 	delete(m, "mamba.vocab_size")
 	m[KeyTokens] = []string{"a", "b", "c"}
-	if got, err := ConfigFromKV(m, nil); err != nil || got.VocabSize != 3 {
+	if got, err := ConfigFromKV(m, blocks); err != nil || got.VocabSize != 3 {
 		t.Fatalf("%+v %v", got, err)
 	}
 	delete(m, KeyTokens)
-	if _, err := ConfigFromKV(m, nil); err == nil || !strings.Contains(err.Error(), "vocabulary size unknown") {
+	if _, err := ConfigFromKV(m, blocks); err == nil || !strings.Contains(err.Error(), "vocabulary size unknown") {
 		t.Fatal(err)
 	}
 }
