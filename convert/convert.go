@@ -85,6 +85,11 @@ func Write(in *Input, output string, opts Options) (*Report, error) {
 	}
 	c := in.Config
 	rep := &Report{Output: output, Config: c, Form: in.Form, Unknown: slices.Clone(in.Unknown)}
+	// The configuration's sizes are checked against what the input holds
+	// before its per-layer weight list is built.
+	if err := c.CheckHeld(in.heldShapes()); err != nil {
+		return nil, fmt.Errorf("%s: %w", in.describe(), err)
+	}
 	weights := c.Weights()
 	known := map[string]bool{}
 	var missing []string

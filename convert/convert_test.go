@@ -188,7 +188,7 @@ func TestBrokenInputs(t *testing.T) {
 		{"wrong magic", mk("magic", map[string][]byte{"config.json": cfg, "model.safetensors": append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, st[8:]...)}), []string{"model.safetensors"}},
 		{"no config", mk("noconfig", map[string][]byte{"model.safetensors": st}), []string{"config.json"}},
 		{"wrong shape", mk("shape", map[string][]byte{"config.json": bytes.Replace(cfg, []byte(`"state_size": 8`), []byte(`"state_size": 16`), 1), "model.safetensors": st}), []string{"A_log", "shape", "state_size=16"}},
-		{"missing tensor", mk("missing", map[string][]byte{"config.json": bytes.Replace(cfg, []byte(`"num_hidden_layers": 2`), []byte(`"num_hidden_layers": 3`), 1), "model.safetensors": st}), []string{"missing", "backbone.layers.2.mixer.A_log"}},
+		{"missing tensor", mk("missing", map[string][]byte{"config.json": bytes.Replace(cfg, []byte(`"num_hidden_layers": 2`), []byte(`"num_hidden_layers": 3`), 1), "model.safetensors": st}), []string{"config.json", `"num_hidden_layers" is 3`, "the weights hold 2 layers"}},
 		{"bad config", mk("badcfg", map[string][]byte{"config.json": []byte(`{"hidden_size": 64}`), "model.safetensors": st}), []string{"vocab_size", "missing"}},
 		{"no weights", mk("empty", map[string][]byte{"config.json": cfg}), []string{"no weights"}},
 		{"pickle asks for os.system", mk("evil", map[string][]byte{"config.json": cfg, "model.pt": evil}), []string{"os.system", "refusing"}},

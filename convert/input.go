@@ -164,25 +164,6 @@ func (in *Input) open(dir, weights string) error {
 		in.addSource(weights)
 	}
 
-	// Configuration: config.json, or the GGUF metadata.
-	cfgPath := filepath.Join(dir, "config.json")
-	raw, err := safeio.ReadFile(cfgPath, safeio.MaxConfigBytes)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err // there, but not a regular file or too large
-	}
-	if err == nil {
-		if in.Config, err = arch.ParseConfig(raw); err != nil {
-			return fmt.Errorf("%s: %w", cfgPath, err)
-		}
-		in.addSource(cfgPath)
-	} else if isGGUF {
-		if in.Config, err = gguf.ConfigFromKV(r.Metadata(), r.Tensors()); err != nil {
-			return fmt.Errorf("%s: %w", weights, err)
-		}
-	} else {
-		return fmt.Errorf("%s: no config.json beside the weights: %w", dir, err)
-	}
-
 	// Tensors under canonical names.
 	for _, t := range r.Tensors() {
 		st := &SourceTensor{Tensor: t, Reader: r}
@@ -200,6 +181,27 @@ func (in *Input) open(dir, weights string) error {
 			return fmt.Errorf("%s: tensors %q and %q both map to %q", weights, prev.Name, t.Name, st.Canonical)
 		}
 		in.Tensors[st.Canonical] = st
+	}
+
+	// Configuration: config.json, or the GGUF metadata. Either is checked
+	// against the tensors the weights hold before anything is built from
+	// its sizes.
+	cfgPath := filepath.Join(dir, "config.json")
+	raw, err := safeio.ReadFile(cfgPath, safeio.MaxConfigBytes)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err // there, but not a regular file or too large
+	}
+	if err == nil {
+		if in.Config, err = arch.ParseConfigFor(raw, in.heldShapes()); err != nil {
+			return fmt.Errorf("%s: %w", cfgPath, err)
+		}
+		in.addSource(cfgPath)
+	} else if isGGUF {
+		if in.Config, err = gguf.ConfigFromKV(r.Metadata(), r.Tensors()); err != nil {
+			return fmt.Errorf("%s: %w", weights, err)
+		}
+	} else {
+		return fmt.Errorf("%s: no config.json beside the weights: %w", dir, err)
 	}
 
 	// Tokenizer: tokenizer.json, GGUF's metadata, or byte-level.
@@ -225,6 +227,16 @@ func (in *Input) open(dir, weights string) error {
 		return fmt.Errorf("%s: no tokenizer.json, and a byte-level model needs vocab_size >= 256 (config says %d)", dir, in.Config.VocabSize)
 	}
 	return nil
+}
+
+// heldShapes maps the canonical names of the input's tensors to their
+// canonical shapes, for checking a configuration against them.
+func (in *Input) heldShapes() map[string][]int {
+	held := make(map[string][]int, len(in.Tensors))
+	for name, st := range in.Tensors {
+		held[name] = st.Shape()
+	}
+	return held
 }
 
 // openModelFile takes a model file as the input: configuration, tokenizer
