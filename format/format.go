@@ -225,7 +225,7 @@ func checkHeader(h *Header) error {
 	default:
 		errs = append(errs, fmt.Errorf("tokenizer: unknown kind %q (want %q or %q)", h.Tokenizer.Kind, TokenizerBytes, TokenizerHFBPE))
 	}
-	if err := h.Config.Validate(); err != nil {
+	if err := checkConfig(h); err != nil {
 		errs = append(errs, err)
 	}
 	for i, s := range h.Provenance.Sources {
@@ -263,6 +263,29 @@ func checkHeader(h *Header) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkConfig checks the header's configuration: its sizes within their
+// limits and, where the tensor table holds a model's weights (any tensor
+// named "backbone.*"), against them: as many layers as the config counts
+// (compared before anything is built per layer) and every shape the config
+// gives. A table without such names (a container that is not a model)
+// gets only the limits.
+func checkConfig(h *Header) error {
+	var held map[string][]int
+	for _, t := range h.Tensors {
+		if strings.HasPrefix(t.Name, "backbone.") {
+			held = make(map[string][]int, len(h.Tensors))
+			break
+		}
+	}
+	if held == nil {
+		return h.Config.Validate()
+	}
+	for _, t := range h.Tensors {
+		held[t.Name] = t.Shape
+	}
+	return h.Config.CheckHeld(held)
 }
 
 // checkName checks a tensor name: 1 to MaxNameLen bytes of UTF-8, no NUL.
