@@ -15,7 +15,7 @@ import (
 	"github.com/memmamba/memmamba/quant"
 )
 
-const benchUsage = `Usage: mmrun bench -m MODEL [--prefill 512] [--decode 128] [--runs 5] [--threads N] [--json]
+const benchUsage = `Usage: mmrun bench -m MODEL [--prefill 512] [--decode 128] [--runs 5] [--batch 1,4,16,32] [--threads N] [--json]
 
 Measures prefill and decode speed (median and range over --runs runs, each
 from an empty state on random tokens), the peak resident memory, and the
@@ -23,7 +23,12 @@ machine's memory bandwidth in the same run, two ways: a copy (bytes read
 plus written, STREAM's Copy) and a read-only stream of 256 MiB of float32
 through the dense kernels (what decode does to its weights). It reports the
 share of each that decode reaches (the weights read per token over the
-time per token), and the decode speed the read bandwidth would allow. Make a model of a named shape with 'mmconvert --synthetic
+time per token), and the decode speed the read bandwidth would allow.
+With --batch, it also decodes B sequences at once through runtime.Batch
+(each prefilled with 32 random tokens, then one greedy token each per
+batched step) and reports per batch size the aggregate and per-sequence
+tok/s, the step time, the share of the prefill speed, the weight bytes
+read per token, the state a sequence holds, and the peak RSS so far. Make a model of a named shape with 'mmconvert --synthetic
 mamba-130m -o model.mmq --type int8'.
 
 Flags:
@@ -48,6 +53,8 @@ type benchResult struct {
 	PeakRSSMiB     float64        `json:"peak_rss_mib"`
 	MappedMiB      float64        `json:"mapped_weights_mib"`
 	Types          map[string]int `json:"tensor_types"`
+	StateBytes     int            `json:"state_bytes_per_sequence"`
+	Batches        []batchResult  `json:"batches,omitempty"`
 }
 
 func bench(args []string) error {
@@ -58,7 +65,12 @@ func bench(args []string) error {
 	decode := fs.Int("decode", 128, fmt.Sprintf("generated tokens per run (0 to %d)", maxTokens))
 	runs := fs.Int("runs", 5, fmt.Sprintf("runs (1 to %d)", maxRuns))
 	asJSON := fs.Bool("json", false, "print JSON")
+	batchFlag := fs.String("batch", "", fmt.Sprintf("also measure batched decode at these batch sizes, e.g. 1,4,16,32 (1 to %d each)", maxBatch))
 	if err := parse(fs, args, benchUsage); err != nil {
+		return err
+	}
+	batches, err := parseBatches(*batchFlag)
+	if err != nil {
 		return err
 	}
 	if *prefill < 1 || *prefill > maxTokens || *decode < 0 || *decode > maxTokens || *runs < 1 || *runs > maxRuns {
@@ -88,6 +100,7 @@ func bench(args []string) error {
 	// conversation's slot: a new session per run would leave the last
 	// one's buffers to the garbage collector and count them in the peak.
 	s := m.NewSession()
+	res.StateBytes = s.StateBytes()
 	for range *runs {
 		s.Reset()
 		start := time.Now()
@@ -108,6 +121,9 @@ func bench(args []string) error {
 		dec = append(dec, float64(*decode)/time.Since(start).Seconds())
 	}
 	res.PeakRSSMiB = float64(sysinfo.PeakRSS()) / (1 << 20)
+	if res.Batches, err = benchBatches(m, batches, *decode, *runs, rng); err != nil {
+		return err
+	}
 	res.PrefillTokS = sysinfo.Summarise(pre)
 	res.DecodeTokS = sysinfo.Summarise(dec)
 	res.BandwidthGBs = sysinfo.MemoryBandwidth(m.Threads()) / 1e9
@@ -134,7 +150,10 @@ func bench(args []string) error {
 			float64(res.WeightBytes)/1e6, res.DecodeGBs, res.BandwidthGBs, 100*res.BandwidthShare,
 			res.ReadGBs, 100*res.ReadShare, res.BoundTokS)
 	}
-	fmt.Printf("peak RSS:  %.1f MiB (mapped weights %.1f MiB)\n", res.PeakRSSMiB, res.MappedMiB)
+	fmt.Printf("peak RSS:  %.1f MiB (mapped weights %.1f MiB; state %.2f MiB a sequence)\n", res.PeakRSSMiB, res.MappedMiB, float64(res.StateBytes)/(1<<20))
+	if len(res.Batches) > 0 {
+		printBatches(res.Batches, res.PrefillTokS.Median)
+	}
 	return nil
 }
 
