@@ -249,3 +249,15 @@ func TestSignalRemovesTemp(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckLogitsSize(t *testing.T) {
+	for _, tc := range []struct {
+		tokens, vocab int
+		ok            bool
+	}{{1, 50280, true}, {20000, 50280, true}, {100000, 50280, false}, {1 << 30, 256, false}} {
+		err := checkLogitsSize(tc.tokens, tc.vocab)
+		if (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), "give fewer tokens") {
+			t.Errorf("%d x %d: %v", tc.tokens, tc.vocab, err)
+		}
+	}
+}

@@ -65,6 +65,9 @@ func logits(args []string) error {
 			return err
 		}
 	}
+	if err := checkLogitsSize(len(ids), m.Config.VocabSize); err != nil {
+		return err
+	}
 	s := m.NewSession()
 	var tr *runtime.Trace
 	if *tracePath != "" {

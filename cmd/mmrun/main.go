@@ -63,6 +63,20 @@ const (
 	maxInputBytes = 256 << 20
 )
 
+// maxLogitsBytes bounds the array mmrun logits holds and writes (tokens x
+// vocabulary float32s).
+const maxLogitsBytes = 4 << 30
+
+// checkLogitsSize refuses, before the model runs, a logits array above
+// maxLogitsBytes: 100k tokens of a 50k vocabulary would be 20 GB.
+func checkLogitsSize(tokens, vocab int) error {
+	if b := int64(tokens) * int64(vocab) * 4; b > maxLogitsBytes {
+		return cli.Usagef("the logits of %d tokens x %d vocabulary entries take %.1f GiB, above the bound of %d GiB: give fewer tokens",
+			tokens, vocab, float64(b)/(1<<30), maxLogitsBytes>>30)
+	}
+	return nil
+}
+
 // exitCodes is the end of every command's usage text.
 const exitCodes = `
 Exit codes: 0 ok; 1 bad input, or an internal error; 2 bad usage (a flag
