@@ -39,6 +39,8 @@ type Options struct {
 	Backend string
 	// ORT configures the "ort" backend.
 	ORT ORTOptions
+	// MaxMemory, when positive, is the most bytes the model with one session may need (MemoryNeeded); 0 means the machine's memory.
+	MaxMemory int64
 }
 
 // Backends lists the values of Options.Backend.
@@ -234,6 +236,9 @@ func (m *Model) DecodeWeightBytes() int64 {
 func (m *Model) Threads() int { return m.pool.Threads() }
 
 func newModel(f *format.File, opts Options) (*Model, error) {
+	if err := checkLoad(f, opts); err != nil {
+		return nil, err
+	}
 	if f.Header.Config.ModelType == "" {
 		return nil, errors.New("the file has no model configuration")
 	}
