@@ -95,11 +95,21 @@ func OpenIndex(indexPath string) (*Sharded, error) {
 
 	s := &Sharded{path: indexPath, owner: make(map[string]*File, len(wm))}
 	dir := filepath.Dir(indexPath)
+	// A shard may resolve inside the index's folder, or inside the folder
+	// the index itself resolves to: Hugging Face's cache links the index
+	// and every shard of snapshots/REV/ to files of ../../blobs/.
+	realDir := dir
+	if real, err := filepath.EvalSymlinks(indexPath); err == nil {
+		realDir = filepath.Dir(real)
+	}
 	for _, file := range files {
 		// The name is local; a symlink may still lead out of the folder.
-		if err := safeio.Inside(dir, filepath.Join(dir, file)); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("%s: shard %s: %w", indexPath, file, err)
+		shard := filepath.Join(dir, file)
+		if err := safeio.Inside(dir, shard); err != nil {
+			if safeio.Inside(realDir, shard) != nil {
+				s.Close()
+				return nil, fmt.Errorf("%s: shard %s: %w", indexPath, file, err)
+			}
 		}
 		sh, err := Open(filepath.Join(dir, file))
 		if err != nil {
