@@ -147,6 +147,12 @@ func (m *modelFlags) open() (*runtime.Model, error) {
 	if m.threads < 0 || m.ortThreads < 0 || m.threads > maxThreads || m.ortThreads > maxThreads {
 		return nil, cli.Usagef("--threads and --ort-threads must be between 0 and %d, got %d and %d", maxThreads, m.threads, m.ortThreads)
 	}
+	if m.ortLib != "" {
+		// dlopen of a FIFO would block like any open.
+		if err := safeio.CheckRegular(m.ortLib); err != nil {
+			return nil, fmt.Errorf("--ort-lib: %w", err)
+		}
+	}
 	return runtime.Open(m.model, runtime.Options{Threads: m.threads, VerifyChecksums: m.verify, Backend: m.backend,
 		ORT: runtime.ORTOptions{Lib: m.ortLib, Threads: m.ortThreads, DisablePrepacking: m.ortNoPack}})
 }
