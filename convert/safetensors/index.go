@@ -54,6 +54,15 @@ func OpenIndex(indexPath string) (*Sharded, error) {
 	if len(data) > MaxIndexBytes {
 		return fail("index exceeds the %d-byte limit", MaxIndexBytes)
 	}
+	return openIndex(indexPath, data)
+}
+
+// openIndex is OpenIndex on the index's bytes, data, read from indexPath
+// (whose folder holds the shards). FuzzIndex calls it directly.
+func openIndex(indexPath string, data []byte) (*Sharded, error) {
+	fail := func(format string, a ...any) (*Sharded, error) {
+		return nil, fmt.Errorf("%s: %s", indexPath, fmt.Sprintf(format, a...))
+	}
 	var idx struct {
 		Metadata  map[string]any  `json:"metadata"`
 		WeightMap json.RawMessage `json:"weight_map"`

@@ -19,6 +19,8 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/memmamba/memmamba/convert/source"
 	"github.com/memmamba/memmamba/quant"
@@ -26,9 +28,11 @@ import (
 
 // Hard limits on what a file may declare.
 const (
-	// MaxHeaderBytes bounds the JSON header (the Python library uses the
-	// same 100 MiB limit).
-	MaxHeaderBytes = 100 << 20
+	// MaxHeaderBytes bounds the JSON header, which is read into memory
+	// whole. The Python library allows 100 MiB; real headers take about
+	// 150 bytes a tensor (a model of 10,000 tensors, 1.5 MB), so 16 MiB
+	// refuses nothing real and bounds what a hostile header costs.
+	MaxHeaderBytes = 16 << 20
 	// MaxRank bounds a tensor's number of dimensions.
 	MaxRank = 8
 )
@@ -180,8 +184,8 @@ func parseHeader(header []byte, dataSize int64) ([]*entry, map[string]string, er
 			meta = m
 			continue
 		}
-		var raw rawEntry
-		if err := dec.Decode(&raw); err != nil {
+		raw, err := decodeRecord(dec)
+		if err != nil {
 			return nil, nil, fmt.Errorf("tensor %q: bad header record: %w", name, err)
 		}
 		e, err := checkEntry(name, raw, dataSize)
@@ -199,14 +203,161 @@ func parseHeader(header []byte, dataSize int64) ([]*entry, map[string]string, er
 		return nil, nil, fmt.Errorf("header has %d bytes of trailing data after the JSON object", len(rest))
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].begin < entries[j].begin })
-	for i := 1; i < len(entries); i++ {
-		prev, cur := entries[i-1], entries[i]
-		if cur.begin < prev.end {
-			return nil, nil, fmt.Errorf("tensor %q (bytes %d..%d) overlaps tensor %q (bytes %d..%d)",
-				cur.Name, cur.begin, cur.end, prev.Name, prev.begin, prev.end)
-		}
+	if err := checkOverlaps(entries); err != nil {
+		return nil, nil, err
 	}
 	return entries, meta, nil
+}
+
+// checkOverlaps checks that no two tensors of entries (sorted by begin)
+// share a byte. A zero-size tensor holds no byte, so it overlaps nothing,
+// wherever it lies and in whatever order the header lists it.
+func checkOverlaps(entries []*entry) error {
+	var prev *entry // the non-empty tensor that ends last so far
+	for _, cur := range entries {
+		if cur.end == cur.begin {
+			continue
+		}
+		if prev != nil && cur.begin < prev.end {
+			return fmt.Errorf("tensor %q (bytes %d..%d) overlaps tensor %q (bytes %d..%d)",
+				cur.Name, cur.begin, cur.end, prev.Name, prev.begin, prev.end)
+		}
+		if prev == nil || cur.end > prev.end {
+			prev = cur
+		}
+	}
+	return nil
+}
+
+// decodeRecord reads one tensor's header record token by token, so that
+// no field makes the decoder build more than its limit allows: the shape
+// is read one dimension at a time and refused at dimension MaxRank+1, the
+// offsets at a third value, and unknown fields are skipped without being
+// built. A field given twice takes its last value, as encoding/json does.
+func decodeRecord(dec *json.Decoder) (rawEntry, error) {
+	var raw rawEntry
+	if err := expectDelim(dec, '{'); err != nil {
+		return raw, err
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return raw, err
+		}
+		key, _ := tok.(string)
+		switch key {
+		case "dtype":
+			tok, err := dec.Token()
+			if err != nil {
+				return raw, err
+			}
+			switch v := tok.(type) {
+			case string:
+				raw.DType = &v
+			case nil:
+				raw.DType = nil
+			default:
+				return raw, fmt.Errorf("dtype %v is not a string", tok)
+			}
+		case "shape":
+			dims, err := readInts(dec, "shape", MaxRank, func(n json.Number) (int64, error) {
+				return strconv.ParseInt(n.String(), 10, 64)
+			})
+			if err != nil {
+				return raw, err
+			}
+			raw.Shape = dims
+		case "data_offsets":
+			offs, err := readInts(dec, "data_offsets", 2, func(n json.Number) (uint64, error) {
+				return strconv.ParseUint(n.String(), 10, 64)
+			})
+			if err != nil {
+				return raw, err
+			}
+			raw.DataOffsets = offs
+		default:
+			if err := skipValue(dec); err != nil {
+				return raw, err
+			}
+		}
+	}
+	_, err := dec.Token() // the closing '}'
+	return raw, err
+}
+
+// readInts reads a JSON array of at most limit integers (or null, which
+// gives nil), parsing each with parse, and stops at the first value past
+// the limit.
+func readInts[T int64 | uint64](dec *json.Decoder, field string, limit int, parse func(json.Number) (T, error)) (*[]T, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if tok == nil {
+		return nil, nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return nil, fmt.Errorf("%s is %v, not an array", field, tok)
+	}
+	out := []T{}
+	for dec.More() {
+		if len(out) == limit {
+			if field == "shape" {
+				return nil, fmt.Errorf("rank %d or more exceeds the limit of %d", limit+1, limit)
+			}
+			return nil, fmt.Errorf("%s has %d values or more, want [begin, end]", field, limit+1)
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		n, ok := tok.(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("%s value %v is not a number", field, tok)
+		}
+		v, err := parse(n)
+		if err != nil {
+			if strings.HasPrefix(n.String(), "-") && field == "shape" {
+				return nil, fmt.Errorf("dimension %d is negative (%s)", len(out), n)
+			}
+			return nil, fmt.Errorf("%s value %s is not an integer in range", field, n)
+		}
+		out = append(out, v)
+	}
+	_, err = dec.Token() // the closing ']'
+	return &out, err
+}
+
+// expectDelim reads one token and checks that it is the delimiter d.
+func expectDelim(dec *json.Decoder, d json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if got, ok := tok.(json.Delim); !ok || got != d {
+		return fmt.Errorf("want %v, got %v", d, tok)
+	}
+	return nil
+}
+
+// skipValue reads one JSON value of any nesting without building it.
+func skipValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
 }
 
 // checkEntry validates one header record: a known dtype, rank and dims in
