@@ -36,6 +36,7 @@ var commands = map[string]command{
 	"detokenize": {detokenize, "print the text of token ids"},
 	"bench":      {bench, "measure prefill and decode speed, memory and bandwidth"},
 	"passkey":    {passkeyCmd, "passkey retrieval accuracy by prompt length"},
+	"serve":      {serve, "serve the model over an OpenAI-compatible HTTP API"},
 }
 
 func main() {
