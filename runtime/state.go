@@ -3,9 +3,9 @@ package runtime
 import (
 	"bytes"
 	"cmp"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"slices"
 
@@ -41,7 +41,7 @@ const maxModelIDLen = 255
 //	shape    pos int64 | layers, conv, ssm, prev_m, pool, summary uint32
 //	layers   per layer: conv, ssm, prev_m floats | notes uint32 |
 //	         per note: pos int64 | score float32 | summary floats
-//	trailer  SHA-256 of every byte before it
+//	trailer  CRC-32C (Castagnoli) of every byte before it, uint32
 //
 // The header comes first so that the magic, the version and the model id
 // are checked before anything else is read; the shape (the model's sizes)
@@ -50,7 +50,7 @@ const maxModelIDLen = 255
 const (
 	stateHeaderFixed = len(stateMagic) + 2 + 1 // magic, version, id length
 	stateShapeLen    = 8 + 6*4
-	stateSumLen      = sha256.Size
+	stateSumLen      = 4
 	noteFixedLen     = 8 + 4 // a note's position and score
 )
 
@@ -122,9 +122,18 @@ func (s *Session) Save() ([]byte, error) {
 			b = appendFloats(b, p.summ[i*p.S:(i+1)*p.S])
 		}
 	}
-	sum := sha256.Sum256(b)
-	return append(b, sum[:]...), nil
+	return binary.LittleEndian.AppendUint32(b, stateChecksum(b)), nil
 }
+
+// castagnoli is the CRC-32C table, the checksum the model file uses too:
+// it catches an edited or truncated blob (every burst of up to 32 flipped
+// bits, and other edits but for 1 in 2^32) at memory speed. It is no
+// defence against a forger, who can recompute any checksum; Load's bounds
+// and value checks are.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// stateChecksum is the checksum a blob records for its bytes b.
+func stateChecksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 // appendFloats appends the bit patterns of v.
 func appendFloats(b []byte, v []float32) []byte {
@@ -139,7 +148,7 @@ func appendFloats(b []byte, v []float32) []byte {
 // is untrusted input (a file, or a client of a server), so before it
 // changes anything Load checks, in this order: the magic, the version and
 // the model id (the blob must come from the same weights); its length
-// against the most a state of this model can take; the SHA-256 trailer
+// against the most a state of this model can take; the CRC-32C trailer
 // (an edited or cut blob is refused); the sizes it records against the
 // model's; then every layer: each value finite, each pool within the
 // model's capacity, its notes' positions distinct and before the state's
@@ -191,8 +200,8 @@ func (m *Model) checkStateHeader(blob []byte) ([]byte, error) {
 		return nil, fmt.Errorf("state: %d bytes, fewer than the %d of a header, sizes and checksum", len(blob), head+stateShapeLen+stateSumLen)
 	}
 	end := len(blob) - stateSumLen
-	if sum := sha256.Sum256(blob[:end]); !bytes.Equal(sum[:], blob[end:]) {
-		return nil, fmt.Errorf("state: checksum mismatch: the SHA-256 of the blob's %d bytes is not the one it records, so it was edited or cut after it was saved", end)
+	if got, want := stateChecksum(blob[:end]), binary.LittleEndian.Uint32(blob[end:]); got != want {
+		return nil, fmt.Errorf("state: checksum mismatch: the CRC-32C of the blob's %d bytes is %08x, it records %08x, so it was edited or cut after it was saved", end, got, want)
 	}
 	return blob[head:end], nil
 }
@@ -205,9 +214,27 @@ type stateReader struct {
 	err error
 }
 
+// field names a value of the body in errors: the position (layer -1), a
+// layer's field (note -1) or a note's. Names are built only for an error,
+// so reading costs no formatting.
+type field struct {
+	layer, note int
+	name        string
+}
+
+func (f field) String() string {
+	switch {
+	case f.layer < 0:
+		return f.name
+	case f.note < 0:
+		return fmt.Sprintf("layer %d %s", f.layer, f.name)
+	}
+	return fmt.Sprintf("layer %d note %d %s", f.layer, f.note, f.name)
+}
+
 // take returns the next n bytes, or nil (setting err, naming what) when
 // the body has fewer.
-func (r *stateReader) take(n int, what string) []byte {
+func (r *stateReader) take(n int, what field) []byte {
 	if r.err != nil {
 		return nil
 	}
@@ -220,14 +247,14 @@ func (r *stateReader) take(n int, what string) []byte {
 	return p
 }
 
-func (r *stateReader) u32(what string) uint32 {
+func (r *stateReader) u32(what field) uint32 {
 	if p := r.take(4, what); p != nil {
 		return binary.LittleEndian.Uint32(p)
 	}
 	return 0
 }
 
-func (r *stateReader) i64(what string) int64 {
+func (r *stateReader) i64(what field) int64 {
 	if p := r.take(8, what); p != nil {
 		return int64(binary.LittleEndian.Uint64(p))
 	}
@@ -236,7 +263,7 @@ func (r *stateReader) i64(what string) int64 {
 
 // floats reads n floats into dst (dst nil: only checks them), refusing a
 // non-finite one by name and index.
-func (r *stateReader) floats(dst []float32, n int, what string) {
+func (r *stateReader) floats(dst []float32, n int, what field) {
 	p := r.take(4*n, what)
 	if p == nil {
 		return
@@ -264,14 +291,14 @@ func (r *stateReader) floats(dst []float32, n int, what string) {
 func (s *Session) readState(body []byte, apply bool) (int, error) {
 	r := &stateReader{b: body}
 	want := s.m.stateShape()
-	pos := r.i64("the position")
+	pos := r.i64(field{-1, -1, "the position"})
 	if pos < 0 || pos > MaxStatePos {
 		return 0, fmt.Errorf("state: position %d is outside 0..%d", pos, int64(MaxStatePos))
 	}
 	names := []string{"layers", "conv values per layer", "ssm values per layer", "prev_m values per layer", "notes per pool", "values per summary"}
 	wants := []int{want.layers, want.conv, want.ssm, want.prevM, want.pool, want.summary}
 	for i, name := range names {
-		if got := r.u32(name); r.err == nil && int64(got) != int64(wants[i]) {
+		if got := r.u32(field{-1, -1, name}); r.err == nil && int64(got) != int64(wants[i]) {
 			return 0, fmt.Errorf("state: the blob records %d %s, this model has %d", got, name, wants[i])
 		}
 	}
@@ -296,10 +323,10 @@ func (s *Session) readLayer(r *stateReader, l, pos int, apply bool) error {
 	if apply {
 		conv, ssm, prevM = ls.conv, ls.ssm, ls.prevM
 	}
-	r.floats(conv, len(ls.conv), fmt.Sprintf("layer %d conv", l))
-	r.floats(ssm, len(ls.ssm), fmt.Sprintf("layer %d ssm", l))
-	r.floats(prevM, len(ls.prevM), fmt.Sprintf("layer %d prev_m", l))
-	n := r.u32(fmt.Sprintf("layer %d note count", l))
+	r.floats(conv, len(ls.conv), field{l, -1, "conv"})
+	r.floats(ssm, len(ls.ssm), field{l, -1, "ssm"})
+	r.floats(prevM, len(ls.prevM), field{l, -1, "prev_m"})
+	n := r.u32(field{l, -1, "note count"})
 	if r.err != nil {
 		return r.err
 	}
@@ -334,14 +361,14 @@ func (s *Session) readLayer(r *stateReader, l, pos int, apply bool) error {
 // attention keys and values.
 func (s *Session) readNote(r *stateReader, l, i, pos int, apply bool, seen *[]notePos) error {
 	p := s.layers[l].pool
-	np := r.i64(fmt.Sprintf("layer %d note %d position", l, i))
+	np := r.i64(field{l, i, "position"})
 	var score [1]float32
-	r.floats(score[:], 1, fmt.Sprintf("layer %d note %d score", l, i))
+	r.floats(score[:], 1, field{l, i, "score"})
 	var summ []float32
 	if apply {
 		summ = p.summ[i*p.S : (i+1)*p.S]
 	}
-	r.floats(summ, p.S, fmt.Sprintf("layer %d note %d summary", l, i))
+	r.floats(summ, p.S, field{l, i, "summary"})
 	if r.err != nil {
 		return r.err
 	}

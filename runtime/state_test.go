@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"math"
 	goruntime "runtime"
@@ -103,8 +102,7 @@ func layoutOf(t testing.TB, m *Model, blob []byte) blobLayout {
 // who edits a blob would.
 func resign(b []byte) []byte {
 	end := len(b) - stateSumLen
-	sum := sha256.Sum256(b[:end])
-	copy(b[end:], sum[:])
+	binary.LittleEndian.PutUint32(b[end:], stateChecksum(b[:end]))
 	return b
 }
 
