@@ -58,9 +58,9 @@ fixtures: deps
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
-## fuzz-parsers: the fuzz targets of the readers of files we do not control (what make test runs)
+## fuzz-parsers: the fuzz targets of the readers of files and blobs we do not control (what make test runs; prints each one's execution count)
 fuzz-parsers:
-	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh ./format ./convert/... ./gguf
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh ./format ./convert/... ./gguf ./runtime:FuzzLoadState
 
 clean:
 	rm -rf $(BIN)
