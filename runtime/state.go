@@ -80,10 +80,11 @@ func (sh stateShape) layerFixedLen() int { return 4*(sh.conv+sh.ssm+sh.prevM) + 
 // noteLen is the bytes of one note.
 func (sh stateShape) noteLen() int { return noteFixedLen + 4*sh.summary }
 
-// maxBlobSize is the largest blob a state of m can be: every pool full.
-// Load refuses a longer blob before hashing it; a reader of state files
-// can use it to bound its read.
-func (m *Model) maxBlobSize() int {
+// MaxStateBlobSize is the largest blob that Save can write for m (every pool
+// full). Load refuses a longer blob before checksumming it; a reader of
+// state blobs (a file, a request body) should read at most this many bytes
+// plus one, to refuse a longer one without holding it.
+func (m *Model) MaxStateBlobSize() int {
 	sh := m.stateShape()
 	return stateHeaderFixed + len(m.ID) + stateShapeLen +
 		sh.layers*(sh.layerFixedLen()+sh.pool*sh.noteLen()) + stateSumLen
@@ -97,7 +98,7 @@ func (s *Session) Save() ([]byte, error) {
 		return nil, fmt.Errorf("state: model id of %d bytes, a state records at most %d", len(s.m.ID), maxModelIDLen)
 	}
 	sh := s.m.stateShape()
-	b := make([]byte, 0, s.m.maxBlobSize())
+	b := make([]byte, 0, s.m.MaxStateBlobSize())
 	b = append(b, stateMagic...)
 	b = binary.LittleEndian.AppendUint16(b, StateVersion)
 	b = append(b, byte(len(s.m.ID)))
@@ -192,7 +193,7 @@ func (m *Model) checkStateHeader(blob []byte) ([]byte, error) {
 	if id := string(blob[stateHeaderFixed : stateHeaderFixed+idLen]); id != m.ID {
 		return nil, fmt.Errorf("state: saved from another model (id %q, this model is %s)", id, m.ID)
 	}
-	if max := m.maxBlobSize(); len(blob) > max {
+	if max := m.MaxStateBlobSize(); len(blob) > max {
 		return nil, fmt.Errorf("state: %d bytes, more than the %d that a state of this model can take", len(blob), max)
 	}
 	head := stateHeaderFixed + idLen
