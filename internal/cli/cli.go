@@ -39,12 +39,15 @@ func (e *InternalError) Error() string {
 	return fmt.Sprintf("internal error: %v; please report it with the command line (MMDEBUG=1 prints the stack)", e.Value)
 }
 
-// Main runs a command's run function on os.Args[1:] and exits: it removes
+// Main runs a command's run function on os.Args[1:] and exits: it runs the
+// command as a child of itself (supervise), so that even a crash recover
+// cannot catch exits ExitBadInput, never ExitUsage; it removes
 // temporary outputs on SIGINT and SIGTERM (safeio.RemoveTempsOnSignal),
 // turns a panic in run's goroutine into an InternalError (the deferred
 // cleanups of run, which aborts its outputs, have run by then), and
 // reports the result with Exit.
 func Main(cmd string, run func(args []string) error) {
+	supervise(cmd)
 	safeio.RemoveTempsOnSignal(cmd)
 	Exit(cmd, Recover(run, os.Args[1:]))
 }
