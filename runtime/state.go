@@ -38,14 +38,14 @@ const maxModelIDLen = 255
 // binary32 bit patterns (so a round trip is bit-identical):
 //
 //	header   magic "memmamba-state" | version uint16 | id length uint8 | model id
-//	shape    pos int64 | layers, conv, ssm, prev_m, pool, summary uint32
+//	sizes    pos int64 | layers, conv, ssm, prev_m, pool, summary uint32
 //	layers   per layer: conv, ssm, prev_m floats | notes uint32 |
 //	         per note: pos int64 | score float32 | summary floats
 //	trailer  CRC-32C (Castagnoli) of every byte before it, uint32
 //
 // The header comes first so that the magic, the version and the model id
-// are checked before anything else is read; the shape (the model's sizes)
-// is compared with the model before any layer is read; nothing is
+// are checked before anything else is read; the sizes (the model's)
+// are compared with the model before any layer is read; nothing is
 // allocated from a size in the blob.
 const (
 	stateHeaderFixed = len(stateMagic) + 2 + 1 // magic, version, id length
@@ -97,14 +97,23 @@ func (s *Session) Save() ([]byte, error) {
 	if len(s.m.ID) > maxModelIDLen {
 		return nil, fmt.Errorf("state: model id of %d bytes, a state records at most %d", len(s.m.ID), maxModelIDLen)
 	}
+	if s.pos > MaxStatePos {
+		return nil, fmt.Errorf("state: position %d is beyond the %d a state records", s.pos, int64(MaxStatePos))
+	}
 	sh := s.m.stateShape()
+	sizes := []int{sh.layers, sh.conv, sh.ssm, sh.prevM, sh.pool, sh.summary}
+	for _, v := range sizes {
+		if v < 0 || int64(v) > math.MaxUint32 {
+			return nil, fmt.Errorf("state: a size of %d does not fit a state's 32 bits", v)
+		}
+	}
 	b := make([]byte, 0, s.m.MaxStateBlobSize())
 	b = append(b, stateMagic...)
 	b = binary.LittleEndian.AppendUint16(b, StateVersion)
 	b = append(b, byte(len(s.m.ID)))
 	b = append(b, s.m.ID...)
 	b = binary.LittleEndian.AppendUint64(b, uint64(s.pos))
-	for _, v := range []int{sh.layers, sh.conv, sh.ssm, sh.prevM, sh.pool, sh.summary} {
+	for _, v := range sizes {
 		b = binary.LittleEndian.AppendUint32(b, uint32(v))
 	}
 	for _, ls := range s.layers {
@@ -223,6 +232,7 @@ type field struct {
 	name        string
 }
 
+// String is the field's name in an error, "layer 2 note 1 summary".
 func (f field) String() string {
 	switch {
 	case f.layer < 0:
@@ -248,6 +258,7 @@ func (r *stateReader) take(n int, what field) []byte {
 	return p
 }
 
+// u32 reads a little-endian uint32 (0 after a failure).
 func (r *stateReader) u32(what field) uint32 {
 	if p := r.take(4, what); p != nil {
 		return binary.LittleEndian.Uint32(p)
@@ -255,6 +266,7 @@ func (r *stateReader) u32(what field) uint32 {
 	return 0
 }
 
+// i64 reads a little-endian int64 (0 after a failure).
 func (r *stateReader) i64(what field) int64 {
 	if p := r.take(8, what); p != nil {
 		return int64(binary.LittleEndian.Uint64(p))
