@@ -78,7 +78,8 @@ func generate(args []string) error {
 	}
 	s := m.NewSession()
 	if *stateIn != "" {
-		blob, err := safeio.ReadFile(*stateIn, safeio.MaxStateBytes)
+		// At most what Save writes for this model, checked before reading.
+		blob, err := safeio.ReadFile(*stateIn, int64(m.MaxStateBlobSize()))
 		if err != nil {
 			return err
 		}

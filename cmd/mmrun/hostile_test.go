@@ -124,6 +124,8 @@ func TestHostileInputs(t *testing.T) {
 	nan := copyDir(t, tiny)
 	setNaN(t, filepath.Join(nan, "model.safetensors"), "backbone.norm_f.weight")
 	out := func(name string) string { return filepath.Join(dir, name) }
+	bigState := out("big.state")
+	os.WriteFile(bigState, make([]byte, 1<<20), 0o644)
 
 	for _, tc := range []struct {
 		name string
@@ -135,6 +137,7 @@ func TestHostileInputs(t *testing.T) {
 		{"a FIFO as the model", "mmrun", []string{"generate", "-m", fifo, "-p", "x"}, 1, []string{"fifo", "not a regular file"}},
 		{"a FIFO as the model of logits", "mmrun", []string{"logits", "-m", fifo, "--ids", "1", "--out", out("a.npy")}, 1, []string{"not a regular file"}},
 		{"a FIFO as --state-in", "mmrun", []string{"generate", "-m", model, "-p", "x", "--state-in", fifo}, 1, []string{"fifo", "named pipe"}},
+		{"a --state-in larger than any state of the model", "mmrun", []string{"generate", "-m", model, "-p", "x", "--state-in", bigState}, 1, []string{"big.state", "1048576 bytes, above the limit"}},
 		{"a FIFO as --tokenizer", "mmrun", []string{"tokenize", "--tokenizer", fifo, "--text", "x"}, 1, []string{"named pipe"}},
 		{"/dev/zero as --tokenizer", "mmrun", []string{"tokenize", "--tokenizer", "/dev/zero", "--text", "x"}, 1, []string{"/dev/zero", "character device"}},
 		{"a FIFO as inspect's file", "mmconvert", []string{"inspect", fifo}, 1, []string{"not a regular file"}},
