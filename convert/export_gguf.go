@@ -114,6 +114,10 @@ func WriteGGUF(in *Input, output string, opts Options) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Bit-exact copies are not checked by quant: check them here.
+		if i, x := firstNonFiniteRaw(it.typ, data); i >= 0 && !opts.Policy.AllowNonFinite {
+			return nil, st.nonFinite(i, x)
+		}
 		if err := gw.WriteTensor(it.gname, data); err != nil {
 			return nil, err
 		}
