@@ -117,6 +117,10 @@ func TestNonFiniteWeights(t *testing.T) {
 			if m, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".*.tmp")); len(m) > 0 {
 				t.Errorf("temporary files left: %v", m)
 			}
+			gout := filepath.Join(t.TempDir(), "out.gguf")
+			if _, err := ConvertToGGUF(dir, gout, Options{Policy: Policy{Type: tc.typ}}); err == nil || !strings.Contains(err.Error(), tc.want[0]) {
+				t.Errorf("to GGUF: %v", err)
+			}
 			// quant refuses to encode a non-finite value into the
 			// quantised and half types; f32 and bit-exact copies keep it.
 			_, err = Convert(dir, out, Options{Policy: Policy{Type: tc.typ, AllowNonFinite: true}})
