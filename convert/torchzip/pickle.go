@@ -12,18 +12,23 @@ import (
 // Limits of the unpickler. A state_dict pickle is small (about 100 bytes a
 // tensor) and shallow; these bound what a hostile file can make us do.
 const (
-	// MaxPickleBytes bounds data.pkl (a state_dict pickle takes about
-	// 150 bytes a tensor).
-	MaxPickleBytes = 64 << 20
-	// MaxItems bounds the items put into all containers together.
-	MaxItems = 1 << 23
+	// MaxPickleBytes bounds data.pkl, uncompressed (a state_dict pickle
+	// takes about 85 bytes a tensor: 16 MiB is some 200,000 tensors).
+	MaxPickleBytes = 16 << 20
+	// MaxItems bounds the containers built (tuples, lists, dicts, tensor
+	// views, storages: one each) and the items put into them, all
+	// together: a state_dict counts about 26 a tensor, so 2^20 is some
+	// 40,000 tensors (a MemMamba of arch.MaxLayers layers has 36,000),
+	// and what they take is some tens of megabytes.
+	MaxItems = 1 << 20
 	// MaxStack bounds the unpickler's stack (Python's pickler batches
 	// SETITEMS/APPENDS by 1000, so a real pickle stays far below this).
 	MaxStack = 1 << 16
 	// MaxMarks bounds the MARK nesting depth.
 	MaxMarks = 256
-	// MaxMemo bounds the memo's entry count.
-	MaxMemo = 1 << 22
+	// MaxMemo bounds the memo's entry count (a state_dict memoizes about
+	// nine values a tensor).
+	MaxMemo = 1 << 19
 	// MaxString bounds one string or bytes value.
 	MaxString = 16 << 20
 	// MaxDepth bounds how deep containers may nest in the loaded object.
@@ -200,7 +205,7 @@ type unpickler struct {
 	stack []any
 	marks []int
 	memo  map[uint32]any
-	items int // container items made so far, against MaxItems
+	items int // containers built and items put into them so far, against MaxItems
 	// persistentLoad turns a BINPERSID id into a value (a storage).
 	persistentLoad func(pid any) (any, error)
 }
@@ -382,11 +387,11 @@ func (u *unpickler) step(op byte) error {
 	case '.':
 		return errStop
 	case '}':
-		return u.push(&pyDict{})
+		return u.pushContainer(0, &pyDict{})
 	case ']':
-		return u.push(&pyList{})
+		return u.pushContainer(0, &pyList{})
 	case ')':
-		return u.push(&pyTuple{})
+		return u.pushContainer(0, &pyTuple{})
 	case '(':
 		if len(u.marks) >= MaxMarks {
 			return fmt.Errorf("MARKs nested deeper than %d", MaxMarks)
@@ -481,12 +486,12 @@ func (u *unpickler) step(op byte) error {
 		if err != nil {
 			return err
 		}
-		if err := u.addItems(len(items)); err != nil {
-			return err
-		}
-		return u.push(&pyTuple{items})
+		return u.pushContainer(len(items), &pyTuple{items})
 	case 0x85, 0x86, 0x87: // TUPLE1..3
 		n := int(op-0x85) + 1
+		if err := u.addItems(n + 1); err != nil {
+			return err
+		}
 		items := make([]any, n)
 		for i := n - 1; i >= 0; i-- {
 			v, err := u.pop()
@@ -501,10 +506,7 @@ func (u *unpickler) step(op byte) error {
 		if err != nil {
 			return err
 		}
-		if err := u.addItems(len(items)); err != nil {
-			return err
-		}
-		return u.push(&pyList{items})
+		return u.pushContainer(len(items), &pyList{items})
 	case 'd': // DICT
 		items, err := u.popMark()
 		if err != nil {
@@ -614,6 +616,9 @@ func (u *unpickler) step(op byte) error {
 		if err != nil {
 			return err
 		}
+		if err := u.addItems(cost(v)); err != nil {
+			return err
+		}
 		return u.push(v)
 	case 0x81: // NEWOBJ: cls.__new__(cls, *args)
 		args, err := u.pop()
@@ -628,7 +633,7 @@ func (u *unpickler) step(op byte) error {
 			return fmt.Errorf("arguments are a %s, not a tuple", typeName(args))
 		}
 		if g, ok := cls.(pyGlobal); ok && g.module == "collections" && g.name == "OrderedDict" {
-			return u.push(&pyDict{})
+			return u.pushContainer(0, &pyDict{})
 		}
 		return fmt.Errorf("cannot create an instance of %s", typeName(cls))
 	case 'b': // BUILD: set an object's state
@@ -660,6 +665,9 @@ func (u *unpickler) step(op byte) error {
 		if err != nil {
 			return err
 		}
+		if err := u.addItems(1); err != nil {
+			return err
+		}
 		return u.push(v)
 	case '0': // POP
 		if len(u.marks) > 0 && len(u.stack) == u.marks[len(u.marks)-1] {
@@ -684,17 +692,40 @@ func (u *unpickler) step(op byte) error {
 	return fmt.Errorf("unknown opcode 0x%02x", op)
 }
 
-// addItems counts n container items against MaxItems.
+// addItems counts n containers built or items put into them against
+// MaxItems.
 func (u *unpickler) addItems(n int) error {
 	u.items += n
 	if u.items > MaxItems {
-		return fmt.Errorf("more than %d container items", MaxItems)
+		return fmt.Errorf("more than %d containers and container items (the limit)", MaxItems)
 	}
 	return nil
 }
 
+// pushContainer counts a new container of n items (the container is one
+// more) and pushes it.
+func (u *unpickler) pushContainer(n int, c any) error {
+	if err := u.addItems(n + 1); err != nil {
+		return err
+	}
+	return u.push(c)
+}
+
+// cost is what a value made by REDUCE counts against MaxItems: a dict one
+// plus two a pair (its items were counted in the list they came from, but
+// the dict holds them again), a tensor view one plus its size and stride.
+func cost(v any) int {
+	switch v := v.(type) {
+	case *pyDict:
+		return 1 + 2*len(v.keys)
+	case *tensorVal:
+		return 1 + 2*len(v.shape)
+	}
+	return 1
+}
+
 func (u *unpickler) pushDict(items []any) error {
-	if err := u.addItems(len(items)); err != nil {
+	if err := u.addItems(len(items) + 1); err != nil {
 		return err
 	}
 	if len(items)%2 != 0 {

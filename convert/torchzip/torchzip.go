@@ -9,7 +9,9 @@
 // rebuild functions, the storage classes and dtypes). Any other global
 // (os.system, builtins.eval, ...) or opcode is refused by name, so loading
 // a checkpoint never runs code from it. Hard limits bound the pickle's
-// size, stack, MARK depth, memo, strings and nesting.
+// size, stack, MARK depth, memo, strings, nesting and the containers it
+// builds, and what a view that repeats its storage's elements (a stride-0
+// broadcast) may expand to.
 //
 // Every tensor found in the loaded object is exposed under its dotted path
 // from the top: {"model": {"backbone.x": t}, "epoch": 3} gives
@@ -50,6 +52,12 @@ const (
 	maxMetadata = 4096
 	// MaxNameLen bounds a tensor's dotted name.
 	MaxNameLen = 4096
+	// MaxExpandedBytes bounds a tensor view that addresses some stored
+	// elements more than once (a broadcast: torch.zeros(1).expand(n, m)
+	// has stride 0), when read: the file holds only its storage, so
+	// without a bound a few bytes could ask for any amount of memory. A
+	// view that repeats nothing is bounded by the file itself.
+	MaxExpandedBytes = 256 << 20
 )
 
 // elemSize is the size of an element of each dtype name.
@@ -351,6 +359,9 @@ func (w *walker) walk(v any, path string, depth int) error {
 		if len(w.f.tensors) >= MaxTensors {
 			return fmt.Errorf("more than %d tensors", MaxTensors)
 		}
+		if err := v.checkExpansion(); err != nil {
+			return fmt.Errorf("tensor %q: %w", name, err)
+		}
 		w.f.byName[name] = v
 		w.f.tensors = append(w.f.tensors, source.Tensor{Name: name, DType: source.DType(v.storage.dtype), Shape: v.shape})
 		return nil
@@ -477,37 +488,87 @@ func (f *File) readTensor(t *tensorVal) ([]byte, error) {
 	if t.contiguous() {
 		return f.readEntry(t.storage.key, t.offset*es, n*es)
 	}
-	// Gather a strided view: read the span it touches, then copy element
-	// by element in row-major order.
-	last := t.offset
-	for i, d := range t.shape {
-		last += int64(d-1) * t.stride[i]
-	}
-	span, err := f.readEntry(t.storage.key, t.offset*es, (last-t.offset+1)*es)
+	// Gather a strided view: read the span it touches (at most the
+	// storage), then copy it row by row in row-major order. A view that
+	// repeats elements was held to MaxExpandedBytes when the file was
+	// opened.
+	span, err := f.readEntry(t.storage.key, t.offset*es, t.span()*es)
 	if err != nil {
 		return nil, err
 	}
+	return gather(span, t.shape, t.stride, es), nil
+}
+
+// gather copies the elements of es bytes that a view of shape and stride
+// (in elements) addresses in span into a new row-major buffer: a run at a
+// time where the last dimension is contiguous, an element at a time
+// otherwise.
+func gather(span []byte, shape []int, stride []int64, es int64) []byte {
+	n := int64(1)
+	for _, d := range shape {
+		n *= int64(d)
+	}
 	out := make([]byte, 0, n*es)
-	idx := make([]int, len(t.shape))
+	r := len(shape)
+	if r == 0 {
+		return append(out, span[:es]...)
+	}
+	cols, cs := int64(shape[r-1]), stride[r-1]
+	idx := make([]int, r-1)
 	for {
 		var off int64
 		for i, j := range idx {
-			off += int64(j) * t.stride[i]
+			off += int64(j) * stride[i]
 		}
-		out = append(out, span[off*es:(off+1)*es]...)
+		if cs == 1 {
+			out = append(out, span[off*es:(off+cols)*es]...)
+		} else {
+			for c := int64(0); c < cols; c++ {
+				e := (off + c*cs) * es
+				out = append(out, span[e:e+es]...)
+			}
+		}
 		k := len(idx) - 1
 		for k >= 0 {
 			idx[k]++
-			if idx[k] < t.shape[k] {
+			if idx[k] < shape[k] {
 				break
 			}
 			idx[k] = 0
 			k--
 		}
 		if k < 0 {
-			return out, nil
+			return out
 		}
 	}
+}
+
+// span is the number of storage elements from the view's first addressed
+// element to its last (the view is not empty).
+func (t *tensorVal) span() int64 {
+	last := t.offset
+	for i, d := range t.shape {
+		last += int64(d-1) * t.stride[i]
+	}
+	return last - t.offset + 1
+}
+
+// checkExpansion refuses a view that addresses stored elements more than
+// once (more elements than its span of the storage) and would take more
+// than MaxExpandedBytes when read.
+func (t *tensorVal) checkExpansion() error {
+	n := t.numel()
+	if n == 0 {
+		return nil
+	}
+	es := elemSize[t.storage.dtype]
+	span := t.span()
+	if n <= span || n <= MaxExpandedBytes/es {
+		return nil
+	}
+	return fmt.Errorf("a view of size %v and stride %v repeats its storage's elements: %d stored elements would expand to %d elements of %s (%d bytes each), "+
+		"above the budget of %d bytes for expanded (broadcast) tensors; save it with .contiguous()",
+		t.shape, t.stride, span, n, t.storage.dtype, es, int64(MaxExpandedBytes))
 }
 
 // readEntry reads n bytes at off of a storage entry with one ReadAt on the
