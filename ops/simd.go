@@ -9,7 +9,7 @@ import (
 )
 
 // simdLevel names a set of kernels. The level is chosen once, at start-up,
-// from the CPU's features (detectSIMD); every product of the process then
+// from the CPU's features (detectSIMD) or MMRUN_SIMD (level.go); every product of the process then
 // uses the same kernels, which is what keeps MatVec, MatMul and the Pool
 // bit-identical to each other. Tests lower it to exercise every set the
 // machine supports.
@@ -30,8 +30,6 @@ func (l simdLevel) String() string {
 	}
 	return "go"
 }
-
-var simd = detectSIMD()
 
 // kernel names one assembly kernel. The kernels are called through a
 // switch (callFloat, callBlock), not through func values, so that the

@@ -2,7 +2,11 @@
 
 package ops
 
-import "golang.org/x/sys/cpu"
+import (
+	"strings"
+
+	"golang.org/x/sys/cpu"
+)
 
 // detectSIMD picks the widest kernel set this CPU and OS support.
 func detectSIMD() simdLevel {
@@ -91,3 +95,23 @@ func attendAccumAVX512(out, e, V *float32, n, A, dh int)
 
 //go:noescape
 func dotQ8x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
+
+// CPUFeatures lists the CPU features the kernel levels depend on, those
+// this CPU has.
+func CPUFeatures() string {
+	x := &cpu.X86
+	var f []string
+	for _, c := range []struct {
+		name string
+		has  bool
+	}{{"avx2", x.HasAVX2}, {"fma", x.HasFMA}, {"f16c", x.HasF16C}, {"avx512f", x.HasAVX512F},
+		{"avx512bw", x.HasAVX512BW}, {"avx512vl", x.HasAVX512VL}, {"avx512vnni", x.HasAVX512VNNI}} {
+		if c.has {
+			f = append(f, c.name)
+		}
+	}
+	if len(f) == 0 {
+		return "none of avx2, fma, f16c, avx-512"
+	}
+	return strings.Join(f, " ")
+}

@@ -7,6 +7,9 @@ package ops
 
 func detectSIMD() simdLevel { return simdGo }
 
+// CPUFeatures says that this build has no assembly kernels.
+func CPUFeatures() string { return "none used (pure-Go build)" }
+
 const noAsm = "ops: assembly kernel called in a purego build"
 
 func dotF32x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)    { panic(noAsm) }

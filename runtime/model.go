@@ -171,6 +171,9 @@ func (w *attendWeights) fuseGate(p *ops.Pool, d, A int, sc *fuseScratch) {
 // configuration calls for. A missing or misshapen tensor is an error that
 // names it.
 func Open(path string, opts Options) (*Model, error) {
+	if err := ops.SIMDError(); err != nil {
+		return nil, err
+	}
 	f, err := format.Open(path, format.OpenOptions{VerifyChecksums: opts.VerifyChecksums})
 	if err != nil {
 		return nil, err

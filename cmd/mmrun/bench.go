@@ -54,6 +54,9 @@ type benchResult struct {
 	MappedMiB      float64        `json:"mapped_weights_mib"`
 	Types          map[string]int `json:"tensor_types"`
 	StateBytes     int            `json:"state_bytes_per_sequence"`
+	SIMD           string         `json:"simd_level"`
+	SIMDDetected   string         `json:"simd_detected"`
+	CPUFeatures    string         `json:"cpu_features"`
 	Batches        []batchResult  `json:"batches,omitempty"`
 }
 
@@ -84,7 +87,8 @@ func bench(args []string) error {
 	defer m.Close()
 	c := m.Config
 	res := benchResult{Model: mf.model, CPU: sysinfo.CPUModel(), Threads: m.Threads(), PrefillTokens: *prefill,
-		DecodeTokens: *decode, Runs: *runs, Types: map[string]int{}}
+		DecodeTokens: *decode, Runs: *runs, Types: map[string]int{},
+		SIMD: ops.SIMDLevel(), SIMDDetected: ops.SIMDDetected(), CPUFeatures: ops.CPUFeatures()}
 	for _, t := range m.Header.Tensors {
 		res.MappedMiB += float64(t.Size) / (1 << 20)
 		res.Types[t.Type.String()]++
@@ -142,7 +146,8 @@ func bench(args []string) error {
 		return enc.Encode(res)
 	}
 	fmt.Printf("model:     %s (%s, %d layers, d=%d, vocab %d; %.1f MiB mapped; types %v)\n", mf.model, c.ModelType, c.NumLayers, c.HiddenSize, c.VocabSize, res.MappedMiB, res.Types)
-	fmt.Printf("cpu:       %s, %d threads\n", res.CPU, res.Threads)
+	fmt.Printf("cpu:       %s, %d threads; kernels %s (widest supported %s; %s chooses; features: %s)\n",
+		res.CPU, res.Threads, res.SIMD, res.SIMDDetected, ops.SIMDEnv, res.CPUFeatures)
 	fmt.Printf("prefill:   %d tokens: %.1f tok/s (median of %d; %.1f-%.1f)\n", *prefill, res.PrefillTokS.Median, *runs, res.PrefillTokS.Min, res.PrefillTokS.Max)
 	if *decode > 0 {
 		fmt.Printf("decode:    %d tokens: %.1f tok/s (median of %d; %.1f-%.1f)\n", *decode, res.DecodeTokS.Median, *runs, res.DecodeTokS.Min, res.DecodeTokS.Max)
