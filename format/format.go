@@ -288,6 +288,24 @@ func checkConfig(h *Header) error {
 	return h.Config.CheckHeld(held)
 }
 
+// CheckModel checks the header's configuration against the tensor table
+// as a model's weights, whatever the tensors are named: the table must hold
+// every layer the configuration counts and give each weight it holds the
+// configuration's shape (arch.Config.CheckHeld). Open checks this only for
+// tables that name a model's weights (see checkConfig); runtime.Open
+// checks every file, and `mmconvert verify` should too.
+func (f *File) CheckModel() error {
+	h := &f.Header
+	held := make(map[string][]int, len(h.Tensors))
+	for _, t := range h.Tensors {
+		held[t.Name] = t.Shape
+	}
+	if err := h.Config.CheckHeld(held); err != nil {
+		return fmt.Errorf("%s: %w", f.Name, err)
+	}
+	return nil
+}
+
 // checkName checks a tensor name: 1 to MaxNameLen bytes of UTF-8, no NUL.
 func checkName(name string) error {
 	switch {

@@ -67,3 +67,18 @@ func TestHeaderConfigAgainstTensors(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckModel checks the strict check runtime.Open makes: a file whose
+// tensors are not named as a model's opens, but CheckModel refuses its
+// config's layers, naming the key and both numbers.
+func TestCheckModel(t *testing.T) {
+	f, err := OpenBytes("small.mmb", smallFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want := `small.mmb: config: key "num_hidden_layers" is 1, but the weights hold no layers`
+	if err := f.CheckModel(); err == nil || err.Error() != want {
+		t.Errorf("CheckModel: %v, want %q", err, want)
+	}
+}

@@ -83,14 +83,12 @@ func checkLoad(f *format.File, opts Options) error {
 	if c.ModelType == "" {
 		return nil // newModel says so
 	}
-	held := make(map[string][]int, len(f.Header.Tensors))
+	if err := c.CheckHeld(heldShapes(f)); err != nil {
+		return err
+	}
 	var weights int64
 	for _, t := range f.Header.Tensors {
-		held[t.Name] = t.Shape
 		weights += int64(t.Size)
-	}
-	if err := c.CheckHeld(held); err != nil {
-		return err
 	}
 	need := MemoryNeeded(c, weights)
 	limit, what := opts.MaxMemory, "the limit of"
@@ -102,6 +100,15 @@ func checkLoad(f *format.File, opts Options) error {
 			bytesText(need.Total()), what, bytesText(limit), need, c.NumLayers, poolKeys(c))
 	}
 	return nil
+}
+
+// heldShapes maps the file's tensor names to their shapes.
+func heldShapes(f *format.File) map[string][]int {
+	held := make(map[string][]int, len(f.Header.Tensors))
+	for _, t := range f.Header.Tensors {
+		held[t.Name] = t.Shape
+	}
+	return held
 }
 
 // poolKeys names the configuration's keys that size a session beyond the
