@@ -26,17 +26,20 @@ func (l *lazyHeader) ReadAt(p []byte, off int64) (int, error) {
 	n := 0
 	for n < len(p) {
 		pos := off + int64(n)
+		var src string
 		switch {
 		case pos >= l.size():
 			return n, io.EOF
 		case pos < 8:
-			p[n] = lenField[pos]
+			src = string(lenField[pos:])
 		case pos-8 < int64(len(l.prefix)):
-			p[n] = l.prefix[pos-8]
+			src = l.prefix[pos-8:]
 		default:
-			p[n] = l.filler[(pos-8-int64(len(l.prefix)))%int64(len(l.filler))]
+			tile := strings.Repeat(l.filler, 65536/len(l.filler))
+			src = tile[(pos-8-int64(len(l.prefix)))%int64(len(l.filler)):]
 		}
-		n++
+		src = src[:min(int64(len(src)), l.size()-pos)]
+		n += copy(p[n:], src)
 	}
 	return n, nil
 }
@@ -71,7 +74,7 @@ func TestHugeShapeArray(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
 		}
-		if alloc > 40<<20 || el > time.Second {
+		if alloc > 40<<20 || el > slowdown*time.Second {
 			t.Errorf("%s: %d MB allocated in %v", tc.name, alloc>>20, el)
 		}
 	}
