@@ -2,6 +2,10 @@ package runtime
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,7 +74,6 @@ func TestMemoryNeeded(t *testing.T) {
 func TestOpenChecksLimits(t *testing.T) {
 	path := convertFixture(t, "memmamba-priority", quant.F32)
 	_, err := Open(path, Options{Threads: 1, MaxMemory: 1 << 20})
-	t.Log(err)
 	if err == nil || !strings.Contains(err.Error(), "more than the limit of 1.0 MiB") || !strings.Contains(err.Error(), "memory.pool_size=") {
 		t.Errorf("MaxMemory 1 MiB: %v", err)
 	}
@@ -101,5 +104,64 @@ func TestOpenChecksLimits(t *testing.T) {
 	_, err = Open(other, Options{Threads: 1})
 	if err == nil || !strings.Contains(err.Error(), `key "num_hidden_layers" is 1000, but the weights hold no layers`) {
 		t.Errorf("1000 layers, none held: %v", err)
+	}
+}
+
+// patchHeader returns the model file b with the msgpack value of key in
+// its header replaced by the uint64 v and the header checksum made right;
+// the header grows into the zero padding before the first tensor.
+func patchHeader(t *testing.T, b []byte, key string, v uint64) []byte {
+	t.Helper()
+	hlen := binary.LittleEndian.Uint64(b[16:])
+	hdr := b[32 : 32+hlen]
+	k := append([]byte{byte(0xa0 + len(key))}, key...)
+	i := bytes.Index(hdr, k)
+	if i < 0 || hdr[i+len(k)] > 0x7f {
+		t.Fatalf("no %q with a small value in the header", key)
+	}
+	j := i + len(k)
+	val := make([]byte, 9)
+	val[0] = 0xcf // uint 64
+	binary.BigEndian.PutUint64(val[1:], v)
+	nh := append(append(append([]byte{}, hdr[:j]...), val...), hdr[j+1:]...)
+	if !bytes.Equal(b[32+hlen:32+uint64(len(nh))], make([]byte, len(nh)-len(hdr))) {
+		t.Fatal("no padding after the header to grow into")
+	}
+	out := bytes.Clone(b)
+	copy(out[32:], nh)
+	binary.LittleEndian.PutUint64(out[16:], uint64(len(nh)))
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	c := crc32.Update(0, tab, out[:24])
+	c = crc32.Update(c, tab, out[28:32])
+	binary.LittleEndian.PutUint32(out[24:], crc32.Update(c, tab, nh))
+	return out
+}
+
+// TestOpenHostileHeader checks that a model file whose header asks for
+// 2^40 layers beside its 4, or a pool of 2^40 or 1e8 summaries, is refused
+// by Open with one sentence naming the key and the numbers (it used to
+// panic in makeslice or die allocating pools).
+func TestOpenHostileHeader(t *testing.T) {
+	good, err := os.ReadFile(convertFixture(t, "memmamba-priority", quant.F32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key  string
+		v    uint64
+		want string
+	}{
+		{"num_hidden_layers", 1 << 40, `key "num_hidden_layers" is 1099511627776, but the weights hold 4 layers (0 to 3)`},
+		{"pool_size", 1 << 40, `key "memory.pool_size" is 1099511627776, above the limit of 65536`},
+		{"pool_size", 1e8, `key "memory.pool_size" is 100000000, above the limit of 65536`},
+	} {
+		path := filepath.Join(t.TempDir(), "hostile.mmq")
+		if err := os.WriteFile(path, patchHeader(t, good, tc.key, tc.v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(path, Options{Threads: 1})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s = %d: error %v, want %q", tc.key, tc.v, err, tc.want)
+		}
 	}
 }
