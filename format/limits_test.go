@@ -81,4 +81,14 @@ func TestCheckModel(t *testing.T) {
 	if err := f.CheckModel(); err == nil || err.Error() != want {
 		t.Errorf("CheckModel: %v, want %q", err, want)
 	}
+	path := filepath.Join(t.TempDir(), "small.mmb")
+	if err := os.WriteFile(path, smallFile(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(path); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+	if err := VerifyModel(path); err == nil || !strings.Contains(err.Error(), `key "num_hidden_layers" is 1, but the weights hold no layers`) {
+		t.Errorf("VerifyModel: %v", err)
+	}
 }

@@ -95,6 +95,23 @@ func Verify(path string) error {
 	return errors.Join(f.verifyChecksums(f.unmap != nil), f.checkPadding())
 }
 
+// VerifyModel is Verify for a file that is to run as a model: it also
+// runs CheckModel, the check runtime.Open makes of the config against the
+// tensor table whatever the tensors are named, so that `mmconvert verify`
+// refuses what runtime.Open refuses (less the memory check, which depends
+// on the machine).
+func VerifyModel(path string) error {
+	if err := Verify(path); err != nil {
+		return err
+	}
+	f, err := Open(path, OpenOptions{})
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.CheckModel()
+}
+
 // Tensor returns the named tensor.
 func (f *File) Tensor(name string) (Tensor, bool) {
 	i, ok := f.byName[name]
