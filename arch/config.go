@@ -297,8 +297,14 @@ func (p *parser) toInt(k string, v json.RawMessage) int {
 		p.fail(k, fmt.Errorf("want an integer, got %s", v))
 		return 0
 	}
-	if f != math.Trunc(f) || math.Abs(f) > 1<<40 {
+	if f != math.Trunc(f) {
 		p.fail(k, fmt.Errorf("want an integer, got %s", v))
+		return 0
+	}
+	// Far above every limit of Validate, and small enough that products
+	// of two sizes (expand x hidden_size) cannot overflow before it runs.
+	if math.Abs(f) > 1<<40 {
+		p.fail(k, fmt.Errorf("%s is out of range (above 2^40)", v))
 		return 0
 	}
 	return int(f)

@@ -174,3 +174,14 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestHugeIntegers checks that integers beyond what any limit needs are
+// refused by name while parsing, before any product is formed.
+func TestHugeIntegers(t *testing.T) {
+	for _, js := range []string{withKey("num_hidden_layers", 1<<41), withKey("expand", 1<<50), `{"vocab_size":1e300,"hidden_size":8,"num_hidden_layers":1}`} {
+		_, err := ParseConfig([]byte(js))
+		if err == nil || !strings.Contains(err.Error(), "is out of range (above 2^40)") {
+			t.Errorf("%s: %v", js, err)
+		}
+	}
+}
