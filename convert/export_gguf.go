@@ -53,11 +53,13 @@ func WriteGGUF(in *Input, output string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := applyTokenizerMeta(tok, in.TokenizerMeta); err != nil {
+		return nil, fmt.Errorf("%s: %w", in.describe(), err)
+	}
 	tkv, err := tok.KVs()
 	if err != nil {
 		return nil, err
 	}
-	kvs = append(kvs, tkv...)
 
 	type item struct {
 		w     arch.Weight
@@ -67,6 +69,7 @@ func WriteGGUF(in *Input, output string, opts Options) (*Report, error) {
 	var items []item
 	var infos []gguf.TensorInfo
 	var missing []string
+	held := map[quant.Type]bool{} // the types the tensors are stored as
 	for _, w := range c.Weights() {
 		st, ok := in.Tensors[w.Name]
 		if !ok || (w.Name == arch.LMHeadName && c.TieEmbeddings) {
@@ -88,6 +91,7 @@ func WriteGGUF(in *Input, output string, opts Options) (*Report, error) {
 			shape = []int{w.Shape[0], w.Shape[2]}
 		}
 		items = append(items, item{w, gname, d.Type})
+		held[d.Type] = true
 		infos = append(infos, gguf.TensorInfo{Name: gname, Dims: gguf.DimsFromShape(shape), Type: gguf.GGMLType(d.Type)})
 		size, _ := format.DataSize(d.Type, shape)
 		rep.Tensors = append(rep.Tensors, TensorReport{Name: w.Name, Shape: shape, From: st.DType, To: d.Type, Reason: d.Reason, Bytes: int64(size)})
@@ -97,6 +101,12 @@ func WriteGGUF(in *Input, output string, opts Options) (*Report, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s: %d required tensors missing: %s", in.describe(), len(missing), listNames(missing))
 	}
+	ft, err := gguf.FileTypeOf(opts.Policy.Type, held[opts.Policy.Type])
+	if err != nil {
+		return nil, err
+	}
+	kvs = append(kvs, gguf.KV{Key: gguf.KeyFileType, Value: uint32(ft)})
+	kvs = append(kvs, tkv...)
 	gw, err := gguf.Create(output, kvs, infos)
 	if err != nil {
 		return nil, err
@@ -161,20 +171,31 @@ func ggufData(st *SourceTensor, w arch.Weight, t quant.Type) ([]byte, error) {
 }
 
 // ggufTokenizer converts the model's tokenizer to llama.cpp's "gpt2"
-// (byte-level BPE) metadata. A byte-level model (id = byte) becomes a BPE
-// without merges whose 256 tokens are the bytes in GPT-2's byte-to-unicode
-// spelling, which llama.cpp's byte-level BPE encodes the same way. The
-// vocabulary is padded to vocab_size with "[PADn]" tokens, as llama.cpp's
-// converter does.
+// (byte-level BPE) metadata, with every key llama.cpp's vocabulary loader
+// reads for it: tokenizer.ggml.merges is always written (llama.cpp refuses
+// a gpt2 tokenizer without it), tokenizer.ggml.pre names the pre-tokenizer,
+// and the special ids are explicit (llama.cpp's default for a gpt2 model
+// without them is id 11).
+//
+// A byte-level model (id = byte) becomes a BPE with no merges whose 256
+// tokens are the bytes in GPT-2's byte-to-unicode spelling, which
+// llama.cpp's byte-level BPE encodes the same way whatever the
+// pre-tokenizer; it is written as "gpt-2", with BOS = EOS = padding = 0
+// (the NUL byte, the id the byte-level models' config.json names). A
+// tokenizer.json keeps its merges; its pre-tokenizer name is chosen by
+// preFor, BOS and EOS are its special <|endoftext|> token, padding its
+// special <|padding|> (GPT-NeoX's). The vocabulary is padded to vocab_size
+// with unused "[PADn]" tokens, as llama.cpp's converter does.
 func ggufTokenizer(t format.Tokenizer, vocabSize int) (*gguf.Tokenizer, error) {
-	g := &gguf.Tokenizer{Model: gguf.TokenizerGPT2, BOS: -1, EOS: -1, UNK: -1, PAD: -1}
+	g := &gguf.Tokenizer{Model: gguf.TokenizerGPT2, BOS: -1, EOS: -1, UNK: -1, PAD: -1, Merges: []string{}}
 	switch t.Kind {
 	case format.TokenizerBytes:
 		b2u := bytesToUnicode()
 		for b := range 256 {
 			g.Tokens = append(g.Tokens, string(b2u[b]))
-			g.TokenTypes = append(g.TokenTypes, 1)
+			g.TokenTypes = append(g.TokenTypes, gguf.TokenNormal)
 		}
+		g.Pre, g.BOS, g.EOS, g.PAD = preGPT2, 0, 0, 0
 	case format.TokenizerHFBPE:
 		var doc struct {
 			AddedTokens []struct {
@@ -182,7 +203,8 @@ func ggufTokenizer(t format.Tokenizer, vocabSize int) (*gguf.Tokenizer, error) {
 				Content string `json:"content"`
 				Special bool   `json:"special"`
 			} `json:"added_tokens"`
-			Model struct {
+			PreTokenizer json.RawMessage `json:"pre_tokenizer"`
+			Model        struct {
 				Type   string            `json:"type"`
 				Vocab  map[string]int    `json:"vocab"`
 				Merges []json.RawMessage `json:"merges"`
@@ -198,15 +220,18 @@ func ggufTokenizer(t format.Tokenizer, vocabSize int) (*gguf.Tokenizer, error) {
 		types := map[int]int32{}
 		for s, id := range doc.Model.Vocab {
 			byID[id] = s
-			types[id] = 1
+			types[id] = gguf.TokenNormal
 		}
 		for _, a := range doc.AddedTokens {
 			byID[a.ID] = a.Content
-			types[a.ID] = 4 // user-defined
+			types[a.ID] = gguf.TokenUserDefined
 			if a.Special {
-				types[a.ID] = 3 // control
+				types[a.ID] = gguf.TokenControl
 				if strings.Contains(a.Content, "endoftext") && g.EOS < 0 {
 					g.EOS, g.BOS = a.ID, a.ID
+				}
+				if a.Content == "<|padding|>" && g.PAD < 0 {
+					g.PAD = a.ID
 				}
 			}
 		}
@@ -234,6 +259,7 @@ func ggufTokenizer(t format.Tokenizer, vocabSize int) (*gguf.Tokenizer, error) {
 			}
 			g.Merges = append(g.Merges, pair[0]+" "+pair[1])
 		}
+		g.Pre = preFor(doc.PreTokenizer, g.Tokens)
 	default:
 		return nil, fmt.Errorf("unknown tokenizer kind %q", t.Kind)
 	}
@@ -242,7 +268,7 @@ func ggufTokenizer(t format.Tokenizer, vocabSize int) (*gguf.Tokenizer, error) {
 	}
 	for i := len(g.Tokens); i < vocabSize; i++ {
 		g.Tokens = append(g.Tokens, fmt.Sprintf("[PAD%d]", i))
-		g.TokenTypes = append(g.TokenTypes, 4)
+		g.TokenTypes = append(g.TokenTypes, gguf.TokenUnused)
 	}
 	return g, nil
 }

@@ -14,9 +14,12 @@ import (
 // tokens (token type 3) as special added tokens and the user-defined ones
 // (type 4) as plain added tokens. llama.cpp's GGUF does not
 // record normalizers or post-processors; a byte-level BPE of the GPT-2
-// family (GPT-NeoX's included) has neither.
+// family (GPT-NeoX's included) has neither. The trailing unused "[PADn]"
+// tokens that pad the vocabulary to the embedding's rows are left out: the
+// export adds them back from vocab_size.
 func tokenizerJSONFromGGUF(t *gguf.Tokenizer) ([]byte, error) {
-	vocab := make(map[string]int, len(t.Tokens))
+	n := trimPadTokens(t)
+	vocab := make(map[string]int, n)
 	type added struct {
 		ID         int    `json:"id"`
 		Content    string `json:"content"`
@@ -27,7 +30,7 @@ func tokenizerJSONFromGGUF(t *gguf.Tokenizer) ([]byte, error) {
 		Special    bool   `json:"special"`
 	}
 	var specials []added
-	for i, tok := range t.Tokens {
+	for i, tok := range t.Tokens[:n] {
 		// JSON holds text: invalid UTF-8 would be replaced by U+FFFD and
 		// silently merge tokens.
 		if !utf8.ValidString(tok) {

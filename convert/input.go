@@ -38,6 +38,10 @@ type Input struct {
 	Form string
 	// Synthetic marks random weights (SyntheticInput).
 	Synthetic bool
+	// TokenizerMeta holds the GGUF tokenizer keys a tokenizer.json cannot
+	// hold (tokenizer.ggml.pre, the special ids, add_bos/add_eos), from a
+	// GGUF input or a model file's header, as text (see ggmeta.go).
+	TokenizerMeta map[string]string
 	readers   []source.Reader
 }
 
@@ -216,11 +220,14 @@ func (in *Input) open(dir, weights string) error {
 		in.addSource(tokPath)
 	} else if isGGUF {
 		if tok, err := gguf.TokenizerFromKV(r.Metadata()); err == nil && tok != nil && tok.Model == "gpt2" {
-			js, err := tokenizerJSONFromGGUF(tok)
-			if err != nil {
-				return fmt.Errorf("%s: tokenizer: %w", weights, err)
+			in.TokenizerMeta = tokenizerMetaFromGGUF(tok)
+			if !isByteLevelGGUF(tok) {
+				js, err := tokenizerJSONFromGGUF(tok)
+				if err != nil {
+					return fmt.Errorf("%s: tokenizer: %w", weights, err)
+				}
+				in.Tokenizer = format.Tokenizer{Kind: format.TokenizerHFBPE, JSON: js}
 			}
-			in.Tokenizer = format.Tokenizer{Kind: format.TokenizerHFBPE, JSON: js}
 		}
 	}
 	if in.Tokenizer.Kind == format.TokenizerBytes && in.Config.VocabSize < 256 {
@@ -252,6 +259,7 @@ func (in *Input) openModelFile(path string) error {
 	c := h.Config
 	in.Config = &c
 	in.Tokenizer = h.Tokenizer
+	in.TokenizerMeta = tokenizerMetaFromHeader(h.Metadata)
 	in.Sources = append(in.Sources, h.Provenance.Sources...)
 	for _, t := range s.Tensors() {
 		in.Tensors[t.Name] = &SourceTensor{Canonical: t.Name, Tensor: t, Reader: s}
