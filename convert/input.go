@@ -42,7 +42,7 @@ type Input struct {
 	// hold (tokenizer.ggml.pre, the special ids, add_bos/add_eos), from a
 	// GGUF input or a model file's header, as text (see ggmeta.go).
 	TokenizerMeta map[string]string
-	readers   []source.Reader
+	readers       []source.Reader
 }
 
 // SourceTensor is one tensor of the input under its canonical name.
