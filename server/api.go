@@ -67,7 +67,7 @@ func decodeBody(body []byte, v any) *apiError {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &te):
-		field := te.Field
+		field := strings.TrimPrefix(te.Field, "samplingFields.")
 		if field == "" {
 			field = "body"
 		}
@@ -171,7 +171,7 @@ func (f *samplingFields) options(defMax, limit int, randomSeed func() uint64) (s
 			return p, 0, badRequest(name, "%s: not supported (use repeat_penalty)", name)
 		}
 	}
-	n := defMax
+	n := min(defMax, limit)
 	if f.MaxCompletion != nil {
 		n = *f.MaxCompletion
 	}

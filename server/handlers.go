@@ -81,6 +81,7 @@ func (s *Server) start(ctx context.Context, g *generation) (*result, *apiError) 
 // the generation ends: nil, its error, the context's error (the client
 // went away, or the request timed out) or errShutdown.
 func (s *Server) wait(ctx context.Context, res *result, emit func(string) error) error {
+	stopped := false // the scheduler has exited: what res holds is all it will get
 	for {
 		pieces, done := res.take()
 		for _, p := range pieces {
@@ -91,14 +92,15 @@ func (s *Server) wait(ctx context.Context, res *result, emit func(string) error)
 		if done {
 			return res.err
 		}
+		if stopped {
+			return errShutdown
+		}
 		select {
 		case <-res.notify:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.sched.done:
-			if _, done := res.take(); !done {
-				return errShutdown
-			}
+			stopped = true
 		}
 	}
 }

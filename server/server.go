@@ -279,16 +279,16 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		"/tokenize":            {http.MethodPost, s.tokenize, true},
 		"/detokenize":          {http.MethodPost, s.detokenize, true},
 	}
-	rt, ok := routes[r.URL.Path]
-	if !ok {
-		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error",
-			Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
-		return
-	}
 	if r.URL.Path != "/health" && !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mmrun"`)
 		writeError(w, (&apiError{Status: http.StatusUnauthorized, Type: "invalid_request_error",
 			Message: "a valid API key is required: send Authorization: Bearer KEY"}).withCode("invalid_api_key"))
+		return
+	}
+	rt, ok := routes[r.URL.Path]
+	if !ok {
+		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error",
+			Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
 		return
 	}
 	if r.Method != rt.method && !(rt.method == http.MethodGet && r.Method == http.MethodHead) {

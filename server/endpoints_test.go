@@ -1,0 +1,241 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// httptest503 serves s (started or not) on a test server.
+func httptest503(t *testing.T, s *Server) *httptest.Server {
+	t.Helper()
+	return httptest.NewServer(s)
+}
+
+// gaugeValue reads a gauge.
+func gaugeValue(g prometheus.Gauge) float64 {
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetGauge().GetValue()
+}
+
+// TestHealthLoading: before Start, /health and the model endpoints answer
+// 503 with Retry-After; after, 200.
+func TestHealthLoading(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hts := httptest503(t, s)
+	defer hts.Close()
+	ts := &testServer{url: hts.URL}
+	if code, body := ts.get(t, "/health"); code != http.StatusServiceUnavailable || !strings.Contains(string(body), "loading") {
+		t.Errorf("/health while loading: %d %s", code, body)
+	}
+	code, body, h := ts.post(t, "/v1/completions", map[string]any{"prompt": "x"})
+	if code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
+		t.Errorf("/v1/completions while loading: %d %s", code, body)
+	}
+	checkErrorShape(t, body, "server_error")
+	m := openModel(t, "mamba-tiny")
+	if err := s.Start(m); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if code, body := ts.get(t, "/health"); code != http.StatusOK || !strings.Contains(string(body), `"ok"`) {
+		t.Errorf("/health when ready: %d %s", code, body)
+	}
+	if err := s.Start(m); err == nil {
+		t.Error("a second Start succeeded")
+	}
+}
+
+// TestEndpoints: /v1/models, /tokenize, /detokenize, /metrics and the
+// request log.
+func TestEndpoints(t *testing.T) {
+	ts := newTestServer(t, "mamba-tiny", Config{ModelName: "tiny"})
+	code, body := ts.get(t, "/v1/models")
+	var list struct {
+		Object string `json:"object"`
+		Data   []struct {
+			ID, Object, OwnedBy string
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &list); code != http.StatusOK || err != nil || list.Object != "list" || len(list.Data) != 1 || list.Data[0].ID != "tiny" || list.Data[0].Object != "model" {
+		t.Errorf("/v1/models: %d %s", code, body)
+	}
+	code, body, _ = ts.post(t, "/tokenize", map[string]any{"content": "héllo"})
+	var tk struct{ Tokens []int }
+	if err := json.Unmarshal(body, &tk); code != http.StatusOK || err != nil || len(tk.Tokens) != 6 || tk.Tokens[0] != 'h' {
+		t.Errorf("/tokenize: %d %s", code, body)
+	}
+	code, body, _ = ts.post(t, "/detokenize", map[string]any{"tokens": tk.Tokens})
+	var dt struct{ Content string }
+	if err := json.Unmarshal(body, &dt); code != http.StatusOK || err != nil || dt.Content != "héllo" {
+		t.Errorf("/detokenize: %d %s", code, body)
+	}
+	code, body, _ = ts.post(t, "/tokenize", map[string]any{"content": ""})
+	if code != http.StatusOK || strings.TrimSpace(string(body)) != `{"tokens":[]}` {
+		t.Errorf("/tokenize of nothing: %d %s", code, body)
+	}
+	c := ts.complete(t, map[string]any{"prompt": "count me", "max_tokens": 5, "temperature": 0})
+	c = ts.complete(t, map[string]any{"prompt": "count me", "max_tokens": 5, "temperature": 0})
+	if c.Usage.PromptTokensDetails.CachedTokens != 8 {
+		t.Errorf("second identical prompt: %d cached", c.Usage.PromptTokensDetails.CachedTokens)
+	}
+	text := metricsText(t, ts)
+	for _, want := range []string{
+		`mmrun_requests_total{code="200",endpoint="/v1/completions"} 2`,
+		"mmrun_prompt_tokens_total 8", "mmrun_prompt_tokens_cached_total 8", "mmrun_completion_tokens_total 10",
+		"mmrun_queue_length 0", "mmrun_batch_size_bucket", "mmrun_time_to_first_token_seconds_count 2",
+		"mmrun_inter_token_latency_seconds_count 8", "mmrun_state_cache_entries", "# TYPE mmrun_batch_size histogram",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	log := ts.log.String()
+	if !strings.Contains(log, "POST /v1/completions 200 prompt=8 cached=8 completion=5 ") || !strings.Contains(log, "GET /v1/models 200") {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
+// TestErrors: every malformed, mistyped, out-of-range or oversized
+// request gets its status and an OpenAI error body, never a panic.
+func TestErrors(t *testing.T) {
+	ts := newTestServer(t, "mamba-tiny", Config{MaxBodyBytes: 4096, MaxPromptTokens: 100, MaxTokens: 50})
+	long := strings.Repeat("a", 101)
+	cases := []struct {
+		name, method, path, body string
+		status                   int
+		param                    string
+	}{
+		{"malformed", "POST", "/v1/completions", `{"prompt": "x",`, 400, ""},
+		{"not an object", "POST", "/v1/completions", `[1,2]`, 400, "body"},
+		{"trailing data", "POST", "/v1/completions", `{"prompt":"x"} {}`, 400, ""},
+		{"empty body", "POST", "/v1/completions", ``, 400, ""},
+		{"no prompt", "POST", "/v1/completions", `{}`, 400, "prompt"},
+		{"prompt number", "POST", "/v1/completions", `{"prompt": 5}`, 400, "prompt"},
+		{"two prompts", "POST", "/v1/completions", `{"prompt": ["a","b"]}`, 400, "prompt"},
+		{"empty prompt", "POST", "/v1/completions", `{"prompt": ""}`, 400, "prompt"},
+		{"fractional token", "POST", "/v1/completions", `{"prompt": [1.5]}`, 400, "prompt"},
+		{"token out of vocab", "POST", "/v1/completions", `{"prompt": [1, 256]}`, 400, "prompt"},
+		{"negative token", "POST", "/v1/completions", `{"prompt": [-1]}`, 400, "prompt"},
+		{"prompt too long", "POST", "/v1/completions", `{"prompt": "` + long + `"}`, 400, "prompt"},
+		{"max_tokens string", "POST", "/v1/completions", `{"prompt": "x", "max_tokens": "5"}`, 400, "max_tokens"},
+		{"max_tokens negative", "POST", "/v1/completions", `{"prompt": "x", "max_tokens": -1}`, 400, "max_tokens"},
+		{"max_tokens over", "POST", "/v1/completions", `{"prompt": "x", "max_tokens": 51}`, 400, "max_tokens"},
+		{"max_tokens fraction", "POST", "/v1/completions", `{"prompt": "x", "max_tokens": 2.5}`, 400, "max_tokens"},
+		{"temperature negative", "POST", "/v1/completions", `{"prompt": "x", "temperature": -0.1}`, 400, "temperature"},
+		{"temperature huge", "POST", "/v1/completions", `{"prompt": "x", "temperature": 1e300}`, 400, "temperature"},
+		{"temperature bool", "POST", "/v1/completions", `{"prompt": "x", "temperature": true}`, 400, "temperature"},
+		{"top_p zero", "POST", "/v1/completions", `{"prompt": "x", "top_p": 0}`, 400, "top_p"},
+		{"top_p over", "POST", "/v1/completions", `{"prompt": "x", "top_p": 1.5}`, 400, "top_p"},
+		{"top_k negative", "POST", "/v1/completions", `{"prompt": "x", "top_k": -3}`, 400, "top_k"},
+		{"min_p one", "POST", "/v1/completions", `{"prompt": "x", "min_p": 1}`, 400, "min_p"},
+		{"repeat_penalty zero", "POST", "/v1/completions", `{"prompt": "x", "repeat_penalty": 0}`, 400, "repeat_penalty"},
+		{"seed string", "POST", "/v1/completions", `{"prompt": "x", "seed": "s"}`, 400, "seed"},
+		{"stop number", "POST", "/v1/completions", `{"prompt": "x", "stop": 3}`, 400, "stop"},
+		{"too many stops", "POST", "/v1/completions", `{"prompt": "x", "stop": ["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q"]}`, 400, "stop"},
+		{"stream string", "POST", "/v1/completions", `{"prompt": "x", "stream": "yes"}`, 400, "stream"},
+		{"n two", "POST", "/v1/completions", `{"prompt": "x", "n": 2}`, 400, "n"},
+		{"logprobs", "POST", "/v1/completions", `{"prompt": "x", "logprobs": 3}`, 400, "logprobs"},
+		{"presence penalty", "POST", "/v1/completions", `{"prompt": "x", "presence_penalty": 0.5}`, 400, "presence_penalty"},
+		{"body too large", "POST", "/v1/completions", `{"prompt": "` + strings.Repeat("a", 5000) + `"}`, 413, ""},
+		{"chat no messages", "POST", "/v1/chat/completions", `{"messages": []}`, 400, "messages"},
+		{"chat messages object", "POST", "/v1/chat/completions", `{"messages": {}}`, 400, "messages"},
+		{"chat bad role", "POST", "/v1/chat/completions", `{"messages": [{"role": "robot", "content": "x"}]}`, 400, "messages"},
+		{"chat image part", "POST", "/v1/chat/completions", `{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}`, 400, "messages"},
+		{"chat content number", "POST", "/v1/chat/completions", `{"messages": [{"role": "user", "content": 5}]}`, 400, "messages"},
+		{"chat too long", "POST", "/v1/chat/completions", `{"messages": [{"role": "user", "content": "` + long + `"}]}`, 400, "messages"},
+		{"chat top_p", "POST", "/v1/chat/completions", `{"messages": [{"role": "user", "content": "x"}], "top_p": -1}`, 400, "top_p"},
+		{"tokenize no content", "POST", "/tokenize", `{}`, 400, "content"},
+		{"tokenize number", "POST", "/tokenize", `{"content": 1}`, 400, "content"},
+		{"detokenize no tokens", "POST", "/detokenize", `{}`, 400, "tokens"},
+		{"detokenize out of vocab", "POST", "/detokenize", `{"tokens": [300]}`, 400, "tokens"},
+		{"detokenize strings", "POST", "/detokenize", `{"tokens": ["a"]}`, 400, "tokens"},
+		{"unknown path", "GET", "/v1/nothing", ``, 404, ""},
+		{"wrong method", "GET", "/v1/completions", ``, 405, ""},
+		{"wrong method models", "POST", "/v1/models", `{}`, 405, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, ts.url+c.path, strings.NewReader(c.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body strings.Builder
+			if _, err := strings.NewReader("").WriteTo(&body); err != nil {
+				t.Fatal(err)
+			}
+			b := readAll(t, resp)
+			if resp.StatusCode != c.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, b)
+			}
+			e := checkErrorShape(t, b, "invalid_request_error")
+			got, _ := e["param"].(string)
+			if got != c.param {
+				t.Errorf("param %q, want %q: %s", got, c.param, b)
+			}
+		})
+	}
+	if strings.Contains(ts.log.String(), " 500 ") {
+		t.Errorf("a request got 500:\n%s", ts.log.String())
+	}
+	// Still serving.
+	ts.complete(t, map[string]any{"prompt": "x", "max_tokens": 2})
+}
+
+// readAll reads a response body.
+func readAll(t *testing.T, resp *http.Response) []byte {
+	t.Helper()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			return []byte(b.String())
+		}
+	}
+}
+
+// TestAPIKey: with --api-key every endpoint but /health wants the key.
+func TestAPIKey(t *testing.T) {
+	ts := newTestServer(t, "mamba-tiny", Config{APIKey: "sekrit"})
+	if code, _ := ts.get(t, "/health"); code != http.StatusOK {
+		t.Errorf("/health without a key: %d", code)
+	}
+	for _, path := range []string{"/v1/models", "/metrics", "/v1/nothing"} {
+		for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "sekrit"}, {"Authorization", "Bearer sekrit2"}} {
+			code, body := ts.get(t, path, hdr...)
+			if code != http.StatusUnauthorized {
+				t.Errorf("%s with %v: %d", path, hdr, code)
+				continue
+			}
+			if e := checkErrorShape(t, body, "invalid_request_error"); e["code"] != "invalid_api_key" {
+				t.Errorf("%s: code %v", path, e["code"])
+			}
+		}
+	}
+	code, body, _ := ts.post(t, "/v1/completions", map[string]any{"prompt": "x", "max_tokens": 1})
+	if code != http.StatusUnauthorized {
+		t.Errorf("completion without a key: %d %s", code, body)
+	}
+	code, body, _ = ts.post(t, "/v1/completions", map[string]any{"prompt": "x", "max_tokens": 1}, "Authorization", "Bearer sekrit")
+	if code != http.StatusOK {
+		t.Errorf("completion with the key: %d %s", code, body)
+	}
+	if code, _ := ts.get(t, "/v1/models", "Authorization", "Bearer sekrit"); code != http.StatusOK {
+		t.Errorf("/v1/models with the key: %d", code)
+	}
+}
