@@ -504,3 +504,34 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("a request after Close got %d, want 503", code)
 	}
 }
+
+// TestTrainedText: on the models trained on the King James Bible, greedy
+// completions and chat answers are English text in the corpus's manner.
+func TestTrainedText(t *testing.T) {
+	for _, model := range []string{"trained/memmamba-kjv", "trained/mamba-kjv"} {
+		t.Run(model, func(t *testing.T) {
+			ts := newTestServer(t, model, Config{})
+			c := ts.complete(t, map[string]any{"prompt": "And God said", "max_tokens": 60, "temperature": 0})
+			text := c.Choices[0].Text
+			letters := 0
+			for _, r := range text {
+				if r == ' ' || r == ',' || r == '.' || r == ':' || r == ';' || r == '\n' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') {
+					letters++
+				}
+			}
+			if letters < len(text)*9/10 || !strings.Contains(text, " ") {
+				t.Errorf("not English text: %q", text)
+			}
+			words := 0
+			for _, w := range []string{"the", "LORD", "and", "of", "unto", "God", "said"} {
+				if strings.Contains(text, w) {
+					words++
+				}
+			}
+			if words < 2 {
+				t.Errorf("none of the corpus's common words: %q", text)
+			}
+			t.Logf("%q", text)
+		})
+	}
+}
