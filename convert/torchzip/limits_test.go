@@ -131,7 +131,7 @@ func TestBroadcastBudget(t *testing.T) {
 	z := zipWith(t, map[string][]byte{"a/data.pkl": tensorPickle(1, 0, []int{1 << 26, 64}, []int{0, 0}), "a/data/0": one})
 	var err error
 	alloc, el := measure(func() { _, err = NewReader(bytes.NewReader(z), int64(len(z)), "expand.pt") })
-	want := `tensor "x": a view of size [67108864 64] and stride [0 0] repeats its storage's elements: 1 stored elements would expand to 4294967296 elements of F32 (4 bytes each), above the budget of 268435456 bytes`
+	want := `tensor "x": a view of size [67108864 64] and stride [0 0] repeats its storage's elements: 1 stored element would expand to 4294967296 elements of F32 (4 bytes each), above the budget of 268435456 bytes`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error %v, want %q", err, want)
 	}

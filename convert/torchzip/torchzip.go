@@ -566,9 +566,13 @@ func (t *tensorVal) checkExpansion() error {
 	if n <= span || n <= MaxExpandedBytes/es {
 		return nil
 	}
-	return fmt.Errorf("a view of size %v and stride %v repeats its storage's elements: %d stored elements would expand to %d elements of %s (%d bytes each), "+
+	stored := fmt.Sprintf("%d stored elements", span)
+	if span == 1 {
+		stored = "1 stored element"
+	}
+	return fmt.Errorf("a view of size %v and stride %v repeats its storage's elements: %s would expand to %d elements of %s (%d bytes each), "+
 		"above the budget of %d bytes for expanded (broadcast) tensors; save it with .contiguous()",
-		t.shape, t.stride, span, n, t.storage.dtype, es, int64(MaxExpandedBytes))
+		t.shape, t.stride, stored, n, t.storage.dtype, es, int64(MaxExpandedBytes))
 }
 
 // readEntry reads n bytes at off of a storage entry with one ReadAt on the
