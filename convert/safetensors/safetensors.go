@@ -104,7 +104,7 @@ func NewReader(r io.ReaderAt, size int64, name string) (*File, error) {
 	}
 	hlen := binary.LittleEndian.Uint64(lenBuf[:])
 	if hlen > MaxHeaderBytes {
-		return fail("header length %d exceeds the %d-byte limit (not a safetensors file?)", hlen, MaxHeaderBytes)
+		return fail("header length %d exceeds the %d-byte limit (a real header takes about 150 bytes a tensor; not a safetensors file?)", hlen, MaxHeaderBytes)
 	}
 	if hlen > uint64(size-8) {
 		return fail("header length %d exceeds the file's %d bytes after the length field (truncated or not a safetensors file)", hlen, size-8)
