@@ -11,6 +11,11 @@
 // Usage:
 //
 //	mmllama MODEL.gguf IDS [-logits OUT.npy] [-generate N] [-threads T]
+//	mmllama MODEL.gguf -tokenize TEXTFILE
+//
+// The second form prints "tokens A B ..." (after the lines below): llama.cpp's
+// tokenization of the file's text (no BOS/EOS added, special-token text not
+// parsed), which checks the GGUF's vocabulary, merges and pre-tokenizer.
 //
 // IDS is a comma-separated list of token ids (the prompt). The prompt is
 // evaluated in one batch with the logits of every position requested; with
@@ -61,7 +66,8 @@ static void die(const char *msg, const char *arg) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: mmllama MODEL.gguf IDS [-logits OUT.npy] [-generate N] [-threads T]\n");
+    fprintf(stderr, "usage: mmllama MODEL.gguf IDS [-logits OUT.npy] [-generate N] [-threads T]\n"
+                    "       mmllama MODEL.gguf -tokenize TEXTFILE\n");
     exit(2);
 }
 
@@ -121,6 +127,36 @@ static llama_token argmax(const float *v, int n) {
     return best;
 }
 
+// tokenize_file prints llama.cpp's tokens of the text in path.
+static void tokenize_file(const struct llama_vocab *vocab, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) die("cannot open", path);
+    size_t cap = 1 << 16, n = 0;
+    char *text = malloc(cap);
+    if (!text) die("out of memory", NULL);
+    size_t k;
+    while ((k = fread(text + n, 1, cap - n, f)) > 0) {
+        n += k;
+        if (n == cap) {
+            if (cap >= (1u << 26)) die("text larger than 64 MiB", path);
+            cap *= 2;
+            text = realloc(text, cap);
+            if (!text) die("out of memory", NULL);
+        }
+    }
+    fclose(f);
+    int max = (int)n + 16;
+    llama_token *ids = malloc(sizeof *ids * max);
+    if (!ids) die("out of memory", NULL);
+    int got = llama_tokenize(vocab, text, (int32_t)n, ids, max, false, false);
+    if (got < 0) die("llama_tokenize failed on", path);
+    printf("tokens");
+    for (int i = 0; i < got; i++) printf(" %d", ids[i]);
+    printf("\n");
+    free(ids);
+    free(text);
+}
+
 // load_backends loads the CPU backend: GGML_BACKEND_PATH if set, else the
 // best libggml-cpu-*.so in <exe>/../lib.
 static void load_backends(void) {
@@ -147,7 +183,7 @@ int main(int argc, char **argv) {
     const char *model_path = argv[1];
     const char *npy = NULL;
     int gen = 0, threads = 2;
-    for (int i = 3; i < argc; i++) {
+    for (int i = 3; i < argc && strcmp(argv[2], "-tokenize") != 0; i++) {
         if (i + 1 >= argc) usage();
         if (!strcmp(argv[i], "-logits")) {
             npy = argv[++i];
@@ -161,8 +197,15 @@ int main(int argc, char **argv) {
             usage();
         }
     }
-    int n_prompt;
-    llama_token *prompt = parse_ids(argv[2], &n_prompt);
+    const char *tokfile = NULL;
+    int n_prompt = 0;
+    llama_token *prompt = NULL;
+    if (!strcmp(argv[2], "-tokenize")) {
+        if (argc != 4) usage();
+        tokfile = argv[3];
+    } else {
+        prompt = parse_ids(argv[2], &n_prompt);
+    }
 
     llama_log_set(logcb, NULL);
     load_backends();
@@ -180,6 +223,11 @@ int main(int argc, char **argv) {
     char desc[256];
     llama_model_desc(model, desc, sizeof desc);
     printf("vocab %d\nftype %d\ndesc %s\n", n_vocab, (int)llama_model_ftype(model), desc);
+    if (tokfile) {
+        tokenize_file(vocab, tokfile);
+        llama_model_free(model);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
 
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = (uint32_t)(n_prompt + gen + 8);
