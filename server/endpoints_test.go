@@ -6,8 +6,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/memmamba/memmamba/runtime"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -238,4 +241,62 @@ func TestAPIKey(t *testing.T) {
 	if code, _ := ts.get(t, "/v1/models", "Authorization", "Bearer sekrit"); code != http.StatusOK {
 		t.Errorf("/v1/models with the key: %d", code)
 	}
+}
+
+// TestRequestTimeout: a generation past Config.RequestTimeout ends with
+// 504 (and frees its slot).
+func TestRequestTimeout(t *testing.T) {
+	ts := newTestServer(t, "memmamba-priority", Config{RequestTimeout: 30 * time.Millisecond, Parallel: 1})
+	code, body, _ := ts.post(t, "/v1/completions", map[string]any{"prompt": "slow", "max_tokens": 8000, "temperature": 0})
+	if code != http.StatusGatewayTimeout {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	if e := checkErrorShape(t, body, "server_error"); e["code"] != "timeout" {
+		t.Errorf("code %v", e["code"])
+	}
+	waitFor(t, "the slot to free", func() bool { return gaugeValue(ts.met.active) == 0 })
+}
+
+// FuzzRequest posts arbitrary bodies to every POST endpoint: the answer
+// is a 2xx or a 4xx with an OpenAI error body, never a 5xx or a panic.
+func FuzzRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"prompt":"hi","max_tokens":3}`, `{"prompt":[1,2,3],"max_tokens":2,"stream":true}`,
+		`{"messages":[{"role":"user","content":"x"}],"max_tokens":2}`, `{"content":"abc"}`, `{"tokens":[1,2]}`,
+		`{"prompt":"x","stop":["a"],"temperature":0.5,"top_k":3,"top_p":0.5,"min_p":0.1,"repeat_penalty":1.1,"seed":-1,"echo":true}`,
+		`{"prompt":"x","max_tokens":1e3}`, `{"messages":[{"role":"user","content":[{"type":"text","text":"y"}]}]}`, `nul`, `{}`,
+	} {
+		f.Add(0, s)
+		f.Add(1, s)
+	}
+	m, err := runtime.Open(modelFile(f, "mamba-tiny"), runtime.Options{Threads: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer m.Close()
+	s, err := New(Config{MaxTokens: 4, MaxPromptTokens: 64, MaxBodyBytes: 1024})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := s.Start(m); err != nil {
+		f.Fatal(err)
+	}
+	defer s.Close()
+	paths := []string{"/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize"}
+	f.Fuzz(func(t *testing.T, which int, body string) {
+		path := paths[uint(which)%uint(len(paths))]
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader(body)))
+		switch {
+		case rec.Code >= 500:
+			t.Fatalf("%s %q: %d %s", path, body, rec.Code, rec.Body)
+		case rec.Code >= 400:
+			var e struct {
+				Error *apiError `json:"error"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == nil || e.Error.Message == "" {
+				t.Fatalf("%s %q: %d without an error body: %s", path, body, rec.Code, rec.Body)
+			}
+		}
+	})
 }

@@ -380,6 +380,10 @@ func (s *Server) detokenize(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"content": text})
 }
 
+// sseWriteTimeout bounds the write of one event: a client that reads
+// nothing for this long loses its stream (and its generation).
+const sseWriteTimeout = 30 * time.Second
+
 // sse writes server-sent events as OpenAI does: "data: JSON\n\n" per
 // chunk, flushed at once, and "data: [DONE]\n\n" at the end.
 type sse struct {
@@ -409,6 +413,8 @@ func (s *sse) send(v any) error {
 		s.err = err
 		return err
 	}
+	// A client that stops reading must not hold the handler forever.
+	s.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 	if _, err := fmt.Fprintf(s.w, "data: %s\n\n", b); err != nil {
 		s.err = err
 		return err
