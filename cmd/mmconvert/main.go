@@ -275,7 +275,7 @@ func verify(args []string) error {
 		}
 		return cli.Usagef("verify takes one FILE")
 	}
-	if err := format.Verify(args[0]); err != nil {
+	if err := format.VerifyModel(args[0]); err != nil {
 		return err
 	}
 	fmt.Printf("%s: OK\n", filepath.Clean(args[0]))

@@ -126,6 +126,7 @@ type modelFlags struct {
 	ortLib     string
 	ortThreads int
 	ortNoPack  bool
+	maxMemMiB  int64
 }
 
 func (m *modelFlags) register(fs *pflag.FlagSet) {
@@ -136,6 +137,7 @@ func (m *modelFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&m.ortLib, "ort-lib", "", "path of libonnxruntime.so.1 (default: $MMRUN_ORT_LIB, then the project's third_party/onnxruntime)")
 	fs.IntVar(&m.ortThreads, "ort-threads", 0, "ONNX Runtime intra-op threads (0: --threads)")
 	fs.BoolVar(&m.ortNoPack, "ort-disable-prepacking", false, "keep ONNX Runtime from copying weights into its own layouts")
+	fs.Int64Var(&m.maxMemMiB, "max-memory", 0, "refuse a model that needs more than this many MiB with one session (0: the machine's memory)")
 }
 
 func (m *modelFlags) open() (*runtime.Model, error) {
@@ -148,6 +150,9 @@ func (m *modelFlags) open() (*runtime.Model, error) {
 	if m.threads < 0 || m.ortThreads < 0 || m.threads > maxThreads || m.ortThreads > maxThreads {
 		return nil, cli.Usagef("--threads and --ort-threads must be between 0 and %d, got %d and %d", maxThreads, m.threads, m.ortThreads)
 	}
+	if m.maxMemMiB < 0 || m.maxMemMiB > 1<<30 {
+		return nil, cli.Usagef("--max-memory must be between 0 and %d MiB, got %d", 1<<30, m.maxMemMiB)
+	}
 	if m.ortLib != "" {
 		// dlopen of a FIFO would block like any open.
 		if err := safeio.CheckRegular(m.ortLib); err != nil {
@@ -155,7 +160,8 @@ func (m *modelFlags) open() (*runtime.Model, error) {
 		}
 	}
 	return runtime.Open(m.model, runtime.Options{Threads: m.threads, VerifyChecksums: m.verify, Backend: m.backend,
-		ORT: runtime.ORTOptions{Lib: m.ortLib, Threads: m.ortThreads, DisablePrepacking: m.ortNoPack}})
+		MaxMemory: m.maxMemMiB << 20,
+		ORT:       runtime.ORTOptions{Lib: m.ortLib, Threads: m.ortThreads, DisablePrepacking: m.ortNoPack}})
 }
 
 // checkOutputs checks, before the model runs, every output path given
