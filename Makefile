@@ -34,6 +34,7 @@ test-go:
 	$(GO) test -race -count=1 ./...
 	@# the cross-runtime matrix again, to print its count of cases run and skipped
 	$(GO) test -count=1 -run 'TestORTMatrix' -v ./runtime | grep -E '^(ORT matrix|--- FAIL|FAIL|ok)'
+	$(GO) test -count=1 -run 'TestLlamaCppMatrix' -v ./interop | grep -E '^(llama.cpp matrix|--- FAIL|FAIL|ok)'
 
 ## ort: install ONNX Runtime's shared library into third_party/onnxruntime/lib (npm onnxruntime-node, idempotent)
 ort:
