@@ -7,7 +7,13 @@
 #             at start-up, GGML_BACKEND_PATH=<one .so> forces one)
 #   include/  llama.h and ggml's headers of the same release
 #   bin/      mmllama, built here from testdata/llamacpp/mmllama.c with the
-#             machine's C compiler against those headers and libraries
+#             machine's C compiler against those headers and libraries, and
+#             llama-bench (a link to lib/llama-bench: ggml looks for its CPU
+#             backends beside the executable), built with the machine's C++
+#             compiler from the release's tools/llama-bench against
+#             libllama-common (skipped, with a note, without g++)
+#   src/      the part of the release's source that llama-bench needs
+#             (common/, vendor/, tools/llama-bench/)
 #   VERSION   the npm package version, llama.cpp's release and commit
 #
 # The only downloads are two `npm pack`s from the npm registry:
@@ -83,6 +89,8 @@ if ! installed; then
   git clone --quiet "$tmp/x/package/llama/gitRelease.bundle" "$tmp/src" 2>/dev/null ||
     { say "cloning node-llama-cpp@$NLC_VERSION's llama/gitRelease.bundle failed"; exit 1; }
   cp "$tmp/src/include/"*.h "$tmp/src/ggml/include/"*.h "$new/include/"
+  mkdir -p "$new/src"
+  git -C "$tmp/src" archive HEAD common vendor tools/llama-bench | tar -x -C "$new/src"
   release="$(sed -n 's/.*"release": *"\([^"]*\)".*/\1/p' "$tmp/x/package/llama/binariesGithubRelease.json")"
   commit="$(git -C "$tmp/src" rev-parse HEAD)"
   {
@@ -115,5 +123,23 @@ if [ ! -x "$exe" ] || [ "$csrc" -nt "$exe" ]; then
     -l:"$libllama" -l:"$libggml" -l:libggml-base.so -lm -Wl,-rpath,'$ORIGIN/../lib'
   mv -f "$exe.tmp" "$exe"
   say "built $exe"
+fi
+# llama-bench: built when missing (it needs C++17 and libllama-common).
+bench="$dest/lib/llama-bench"
+if [ ! -x "$bench" ]; then
+  cxx="${CXX:-g++}"
+  if command -v "$cxx" >/dev/null && [ -d "$dest/src/tools/llama-bench" ]; then
+    libllama="$(basename "$(ls "$dest"/lib/libllama.*so "$dest"/lib/libllama.so 2>/dev/null | head -n1)")"
+    libggml="$(basename "$(ls "$dest"/lib/libggml.*so "$dest"/lib/libggml.so 2>/dev/null | head -n1)")"
+    say "building llama-bench (about 20 s of CPU)"
+    "$cxx" -std=c++17 -O2 -DNDEBUG -o "$bench.tmp" "$dest/src/tools/llama-bench/main.cpp" \
+      "$dest/src/tools/llama-bench/llama-bench.cpp" -I"$dest/src/tools/llama-bench" -I"$dest/src/common" \
+      -I"$dest/src/vendor" -I"$dest/include" -L"$dest/lib" -l:libllama-common.so -l:"$libllama" \
+      -l:"$libggml" -l:libggml-base.so -lpthread -Wl,-rpath,'$ORIGIN'
+    mv -f "$bench.tmp" "$bench"
+    ln -sfn ../lib/llama-bench "$dest/bin/llama-bench"
+  else
+    say "no $cxx or no llama-bench source: llama-bench not built (mmllama does not need it)"
+  fi
 fi
 echo "$dest"
