@@ -224,14 +224,17 @@ func maxDiff(a, b [][]float32, atol, rtol float64) (float64, string) {
 }
 
 // Tolerances of llama.cpp's logits against the runtime's on files of the
-// same type. At f32 both compute in float32 from the same weights. At f16
-// and int8 llama.cpp's CPU matmuls also round the activations (to f16, and
-// to Q8_0 blocks for Q8_0 weights), which the runtime does not: the bound
-// there only catches a wrong tensor, and the greedy text is the test.
+// same type. At f32 both compute in float32 from the same weights. At the
+// other types llama.cpp's CPU matmuls also round the activations (to f16 or
+// bf16 like the weights, to Q8_0 blocks for Q8_0 and Q4_0 weights), which
+// the runtime does not: the bound there only catches a wrong tensor, and
+// the greedy text is the test.
 var tolerances = map[quant.Type][2]float64{
 	quant.F32:  {1e-4, 1e-4},
 	quant.F16:  {5e-2, 5e-2},
+	quant.BF16: {2e-1, 1e-1},
 	quant.Q8_0: {2e-1, 1e-1},
+	quant.Q4_0: {4e-1, 2e-1},
 }
 
 // matrixStats gathers the largest differences the matrix measured, per type.
@@ -241,7 +244,7 @@ var matrixStats = struct {
 }{worst: map[quant.Type]float64{}}
 
 // TestLlamaCppMatrix exports every plain Mamba fixture and trained Mamba
-// model at f32, f16 and int8 with the Go API (what mmconvert --to gguf
+// model at f32, f16, int8, bf16 and int4 with the Go API (what mmconvert --to gguf
 // does), loads each file in llama.cpp, and compares: the file type llama.cpp
 // reports, a load without tokenizer warnings, every position's logits
 // against the runtime on the model file of the same type (f32: within
@@ -250,9 +253,9 @@ var matrixStats = struct {
 // and the largest difference per type.
 func TestLlamaCppMatrix(t *testing.T) {
 	names := []string{"mamba-tiny", "mamba-ssm", "mamba-fp16", "trained/mamba-kjv", "trained/mamba-passkey"}
-	types := []quant.Type{quant.F32, quant.F16, quant.Q8_0}
-	wantFtype := map[quant.Type]int{quant.F32: 0, quant.F16: 1, quant.Q8_0: 7}
-	wantDesc := map[quant.Type]string{quant.F32: "all F32", quant.F16: "F16", quant.Q8_0: "Q8_0"}
+	types := []quant.Type{quant.F32, quant.F16, quant.Q8_0, quant.BF16, quant.Q4_0}
+	wantFtype := map[quant.Type]int{quant.F32: 0, quant.F16: 1, quant.Q8_0: 7, quant.BF16: 32, quant.Q4_0: 2}
+	wantDesc := map[quant.Type]string{quant.F32: "all F32", quant.F16: "F16", quant.Q8_0: "Q8_0", quant.BF16: "BF16", quant.Q4_0: "Q4_0"}
 	ran, skipped := 0, 0
 	defer func() {
 		fmt.Printf("llama.cpp matrix: %d cases ran, %d skipped", ran, skipped)
