@@ -399,7 +399,10 @@ func (s *scheduler) retire() {
 			kept = append(kept, q)
 			continue
 		}
-		s.cache.put(q.fed, q.sess, q.logits)
+		// A clone, not the session itself: a session that has run holds
+		// work buffers (the Note Block's pool histories) beside its state,
+		// which the cache's budget does not count.
+		s.cache.put(q.fed, q.sess.Clone(), q.logits)
 		q.logits = nil
 	}
 	clear(s.active[len(kept):])
