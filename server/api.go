@@ -135,6 +135,7 @@ type samplingFields struct {
 	StreamOptions    *streamOptions  `json:"stream_options"`
 	N                *int            `json:"n"`
 	Logprobs         json.RawMessage `json:"logprobs"`
+	TopLogprobs      *int            `json:"top_logprobs"`
 	FrequencyPenalty *float64        `json:"frequency_penalty"`
 	PresencePenalty  *float64        `json:"presence_penalty"`
 	IgnoreEOS        bool            `json:"ignore_eos"`
@@ -162,9 +163,6 @@ func (f *samplingFields) options(defMax, limit int, randomSeed func() uint64) (s
 	p := sample.DefaultParams()
 	if f.N != nil && *f.N != 1 {
 		return p, 0, badRequest("n", "n: only 1 choice per request is supported, got %d", *f.N)
-	}
-	if len(f.Logprobs) > 0 && string(f.Logprobs) != "null" && string(f.Logprobs) != "false" && string(f.Logprobs) != "0" {
-		return p, 0, badRequest("logprobs", "logprobs: not supported yet")
 	}
 	for name, v := range map[string]*float64{"frequency_penalty": f.FrequencyPenalty, "presence_penalty": f.PresencePenalty} {
 		if v != nil && *v != 0 {

@@ -149,7 +149,12 @@ func TestErrors(t *testing.T) {
 		{"too many stops", "POST", "/v1/completions", `{"prompt": "x", "stop": ["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q"]}`, 400, "stop"},
 		{"stream string", "POST", "/v1/completions", `{"prompt": "x", "stream": "yes"}`, 400, "stream"},
 		{"n two", "POST", "/v1/completions", `{"prompt": "x", "n": 2}`, 400, "n"},
-		{"logprobs", "POST", "/v1/completions", `{"prompt": "x", "logprobs": 3}`, 400, "logprobs"},
+		{"logprobs over", "POST", "/v1/completions", `{"prompt": "x", "logprobs": 21}`, 400, "logprobs"},
+		{"logprobs bool", "POST", "/v1/completions", `{"prompt": "x", "logprobs": true}`, 400, "logprobs"},
+		{"logprobs echo", "POST", "/v1/completions", `{"prompt": "x", "logprobs": 2, "echo": true}`, 400, "logprobs"},
+		{"chat logprobs int", "POST", "/v1/chat/completions", `{"messages": [{"role": "user", "content": "x"}], "logprobs": 3}`, 400, "logprobs"},
+		{"chat top_logprobs alone", "POST", "/v1/chat/completions", `{"messages": [{"role": "user", "content": "x"}], "top_logprobs": 3}`, 400, "top_logprobs"},
+		{"chat top_logprobs over", "POST", "/v1/chat/completions", `{"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 99}`, 400, "top_logprobs"},
 		{"presence penalty", "POST", "/v1/completions", `{"prompt": "x", "presence_penalty": 0.5}`, 400, "presence_penalty"},
 		{"body too large", "POST", "/v1/completions", `{"prompt": "` + strings.Repeat("a", 5000) + `"}`, 413, ""},
 		{"chat no messages", "POST", "/v1/chat/completions", `{"messages": []}`, 400, "messages"},
@@ -299,4 +304,108 @@ func FuzzRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLogprobs: completions' logprobs N and chat's logprobs/top_logprobs
+// report each generated token's log-probability and the N best; greedy
+// picks the best, streamed chunks carry the same numbers.
+func TestLogprobs(t *testing.T) {
+	ts := newTestServer(t, "memmamba-priority", Config{})
+	type lpResp struct {
+		Choices []struct {
+			Text     string `json:"text"`
+			Logprobs struct {
+				Tokens        []string             `json:"tokens"`
+				TokenLogprobs []float64            `json:"token_logprobs"`
+				TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+				TextOffset    []int                `json:"text_offset"`
+				Content       []struct {
+					Token       string  `json:"token"`
+					Logprob     float64 `json:"logprob"`
+					Bytes       []int   `json:"bytes"`
+					TopLogprobs []struct {
+						Token   string  `json:"token"`
+						Logprob float64 `json:"logprob"`
+					} `json:"top_logprobs"`
+				} `json:"content"`
+			} `json:"logprobs"`
+		} `json:"choices"`
+		Usage usage `json:"usage"`
+	}
+	code, body, _ := ts.post(t, "/v1/completions", map[string]any{"prompt": "Hello", "max_tokens": 12, "temperature": 0, "logprobs": 3})
+	var r lpResp
+	if err := json.Unmarshal(body, &r); code != http.StatusOK || err != nil {
+		t.Fatalf("%d %s", code, body)
+	}
+	lp := r.Choices[0].Logprobs
+	if len(lp.Tokens) != r.Usage.CompletionTokens || len(lp.TokenLogprobs) != len(lp.Tokens) || len(lp.TopLogprobs) != len(lp.Tokens) || len(lp.TextOffset) != len(lp.Tokens) {
+		t.Fatalf("logprobs of %d tokens for %d generated: %s", len(lp.Tokens), r.Usage.CompletionTokens, body)
+	}
+	at := 0
+	for i, tok := range lp.Tokens {
+		best := -1e300
+		for _, v := range lp.TopLogprobs[i] {
+			best = max(best, v)
+		}
+		if lp.TokenLogprobs[i] > 0 || len(lp.TopLogprobs[i]) == 0 || len(lp.TopLogprobs[i]) > 3 || lp.TokenLogprobs[i] != best {
+			t.Errorf("token %d %q: logprob %v, top %v (greedy takes the best)", i, tok, lp.TokenLogprobs[i], lp.TopLogprobs[i])
+		}
+		if lp.TextOffset[i] != at {
+			t.Errorf("token %d: offset %d, want %d", i, lp.TextOffset[i], at)
+		}
+		at += len(tok)
+	}
+	if strings.Join(lp.Tokens, "") != r.Choices[0].Text && !strings.ContainsRune(r.Choices[0].Text, 0xfffd) {
+		t.Errorf("tokens %q do not spell the text %q", lp.Tokens, r.Choices[0].Text)
+	}
+	// Streamed: the same tokens and numbers, spread over the chunks.
+	req, _ := json.Marshal(map[string]any{"prompt": "Hello", "max_tokens": 12, "temperature": 0, "logprobs": 3, "stream": true})
+	resp, err := http.Post(ts.url+"/v1/completions", "application/json", strings.NewReader(string(req)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := readAll(t, resp)
+	resp.Body.Close()
+	var streamed []float64
+	for _, ev := range strings.Split(string(raw), "\n\n") {
+		data, ok := strings.CutPrefix(ev, "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		var c lpResp
+		if err := json.Unmarshal([]byte(data), &c); err != nil {
+			t.Fatalf("%q: %v", data, err)
+		}
+		if len(c.Choices) > 0 {
+			streamed = append(streamed, c.Choices[0].Logprobs.TokenLogprobs...)
+		}
+	}
+	if len(streamed) != len(lp.TokenLogprobs) {
+		t.Errorf("streamed %d logprobs, want %d", len(streamed), len(lp.TokenLogprobs))
+	}
+	for i := range min(len(streamed), len(lp.TokenLogprobs)) {
+		if streamed[i] != lp.TokenLogprobs[i] {
+			t.Errorf("streamed logprob %d: %v, want %v", i, streamed[i], lp.TokenLogprobs[i])
+		}
+	}
+	// Chat.
+	code, body, _ = ts.post(t, "/v1/chat/completions", map[string]any{"messages": []map[string]any{{"role": "user", "content": "Hi"}},
+		"max_tokens": 6, "temperature": 0, "logprobs": true, "top_logprobs": 2})
+	if err := json.Unmarshal(body, &r); code != http.StatusOK || err != nil {
+		t.Fatalf("chat: %d %s", code, body)
+	}
+	content := r.Choices[0].Logprobs.Content
+	if len(content) != r.Usage.CompletionTokens {
+		t.Fatalf("chat: %d logprobs for %d tokens: %s", len(content), r.Usage.CompletionTokens, body)
+	}
+	for i, c := range content {
+		if len(c.TopLogprobs) != 2 || c.TopLogprobs[0].Logprob != c.Logprob || c.TopLogprobs[1].Logprob > c.TopLogprobs[0].Logprob || len(c.Bytes) != len(c.Token) {
+			t.Errorf("chat token %d: %+v", i, c)
+		}
+	}
+	// Without logprobs, none.
+	code, body, _ = ts.post(t, "/v1/completions", map[string]any{"prompt": "Hello", "max_tokens": 3})
+	if code != http.StatusOK || !strings.Contains(string(body), `"logprobs":null`) {
+		t.Errorf("no logprobs asked: %s", body)
+	}
 }

@@ -33,6 +33,7 @@ type generation struct {
 	maxTokens int
 	stops     []string
 	eos       int
+	logprobs  int // -1: none
 }
 
 // prepare checks the prompt's ids and resolves the sampling fields.
@@ -53,7 +54,7 @@ func (s *Server) prepare(r *http.Request, f *samplingFields, ids []int, defMax i
 			return nil, badRequest("prompt", "token %d (at %d) is outside the vocabulary of %d", id, i, V)
 		}
 	}
-	g := &generation{ids: ids, params: p, maxTokens: n, stops: append(append([]string(nil), f.Stop...), extraStops...), eos: s.eos}
+	g := &generation{ids: ids, params: p, maxTokens: n, stops: append(append([]string(nil), f.Stop...), extraStops...), eos: s.eos, logprobs: -1}
 	if f.IgnoreEOS {
 		g.eos = -1
 	}
@@ -69,7 +70,7 @@ func (s *Server) start(ctx context.Context, g *generation) (*result, *apiError) 
 		res.end("length", 0, nil)
 		return res, nil
 	}
-	req := &genRequest{ctx: ctx, prompt: g.ids, params: g.params, maxTokens: g.maxTokens, stops: g.stops, eos: g.eos, res: res, queued: time.Now()}
+	req := &genRequest{ctx: ctx, prompt: g.ids, params: g.params, maxTokens: g.maxTokens, stops: g.stops, eos: g.eos, logprobs: g.logprobs, res: res, queued: time.Now()}
 	if !s.sched.submit(req) {
 		return nil, (&apiError{Status: http.StatusTooManyRequests, Type: "rate_limit_error",
 			Message: fmt.Sprintf("the server is busy: %d requests are waiting; retry later", s.cfg.QueueSize)}).withCode("rate_limit_exceeded")
@@ -80,7 +81,7 @@ func (s *Server) start(ctx context.Context, g *generation) (*result, *apiError) 
 // wait calls emit with each piece of text as it arrives and returns once
 // the generation ends: nil, its error, the context's error (the client
 // went away, or the request timed out) or errShutdown.
-func (s *Server) wait(ctx context.Context, res *result, emit func(string) error) error {
+func (s *Server) wait(ctx context.Context, res *result, emit func(piece) error) error {
 	stopped := false // the scheduler has exited: what res holds is all it will get
 	for {
 		pieces, done := res.take()
@@ -158,6 +159,14 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
+	if g.logprobs, e = completionLogprobsParam(req.Logprobs); e != nil {
+		writeError(w, e)
+		return
+	}
+	if req.Echo && g.logprobs >= 0 {
+		writeError(w, badRequest("logprobs", "logprobs with echo (the prompt's log-probabilities) is not supported"))
+		return
+	}
 	if req.Echo && !isText {
 		text, _ = s.tok.Decode(ids)
 	}
@@ -174,12 +183,22 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		return completionResponse{ID: id, Object: "text_completion", Created: created, Model: s.cfg.ModelName,
 			Choices: []completionChoice{{Text: text, FinishReason: finish}}, Usage: u}
 	}
+	offset := 0 // of the next token in the completion's text
+	withLP := func(c completionResponse, lps []tokenLogprob) completionResponse {
+		if g.logprobs >= 0 {
+			c.Choices[0].Logprobs = completionLP(lps, offset)
+			for _, lp := range lps {
+				offset += len(lp.text)
+			}
+		}
+		return c
+	}
 	if req.Stream {
 		sse := newSSE(w)
 		if req.Echo {
 			sse.send(resp(text, nil, nil))
 		}
-		err := s.wait(ctx, res, func(p string) error { return sse.send(resp(p, nil, nil)) })
+		err := s.wait(ctx, res, func(p piece) error { return sse.send(withLP(resp(p.text, nil, nil), p.lps)) })
 		s.endStream(r, sse, res, err, func(finish string, u *usage) []any {
 			out := []any{resp("", &finish, nil)}
 			if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
@@ -195,7 +214,8 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	if req.Echo {
 		out.WriteString(text)
 	}
-	err := s.wait(ctx, res, func(p string) error { out.WriteString(p); return nil })
+	var lps []tokenLogprob
+	err := s.wait(ctx, res, func(p piece) error { out.WriteString(p.text); lps = append(lps, p.lps...); return nil })
 	if err != nil {
 		if r.Context().Err() == nil {
 			writeError(w, genError(err))
@@ -203,7 +223,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := s.usage(r, g, res)
-	writeJSON(w, http.StatusOK, resp(out.String(), &res.finish, u))
+	writeJSON(w, http.StatusOK, withLP(resp(out.String(), &res.finish, u), lps))
 }
 
 // usage fills the request's usage (and its log line) from res.
@@ -269,6 +289,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
+	if g.logprobs, e = chatLogprobsParam(req.Logprobs, req.TopLogprobs); e != nil {
+		writeError(w, e)
+		return
+	}
 	ctx, cancel := s.withTimeout(r.Context())
 	defer cancel()
 	res, e := s.start(ctx, g)
@@ -286,7 +310,13 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		sse := newSSE(w)
 		empty := ""
 		sse.send(chunk(&chatDelta{Role: "assistant", Content: &empty}, nil, nil))
-		err := s.wait(ctx, res, func(p string) error { return sse.send(chunk(&chatDelta{Content: &p}, nil, nil)) })
+		err := s.wait(ctx, res, func(p piece) error {
+			c := chunk(&chatDelta{Content: &p.text}, nil, nil)
+			if g.logprobs >= 0 {
+				c.Choices[0].Logprobs = chatLP(p.lps)
+			}
+			return sse.send(c)
+		})
 		s.endStream(r, sse, res, err, func(finish string, u *usage) []any {
 			out := []any{chunk(&chatDelta{}, &finish, nil)}
 			if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
@@ -299,7 +329,8 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var out strings.Builder
-	err = s.wait(ctx, res, func(p string) error { out.WriteString(p); return nil })
+	var lps []tokenLogprob
+	err = s.wait(ctx, res, func(p piece) error { out.WriteString(p.text); lps = append(lps, p.lps...); return nil })
 	if err != nil {
 		if r.Context().Err() == nil {
 			writeError(w, genError(err))
@@ -307,8 +338,12 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := s.usage(r, g, res)
+	choice := chatChoice{Message: &chatOutMessage{Role: "assistant", Content: out.String()}, FinishReason: &res.finish}
+	if g.logprobs >= 0 {
+		choice.Logprobs = chatLP(lps)
+	}
 	writeJSON(w, http.StatusOK, chatResponse{ID: id, Object: "chat.completion", Created: created, Model: s.cfg.ModelName,
-		Choices: []chatChoice{{Message: &chatOutMessage{Role: "assistant", Content: out.String()}, FinishReason: &res.finish}}, Usage: u})
+		Choices: []chatChoice{choice}, Usage: u})
 }
 
 // tokenizeRequest is POST /tokenize's body (llama.cpp server's shape).

@@ -24,6 +24,7 @@ type genRequest struct {
 	maxTokens int
 	stops     []string
 	eos       int // -1: none
+	logprobs  int // alternatives per token to report; -1: no logprobs
 	res       *result
 	queued    time.Time
 }
@@ -35,13 +36,21 @@ type genRequest struct {
 // pending wake-up.
 type result struct {
 	mu         sync.Mutex
-	pieces     []string
+	pieces     []piece
 	done       bool
 	finish     string // "stop" or "length"
 	err        error
 	cached     int // prompt tokens taken from the state cache
 	completion int // tokens generated
 	notify     chan struct{}
+}
+
+// piece is generated text and, when asked, the log-probabilities of the
+// tokens it completes (a token whose text is held back, as the possible
+// start of a stop string, comes with the next piece).
+type piece struct {
+	text string
+	lps  []tokenLogprob
 }
 
 func newResult() *result { return &result{notify: make(chan struct{}, 1)} }
@@ -54,13 +63,13 @@ func (r *result) wake() {
 	}
 }
 
-// push adds generated text.
-func (r *result) push(text string) {
-	if text == "" {
+// push adds generated text and its tokens' log-probabilities.
+func (r *result) push(text string, lps []tokenLogprob) {
+	if text == "" && len(lps) == 0 {
 		return
 	}
 	r.mu.Lock()
-	r.pieces = append(r.pieces, text)
+	r.pieces = append(r.pieces, piece{text, lps})
 	r.mu.Unlock()
 	r.wake()
 }
@@ -84,7 +93,7 @@ func (r *result) setCached(n int) {
 
 // take returns the text pieces arrived since the last take and whether
 // the generation has ended.
-func (r *result) take() ([]string, bool) {
+func (r *result) take() ([]piece, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p := r.pieces
@@ -106,7 +115,8 @@ type seq struct {
 	prefilling bool  // the prompt is not all fed yet
 	next       [1]int
 	generated  int
-	logits     []float32 // the last logits (owned by the batch until the next step)
+	logits     []float32      // the last logits (owned by the batch until the next step)
+	lps        []tokenLogprob // log-probabilities not yet pushed with their text
 	finished   bool
 	lastToken  time.Time
 }
@@ -353,8 +363,12 @@ func (s *scheduler) sampleNext(q *seq, logits []float32) {
 	finish := func(reason string) {
 		if reason != "stop" || !q.stop.Stopped() {
 			text, _ := q.stop.Push(q.dec.Flush())
-			r.res.push(text + q.stop.Flush())
+			text += q.stop.Flush()
+			r.res.push(text, q.lps)
+		} else {
+			r.res.push("", q.lps)
 		}
+		q.lps = nil
 		q.finished = true
 		r.res.end(reason, q.generated, nil)
 	}
@@ -369,6 +383,9 @@ func (s *scheduler) sampleNext(q *seq, logits []float32) {
 	}
 	q.smp.Accept(id)
 	q.generated++
+	if r.logprobs >= 0 {
+		q.lps = append(q.lps, logprobsOf(logits, id, r.logprobs, s.tok))
+	}
 	s.met.completionTokens.Inc()
 	now := time.Now()
 	if q.generated == 1 {
@@ -378,7 +395,10 @@ func (s *scheduler) sampleNext(q *seq, logits []float32) {
 	}
 	q.lastToken = now
 	text, stopped := q.stop.Push(q.dec.Next(id))
-	r.res.push(text)
+	if text != "" {
+		r.res.push(text, q.lps)
+		q.lps = nil
+	}
 	if stopped {
 		finish("stop")
 		return
