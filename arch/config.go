@@ -18,7 +18,16 @@ import (
 const (
 	TypeMamba    = "mamba"
 	TypeMemMamba = "memmamba"
+	// TypeFalconMamba is Hugging Face's FalconMambaForCausalLM: a Mamba-1
+	// backbone whose mixer puts a weightless RMSNorm (eps mixer_rms_eps) on
+	// delta, B and C right after x_proj splits them (Config.DtBCRMS). The
+	// SPEC is silent on it; README.md records the decision.
+	TypeFalconMamba = "falcon_mamba"
 )
+
+// DefaultMixerRMSEps is Hugging Face FalconMambaConfig's default
+// mixer_rms_eps, the eps of the norms on delta, B and C.
+const DefaultMixerRMSEps = 1e-6
 
 // Eviction policies of a Note Block pool.
 const (
@@ -42,6 +51,12 @@ type Config struct {
 	UseBias       bool    `json:"use_bias" msgpack:"use_bias"`
 	UseConvBias   bool    `json:"use_conv_bias" msgpack:"use_conv_bias"`
 	TieEmbeddings bool    `json:"tie_word_embeddings" msgpack:"tie_word_embeddings"`
+	// DtBCRMS is Falcon-Mamba's mixer: delta, B and C each go through a
+	// weightless RMSNorm with eps MixerRMSEps after x_proj (llama.cpp's
+	// GGUF key mamba.ssm.dt_b_c_rms). True exactly for falcon_mamba; the
+	// keys are omitted otherwise, so other models' headers are unchanged.
+	DtBCRMS     bool    `json:"dt_b_c_rms,omitempty" msgpack:"dt_b_c_rms,omitempty"`
+	MixerRMSEps float64 `json:"mixer_rms_eps,omitempty" msgpack:"mixer_rms_eps,omitempty"`
 	// Memory is nil for plain Mamba models.
 	Memory *Memory `json:"memory,omitempty" msgpack:"memory,omitempty"`
 }
@@ -61,6 +76,10 @@ type Memory struct {
 
 // IsMemMamba reports whether the model has Note Blocks.
 func (c *Config) IsMemMamba() bool { return c.ModelType == TypeMemMamba }
+
+// MixerEps is the eps of the weightless norms on delta, B and C (only
+// meaningful when DtBCRMS).
+func (c *Config) MixerEps() float32 { return float32(c.MixerRMSEps) }
 
 // HasCrossLayer reports whether layer l runs cross-layer retrieval:
 // p > 0 and (l+1) % p == 0.
@@ -131,11 +150,13 @@ func parseConfig(data []byte) (*Config, error) {
 	c := &Config{}
 	c.ModelType = p.str("model_type", TypeMamba)
 	switch c.ModelType {
-	case TypeMamba, TypeMemMamba:
+	case TypeMamba, TypeMemMamba, TypeFalconMamba:
 	case "mamba_ssm", "MambaForCausalLM":
 		c.ModelType = TypeMamba
+	case "FalconMambaForCausalLM":
+		c.ModelType = TypeFalconMamba
 	default:
-		p.fail("model_type", fmt.Errorf("%q is neither %q nor %q", c.ModelType, TypeMamba, TypeMemMamba))
+		p.fail("model_type", fmt.Errorf("%q is not %q, %q or %q", c.ModelType, TypeMamba, TypeMemMamba, TypeFalconMamba))
 	}
 	c.VocabSize = p.reqInt("vocab_size")
 	c.HiddenSize = p.reqInt("hidden_size", "d_model")
@@ -149,6 +170,13 @@ func parseConfig(data []byte) (*Config, error) {
 	c.UseBias = p.optBool(false, "use_bias", "bias")
 	c.UseConvBias = p.optBool(true, "use_conv_bias", "conv_bias")
 	c.TieEmbeddings = p.optBool(true, "tie_word_embeddings", "tie_embeddings")
+	if c.ModelType == TypeFalconMamba {
+		// Hugging Face's FalconMamba always normalises delta, B and C.
+		c.DtBCRMS = p.optBool(true, "dt_b_c_rms")
+		c.MixerRMSEps = p.optFloat(DefaultMixerRMSEps, "mixer_rms_eps")
+	} else if p.optBool(false, "dt_b_c_rms") {
+		p.fail("dt_b_c_rms", fmt.Errorf("true is only valid with model_type %q", TypeFalconMamba))
+	}
 	if c.ModelType == TypeMemMamba {
 		mem, err := parseMemory(raw["memory"], c.HiddenSize)
 		if err != nil {
@@ -204,8 +232,18 @@ func (c *Config) Validate() error {
 	if !(c.LayerNormEps > 0) || math.IsInf(c.LayerNormEps, 0) {
 		errs = append(errs, fmt.Errorf("config: key \"layer_norm_epsilon\" must be positive and finite, got %v", c.LayerNormEps))
 	}
+	if c.ModelType == TypeFalconMamba {
+		if !c.DtBCRMS {
+			errs = append(errs, fmt.Errorf("config: model_type %q needs key \"dt_b_c_rms\" true (its mixer normalises delta, B and C)", TypeFalconMamba))
+		}
+		if !(c.MixerRMSEps > 0) || math.IsInf(c.MixerRMSEps, 0) {
+			errs = append(errs, fmt.Errorf("config: key \"mixer_rms_eps\" must be positive and finite, got %v", c.MixerRMSEps))
+		}
+	} else if c.DtBCRMS || c.MixerRMSEps != 0 {
+		errs = append(errs, fmt.Errorf("config: keys \"dt_b_c_rms\" and \"mixer_rms_eps\" are only valid with model_type %q", TypeFalconMamba))
+	}
 	switch c.ModelType {
-	case TypeMamba:
+	case TypeMamba, TypeFalconMamba:
 		if c.Memory != nil {
 			errs = append(errs, errors.New("config: key \"memory\" is only valid with model_type \"memmamba\""))
 		}
