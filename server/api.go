@@ -139,6 +139,9 @@ type samplingFields struct {
 	FrequencyPenalty *float64        `json:"frequency_penalty"`
 	PresencePenalty  *float64        `json:"presence_penalty"`
 	IgnoreEOS        bool            `json:"ignore_eos"`
+	// State names a saved state (POST /v1/states/{id}) to continue: the
+	// prompt follows its tokens.
+	State string `json:"state"`
 }
 
 type streamOptions struct {

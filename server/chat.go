@@ -19,6 +19,9 @@ import (
 // comes from the state cache.
 var chatRoles = map[string]string{"system": "System", "developer": "System", "user": "User", "assistant": "Assistant"}
 
+// chatOpen ends a rendered chat: the assistant's turn, for the model.
+const chatOpen = "Assistant:"
+
 // chatStops end an assistant turn.
 var chatStops = []string{"\nUser:", "\nSystem:"}
 
@@ -48,7 +51,7 @@ func renderChat(msgs []chatMessage) (string, *apiError) {
 		b.WriteString(strings.TrimSpace(text))
 		b.WriteString("\n\n")
 	}
-	b.WriteString("Assistant:")
+	b.WriteString(chatOpen)
 	return b.String(), nil
 }
 

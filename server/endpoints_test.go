@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -407,5 +409,86 @@ func TestLogprobs(t *testing.T) {
 	code, body, _ = ts.post(t, "/v1/completions", map[string]any{"prompt": "Hello", "max_tokens": 3})
 	if code != http.StatusOK || !strings.Contains(string(body), `"logprobs":null`) {
 		t.Errorf("no logprobs asked: %s", body)
+	}
+}
+
+// TestStates: POST /v1/states/{id} saves a prompt's state to the state
+// folder; a request naming it (on another server, as after a restart)
+// continues it with the same output as the whole prompt run alone; GET
+// describes it, DELETE removes it; a state of another model, a damaged
+// file and a bad id are refused.
+func TestStates(t *testing.T) {
+	dir := t.TempDir()
+	first := newTestServer(t, "memmamba-priority", Config{StateDir: dir})
+	code, body, _ := first.post(t, "/v1/states/conv-1", map[string]any{"prompt": "The first part of a long conversation. "})
+	if code != http.StatusOK || !strings.Contains(string(body), `"tokens":39`) {
+		t.Fatalf("save: %d %s", code, body)
+	}
+	if code, body := first.get(t, "/v1/states/conv-1"); code != http.StatusOK || !strings.Contains(string(body), `"tokens":39`) {
+		t.Errorf("describe: %d %s", code, body)
+	}
+	// A new server (a new process) on the same folder continues it.
+	second := newTestServer(t, "memmamba-priority", Config{StateDir: dir, StateCacheBytes: -1})
+	for name, p := range samplings() {
+		want, finish, _ := reference(t, second.m, "The first part of a long conversation. And then", p, 12, nil)
+		req := request("And then", p, 12)
+		req["state"] = "conv-1"
+		c := second.complete(t, req)
+		if c.Choices[0].Text != want || *c.Choices[0].FinishReason != finish {
+			t.Errorf("%s: continued %q, the whole prompt alone %q", name, c.Choices[0].Text, want)
+		}
+		if c.Usage.PromptTokens != 47 || c.Usage.PromptTokensDetails.CachedTokens != 39 {
+			t.Errorf("%s: usage %+v, want 47 prompt tokens of which 39 from the state", name, c.Usage)
+		}
+	}
+	// Saving from a saved state, and from chat messages.
+	code, body, _ = second.post(t, "/v1/states/conv-2", map[string]any{"prompt": "More.", "state": "conv-1"})
+	if code != http.StatusOK || !strings.Contains(string(body), `"tokens":44`) {
+		t.Errorf("save from a state: %d %s", code, body)
+	}
+	code, body, _ = second.post(t, "/v1/states/chat", map[string]any{"messages": []map[string]any{{"role": "user", "content": "Hi"}}})
+	if code != http.StatusOK || !strings.Contains(string(body), `"tokens":10`) { // "User: Hi\n\n"
+		t.Errorf("save chat: %d %s", code, body)
+	}
+	// Refusals.
+	other := newTestServer(t, "mamba-tiny", Config{StateDir: dir})
+	req := map[string]any{"prompt": "x", "state": "conv-1", "max_tokens": 2}
+	code, body, _ = other.post(t, "/v1/completions", req)
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "model") {
+		t.Errorf("a state of another model: %d %s", code, body)
+	}
+	t.Logf("a state of another model: %s", body)
+	if err := os.WriteFile(filepath.Join(dir, "bad.mmstate"), []byte("MMSRVST1\x02\x00\x00\x00garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		state  string
+		status int
+	}{{"bad", 400}, {"missing", 404}, {".hidden", 400}, {"a b", 400}} {
+		req["state"] = c.state
+		code, body, _ := second.post(t, "/v1/completions", req)
+		if code != c.status {
+			t.Errorf("state %q: %d, want %d: %s", c.state, code, c.status, body)
+		}
+		checkErrorShape(t, body, "invalid_request_error")
+	}
+	if code, body, _ := second.post(t, "/v1/states/x", map[string]any{"prompt": ""}); code != 400 {
+		t.Errorf("saving an empty prompt: %d %s", code, body)
+	}
+	if code, body, _ := second.post(t, "/v1/states/x", `{"prompt": "a", "messages": []}`); code != 400 {
+		t.Errorf("prompt and messages: %d %s", code, body)
+	}
+	del, _ := http.NewRequest(http.MethodDelete, second.url+"/v1/states/conv-1", nil)
+	if resp, err := http.DefaultClient.Do(del); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("delete: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if code, _ := second.get(t, "/v1/states/conv-1"); code != http.StatusNotFound {
+		t.Errorf("a deleted state: %d", code)
+	}
+	noDir := newTestServer(t, "mamba-tiny", Config{})
+	if code, body, _ := noDir.post(t, "/v1/states/x", map[string]any{"prompt": "a"}); code != http.StatusNotFound {
+		t.Errorf("without a state folder: %d %s", code, body)
 	}
 }

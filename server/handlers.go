@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,8 @@ type generation struct {
 	stops     []string
 	eos       int
 	logprobs  int // -1: none
+	start     *savedState
+	saveOnly  bool
 }
 
 // prepare checks the prompt's ids and resolves the sampling fields.
@@ -45,6 +48,13 @@ func (s *Server) prepare(r *http.Request, f *samplingFields, ids []int, defMax i
 	if len(ids) == 0 {
 		return nil, badRequest("prompt", "the prompt is empty (no tokens)")
 	}
+	var start *savedState
+	if f.State != "" {
+		if start, e = s.loadState(f.State); e != nil {
+			return nil, e
+		}
+		ids = append(slices.Clip(start.tokens), ids...)
+	}
 	if len(ids) > s.cfg.MaxPromptTokens {
 		return nil, badRequest("prompt", "the prompt has %d tokens, above the bound of %d", len(ids), s.cfg.MaxPromptTokens).withCode("context_length_exceeded")
 	}
@@ -54,7 +64,7 @@ func (s *Server) prepare(r *http.Request, f *samplingFields, ids []int, defMax i
 			return nil, badRequest("prompt", "token %d (at %d) is outside the vocabulary of %d", id, i, V)
 		}
 	}
-	g := &generation{ids: ids, params: p, maxTokens: n, stops: append(append([]string(nil), f.Stop...), extraStops...), eos: s.eos, logprobs: -1}
+	g := &generation{ids: ids, params: p, maxTokens: n, stops: append(append([]string(nil), f.Stop...), extraStops...), eos: s.eos, logprobs: -1, start: start}
 	if f.IgnoreEOS {
 		g.eos = -1
 	}
@@ -66,11 +76,14 @@ func (s *Server) prepare(r *http.Request, f *samplingFields, ids []int, defMax i
 // 0 needs no model run: it ends at once with "length".
 func (s *Server) start(ctx context.Context, g *generation) (*result, *apiError) {
 	res := newResult()
-	if g.maxTokens == 0 {
+	if g.maxTokens == 0 && !g.saveOnly {
 		res.end("length", 0, nil)
 		return res, nil
 	}
-	req := &genRequest{ctx: ctx, prompt: g.ids, params: g.params, maxTokens: g.maxTokens, stops: g.stops, eos: g.eos, logprobs: g.logprobs, res: res, queued: time.Now()}
+	req := &genRequest{ctx: ctx, prompt: g.ids, params: g.params, maxTokens: g.maxTokens, stops: g.stops, eos: g.eos, logprobs: g.logprobs, saveOnly: g.saveOnly, res: res, queued: time.Now()}
+	if g.start != nil {
+		req.start, req.startLen = g.start.sess, len(g.start.tokens)
+	}
 	if !s.sched.submit(req) {
 		return nil, (&apiError{Status: http.StatusTooManyRequests, Type: "rate_limit_error",
 			Message: fmt.Sprintf("the server is busy: %d requests are waiting; retry later", s.cfg.QueueSize)}).withCode("rate_limit_exceeded")

@@ -25,8 +25,15 @@ type genRequest struct {
 	stops     []string
 	eos       int // -1: none
 	logprobs  int // alternatives per token to report; -1: no logprobs
-	res       *result
-	queued    time.Time
+	// start, when set, is the state after prompt[:startLen] (a saved
+	// state), used unless the cache holds a longer prefix.
+	start    *runtime.Session
+	startLen int
+	// saveOnly ends the request after its prompt, handing the state to
+	// res.state instead of generating.
+	saveOnly bool
+	res      *result
+	queued   time.Time
 }
 
 // result is where the scheduler leaves a generation's text for its
@@ -40,8 +47,9 @@ type result struct {
 	done       bool
 	finish     string // "stop" or "length"
 	err        error
-	cached     int // prompt tokens taken from the state cache
-	completion int // tokens generated
+	cached     int              // prompt tokens taken from the state cache
+	completion int              // tokens generated
+	state      *runtime.Session // a saveOnly request's state after its prompt
 	notify     chan struct{}
 }
 
@@ -249,6 +257,9 @@ func (s *scheduler) admit(r *genRequest) {
 		smp.Accept(id) // as mmrun generate: the prompt counts for the repetition penalty
 	}
 	sess, cached, logits := s.cache.lookup(r.prompt)
+	if r.start != nil && cached < r.startLen {
+		sess, cached, logits = r.start, r.startLen, nil
+	}
 	if sess == nil {
 		sess = s.m.NewSession()
 	}
@@ -263,6 +274,18 @@ func (s *scheduler) admit(r *genRequest) {
 		s.sampleNext(q, logits)
 		s.retire()
 	}
+}
+
+// finishSave ends a saveOnly request at the end of its prompt: its
+// handler gets a copy of the state.
+func (s *scheduler) finishSave(q *seq, logits []float32) {
+	q.logits = logits
+	q.finished = true
+	r := q.req
+	r.res.mu.Lock()
+	r.res.state = q.sess.Clone()
+	r.res.mu.Unlock()
+	r.res.end("length", 0, nil)
 }
 
 // dropCancelled removes the sequences whose client has gone (their slot
@@ -358,6 +381,10 @@ func (s *scheduler) step() {
 // finishes q (end of text, a stop string, max_tokens): the same steps as
 // mmrun generate's loop.
 func (s *scheduler) sampleNext(q *seq, logits []float32) {
+	if q.req.saveOnly {
+		s.finishSave(q, logits)
+		return
+	}
 	q.logits = logits
 	r := q.req
 	finish := func(reason string) {

@@ -20,6 +20,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,9 @@ type Config struct {
 	// RequestTimeout ends a generation that runs longer (default 10
 	// minutes; negative: none).
 	RequestTimeout time.Duration
+	// StateDir, when set, is where POST /v1/states/{id} saves states
+	// (states.go); empty turns saved states off.
+	StateDir string
 	// Log receives one line per request (nil: none).
 	Log io.Writer
 }
@@ -227,7 +231,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // endpoints are the paths the metrics name (any other is "other").
 var endpoints = map[string]bool{
 	"/health": true, "/metrics": true, "/v1/models": true, "/v1/completions": true,
-	"/v1/chat/completions": true, "/tokenize": true, "/detokenize": true,
+	"/v1/chat/completions": true, "/tokenize": true, "/detokenize": true, "/v1/states": true,
 }
 
 // ServeHTTP routes a request, recovers a panic into a 500 and logs one
@@ -252,6 +256,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = 499 // the client went away before an answer
 		}
 		ep := r.URL.Path
+		if strings.HasPrefix(ep, "/v1/states/") {
+			ep = "/v1/states"
+		}
 		if !endpoints[ep] {
 			ep = "other"
 		}
@@ -284,6 +291,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		writeError(w, (&apiError{Status: http.StatusUnauthorized, Type: "invalid_request_error",
 			Message: "a valid API key is required: send Authorization: Bearer KEY"}).withCode("invalid_api_key"))
 		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/v1/states/") {
+		routes[r.URL.Path] = route{r.Method, s.states, true} // states checks the method
 	}
 	rt, ok := routes[r.URL.Path]
 	if !ok {

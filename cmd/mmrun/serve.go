@@ -26,7 +26,9 @@ const serveUsage = `Usage: mmrun serve -m MODEL [--host 127.0.0.1] [--port 8080]
 Serves the model over an OpenAI-compatible HTTP API: POST /v1/completions,
 POST /v1/chat/completions (stream: true for server-sent events), GET
 /v1/models, GET /health (503 while the model loads, then 200), POST
-/tokenize, POST /detokenize, GET /metrics (Prometheus). Requests are
+/tokenize, POST /detokenize, GET /metrics (Prometheus), and with
+--state-dir POST/GET/DELETE /v1/states/ID (a conversation's state saved to
+disk; "state": "ID" in a request continues it). Requests are
 batched together (--parallel at a time, then a queue of --queue, then 429);
 the recurrent state at the end of every prompt and completion is cached, so
 a request that extends one seen before (the next turn of a chat) reads only
@@ -60,6 +62,7 @@ func serve(args []string) error {
 	maxBody := fs.Int64("max-body-bytes", server.DefaultMaxBodyBytes, "largest request body accepted (larger: 413)")
 	reqTimeout := fs.Duration("request-timeout", server.DefaultRequestTimeout, "longest a generation may run (then 504)")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for running requests")
+	stateDir := fs.String("state-dir", "", "folder where POST /v1/states/ID saves conversation states (default: saved states off)")
 	if err := parse(fs, args, serveUsage); err != nil {
 		return err
 	}
@@ -86,6 +89,11 @@ func serve(args []string) error {
 	case *reqTimeout <= 0 || *shutdown <= 0:
 		return cli.Usagef("--request-timeout and --shutdown-timeout must be positive")
 	}
+	if *stateDir != "" {
+		if st, err := os.Stat(*stateDir); err != nil || !st.IsDir() {
+			return cli.Usagef("--state-dir %s: not an existing folder", *stateDir)
+		}
+	}
 	if *apiKey == "" {
 		*apiKey = os.Getenv("MMRUN_API_KEY")
 	}
@@ -95,7 +103,7 @@ func serve(args []string) error {
 	cfg := server.Config{
 		ModelName: *name, Parallel: *parallel, QueueSize: *queue, CacheEvery: *cacheEvery,
 		StateCacheBytes: int64(*cacheMB) << 20, APIKey: *apiKey, MaxBodyBytes: *maxBody,
-		MaxPromptTokens: *maxPrompt, MaxTokens: *maxTok, RequestTimeout: *reqTimeout, Log: os.Stderr,
+		MaxPromptTokens: *maxPrompt, MaxTokens: *maxTok, RequestTimeout: *reqTimeout, StateDir: *stateDir, Log: os.Stderr,
 	}
 	if *cacheMB == 0 {
 		cfg.StateCacheBytes = -1
