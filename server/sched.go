@@ -148,6 +148,8 @@ type scheduler struct {
 	closeOnce  sync.Once
 	active     []*seq
 	items      []runtime.BatchItem
+	stepped    []*seq // the sequence of each item
+	turn       int    // rotates which prefilling sequence goes first
 	tok        tokenizer.Tokenizer
 }
 
@@ -305,13 +307,13 @@ func (s *scheduler) dropCancelled() {
 	s.met.active.Set(float64(len(s.active)))
 }
 
-// chunkOf returns the prompt tokens q feeds in this step: at most chunk of
-// them, ending at the next --cache-every boundary so that the state there
+// chunkOf returns the prompt tokens q feeds in this step: at most chunk
+// (and limit) of them, ending at the next --cache-every boundary so that the state there
 // can be cached, and whether the step needs the logits after them (the
 // prompt's end, or a boundary to cache).
-func (s *scheduler) chunkOf(q *seq) ([]int, bool) {
+func (s *scheduler) chunkOf(q *seq, limit int) ([]int, bool) {
 	prompt, at := q.req.prompt, len(q.fed)
-	end := min(at+s.chunk, len(prompt))
+	end := min(at+min(s.chunk, limit), len(prompt))
 	every := s.cacheEvery
 	if s.cache.budget <= 0 {
 		every = 0
@@ -325,21 +327,39 @@ func (s *scheduler) chunkOf(q *seq) ([]int, bool) {
 	return prompt[at:end], want
 }
 
-// step runs one Batch.Step over every active sequence and moves each on.
+// step runs one Batch.Step and moves each sequence in it on: every
+// decoding sequence gives its one token; the prefilling ones give chunks of
+// their prompts, up to a step of runtime.BatchRows tokens in all (at least
+// one chunk), taken in turn from step to step, so that long prompts
+// arriving together do not stretch the decoders' step to several passes.
 func (s *scheduler) step() {
-	items := s.items[:0]
+	items, stepped := s.items[:0], s.stepped[:0]
 	rows := 0
+	var pre []*seq
 	for _, q := range s.active {
-		it := runtime.BatchItem{Session: q.sess, WantLogits: true}
 		if q.prefilling {
-			it.Tokens, it.WantLogits = s.chunkOf(q)
-		} else {
-			it.Tokens = q.next[:]
+			pre = append(pre, q)
+			continue
 		}
+		items = append(items, runtime.BatchItem{Session: q.sess, Tokens: q.next[:], WantLogits: true})
+		stepped = append(stepped, q)
+		rows++
+	}
+	budget := max(runtime.BatchRows-rows, s.chunk)
+	for k := range pre {
+		if budget <= 0 {
+			break
+		}
+		q := pre[(s.turn+k)%len(pre)]
+		it := runtime.BatchItem{Session: q.sess}
+		it.Tokens, it.WantLogits = s.chunkOf(q, budget)
+		budget -= len(it.Tokens)
 		rows += len(it.Tokens)
 		items = append(items, it)
+		stepped = append(stepped, q)
 	}
-	s.items = items
+	s.turn++
+	s.items, s.stepped = items, stepped
 	start := time.Now()
 	err := s.batch.Step(items)
 	s.met.stepSeconds.Observe(time.Since(start).Seconds())
@@ -353,7 +373,7 @@ func (s *scheduler) step() {
 		s.active = s.active[:0]
 		return
 	}
-	for i, q := range s.active {
+	for i, q := range stepped {
 		it := &items[i]
 		q.fed = append(q.fed, it.Tokens...)
 		if q.prefilling {
@@ -369,9 +389,8 @@ func (s *scheduler) step() {
 		}
 		s.sampleNext(q, it.Logits)
 	}
-	for i := range items {
-		items[i] = runtime.BatchItem{}
-	}
+	clear(items)
+	clear(stepped)
 	s.retire()
 	s.met.cacheEntries.Set(float64(s.cache.len()))
 	s.met.cacheBytes.Set(float64(s.cache.size()))

@@ -535,3 +535,31 @@ func TestTrainedText(t *testing.T) {
 		})
 	}
 }
+
+// TestPrefillBudget: twelve long prompts arriving together (more prompt
+// tokens than one step takes, so they take turns) and a decoder among
+// them all give the outputs of each alone.
+func TestPrefillBudget(t *testing.T) {
+	ts := newTestServer(t, "memmamba-priority", Config{Parallel: 13, PrefillChunk: 64})
+	p := samplings()["seeded"]
+	var wg sync.WaitGroup
+	for i := range 13 {
+		pr := strings.Repeat(fmt.Sprintf("prompt %d says hello. ", i), 14)
+		n := 4
+		if i == 0 {
+			pr, n = "a decoder", 60
+		}
+		want, _, _ := reference(t, ts.m, pr, p, n, nil)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got := ts.complete(t, request(pr, p, n)).Choices[0].Text; got != want {
+				t.Errorf("prompt %d: %q, alone %q", i, got, want)
+			}
+		}()
+	}
+	wg.Wait()
+	if !strings.Contains(metricsText(t, ts), `mmrun_batch_tokens_bucket{le="512"}`) {
+		t.Error("no batch_tokens histogram")
+	}
+}
