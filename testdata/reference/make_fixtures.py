@@ -92,6 +92,11 @@ def fixtures() -> List[dict]:
              config=dict(base, vocab_size=256, num_hidden_layers=2, model_type="memmamba", use_bias=True,
                          memory=dict(mem, cross_layer_every=2, eviction="priority")),
              about="MemMamba with projection biases stored in bf16 safetensors"),
+        # Last, so that the fixtures above keep their draws.
+        dict(name="falcon-mamba-tiny", seed=8, form="safetensors", dtype="f32", tokenizer="bytes",
+             config=dict(base, vocab_size=256, num_hidden_layers=2, model_type="falcon_mamba", mixer_rms_eps=1e-6),
+             about="Falcon-Mamba (FalconMambaForCausalLM): plain Mamba with weightless RMSNorms (eps "
+                   "mixer_rms_eps 1e-6, layer norms 1e-5 as in Falcon-Mamba-7B) on delta, B and C after x_proj"),
     ]
 
 
@@ -281,7 +286,9 @@ def export_onnx(model: MemMambaForCausalLM, path: str):
 
 
 def hf_config(c: Config, tokenizer: str) -> dict:
-    d = {"architectures": ["MambaForCausalLM" if c.model_type == "mamba" else "MemMambaForCausalLM"],
+    arch = {"mamba": "MambaForCausalLM", "falcon_mamba": "FalconMambaForCausalLM"}.get(c.model_type,
+                                                                                       "MemMambaForCausalLM")
+    d = {"architectures": [arch],
          "model_type": c.model_type,
          "vocab_size": c.vocab_size, "hidden_size": c.hidden_size, "num_hidden_layers": c.num_hidden_layers,
          "state_size": c.state_size, "conv_kernel": c.conv_kernel, "expand": 2,
@@ -295,6 +302,8 @@ def hf_config(c: Config, tokenizer: str) -> dict:
          "time_step_scale": 1.0, "time_step_floor": 1e-4, "torch_dtype": "float32", "use_cache": True}
     if c.memory is not None:
         d["memory"] = vars(c.memory).copy()
+    if c.model_type == "falcon_mamba":
+        d["mixer_rms_eps"] = c.mixer_rms_eps
     return d
 
 

@@ -1,4 +1,7 @@
-"""PyTorch reference implementation of MemMamba and Mamba-1 (../../../shared/SPEC.md).
+"""PyTorch reference implementation of MemMamba and Mamba-1 (../../../shared/SPEC.md),
+and of Falcon-Mamba (model_type "falcon_mamba": Mamba-1 with a weightless
+RMSNorm, eps ``mixer_rms_eps``, on delta, B and C after x_proj, as Hugging
+Face's FalconMambaMixer; the SPEC is silent on it, README.md records it).
 
 Two ways to run a model, which must agree:
 
@@ -61,6 +64,7 @@ class Config:
     model_type: str = "mamba"
     memory: Optional[MemoryConfig] = None
     expand: int = 2
+    mixer_rms_eps: float = 1e-6  # falcon_mamba only
 
     def __post_init__(self):
         if not self.intermediate_size:
@@ -76,7 +80,7 @@ class Config:
                 self.memory.score_dim = max(self.hidden_size // 4, 1)
             assert self.memory.attn_dim % self.memory.n_heads == 0
             assert self.memory.eviction in ("priority", "fifo")
-        elif self.model_type != "mamba":
+        elif self.model_type not in ("mamba", "falcon_mamba"):
             raise ValueError(f"model_type {self.model_type!r}")
 
     # Aliases accepted on input (SPEC.md, "Notation and configuration").
@@ -111,6 +115,8 @@ class Config:
         d.pop("expand")
         if d["memory"] is None:
             d.pop("memory")
+        if self.model_type != "falcon_mamba":
+            d.pop("mixer_rms_eps")
         return d
 
     def has_cross_layer(self, l: int) -> bool:
@@ -130,6 +136,11 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
+def rms_forward(x, eps: float):
+    """Falcon-Mamba's weightless RMSNorm over the last dimension."""
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+
+
 def softplus(v):
     """SPEC: v if v > 20 else log(1 + exp(v))."""
     return torch.where(v > 20, v, torch.log1p(torch.exp(torch.clamp(v, max=20))))
@@ -140,6 +151,8 @@ class MambaMixer(nn.Module):
         super().__init__()
         d, E, N, K, R = c.hidden_size, c.intermediate_size, c.state_size, c.conv_kernel, c.time_step_rank
         self.E, self.N, self.K, self.R = E, N, K, R
+        # Falcon-Mamba: RMS-normalise delta, B and C (no weight).
+        self.dbc_eps = c.mixer_rms_eps if c.model_type == "falcon_mamba" else None
         self.in_proj = nn.Linear(d, 2 * E, bias=c.use_bias)
         self.conv1d = nn.Conv1d(E, E, K, groups=E, padding=K - 1, bias=c.use_conv_bias)
         self.x_proj = nn.Linear(E, R + 2 * N, bias=False)
@@ -151,6 +164,8 @@ class MambaMixer(nn.Module):
     def _ssm_inputs(self, a):
         """a' (..., E) -> dt (..., E), B (..., N), C (..., N)."""
         delta, B, C = torch.split(self.x_proj(a), [self.R, self.N, self.N], dim=-1)
+        if self.dbc_eps is not None:
+            delta, B, C = (rms_forward(v, self.dbc_eps) for v in (delta, B, C))
         dt = softplus(self.dt_proj(delta))
         return dt, B, C
 
@@ -305,7 +320,8 @@ class State:
 # ----------------------------------------------------------------- model --
 
 class MemMambaForCausalLM(nn.Module):
-    """Mamba-1 (model_type "mamba") or MemMamba (model_type "memmamba")."""
+    """Mamba-1 (model_type "mamba"), MemMamba ("memmamba") or Falcon-Mamba
+    ("falcon_mamba")."""
 
     def __init__(self, c: Config):
         super().__init__()
