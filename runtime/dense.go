@@ -17,7 +17,9 @@ type dense interface {
 	// mixerIn: xz (T x 2E) = W_in RMSNorm(x; norm_l) (+ b_in).
 	mixerIn(l int, xz, x []float32, T int)
 	// ssmIn: dbc (T x (R+2N)) = W_x a1; dt (T x E) = softplus(W_dt
-	// delta + b_dt), delta being dbc's first R columns.
+	// delta + b_dt), delta being dbc's first R columns. For Falcon-Mamba
+	// (Config.DtBCRMS) delta, B and C of dbc are RMS-normalised (no
+	// weight, eps mixer_rms_eps) before dt_proj, and dbc holds them so.
 	ssmIn(l int, dbc, dt, a1 []float32, T int)
 	// mixerOut: mix (T x d) = W_out y (+ b_out); x += mix (x becomes r).
 	// prevM is the mixer output before the chunk's first token (the Note
@@ -53,6 +55,7 @@ type nativeDense struct {
 	ps                           []ops.Product
 	gTok, gLay                   gatedWork
 	fused                        fusedStep
+	ones                         []float32 // Falcon-Mamba's norm weight (mixerNorms)
 }
 
 func (m *Model) newDense(sc *scratch) dense {
@@ -85,6 +88,7 @@ func (n *nativeDense) ssmIn(l int, dbc, dt, a1 []float32, T int) {
 	E, N, R := c.Intermediate, c.StateSize, c.TimeStepRank
 	w := &m.layers[l].mixer
 	m.pool.MatMul(dbc, w.xProj, a1, T)
+	n.mixerNorms(dbc, T)
 	delta := n.sc.buf(&n.rn, T*R)
 	for t := range T {
 		copy(delta[t*R:(t+1)*R], dbc[t*(R+2*N):t*(R+2*N)+R])

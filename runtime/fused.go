@@ -14,8 +14,9 @@ type stepFuser interface {
 	// mixerInStep: xz (2E) = W_in RMSNorm(x; norm_l) (+ b_in), then
 	// cv = silu(conv(xz[:E])) with the conv window updated.
 	mixerInStep(l int, xz, x, cv, window []float32)
-	// ssmStep: dbc = W_x cv; dt = softplus(W_dt delta + b_dt); y = the
-	// scan of cv gated by z (h updated).
+	// ssmStep: dbc = W_x cv (delta, B and C normalised for Falcon-Mamba,
+	// as in ssmIn); dt = softplus(W_dt delta + b_dt); y = the scan of cv
+	// gated by z (h updated).
 	ssmStep(l int, dbc, dt, y, cv, z, h []float32)
 }
 
@@ -75,6 +76,7 @@ func (n *nativeDense) ssmStep(l int, dbc, dt, y, cv, z, h []float32) {
 	E, N, R := c.Intermediate, c.StateSize, c.TimeStepRank
 	w := &m.layers[l].mixer
 	m.pool.MatVec(dbc, w.xProj, cv)
+	n.mixerNorms(dbc, 1)
 	f := &n.fused
 	f.init()
 	f.w, f.E, f.N = w, E, N
