@@ -23,7 +23,7 @@ import (
 // Graphs, for a chunk of T tokens (T is a symbolic dimension):
 //
 //	in0      x -> xz                                  (layer 0's norm and in_proj)
-//	ssm[l]   a' -> dbc, dt                            (x_proj, dt_proj, softplus)
+//	ssm[l]   a' -> dbc, dt                            (x_proj[, Falcon-Mamba's norms], dt_proj, softplus)
 //	out[l]   Mamba:    y, x -> mix, r, xz'            (out_proj, residual, then layer l+1's norm and in_proj)
 //	         MemMamba: y, x, m0 -> mix, r, I, G, W_s r, q_tok[, q_lay]
 //	note[l]  r, o_tok[, o_lay], s_tok[, s_lay] -> x', xz'   (o_proj, gates, residual, layer l+1's in_proj)
@@ -400,11 +400,29 @@ func (g *graphs) ssm(b *onnxgraph.Builder, l int) ([]string, []string) {
 	p := arch.LayerPrefix(l) + "mixer."
 	a := b.Input("a", onnxgraph.Float, onnxgraph.Sym("T"), onnxgraph.D(int64(c.Intermediate)))
 	dbc := g.linear(b, a, p+"x_proj.weight", "")
+	if c.DtBCRMS {
+		dbc = g.normDBC(b, dbc)
+	}
 	delta := b.Slice(dbc, []int64{0}, []int64{int64(c.TimeStepRank)}, []int64{1})
 	dt := b.Softplus(g.linear(b, delta, p+"dt_proj.weight", p+"dt_proj.bias"))
 	out(b, dbc, "dbc", c.TimeStepRank+2*c.StateSize)
 	out(b, dt, "dt", c.Intermediate)
 	return []string{"a"}, []string{"dbc", "dt"}
+}
+
+// normDBC is Falcon-Mamba's step after x_proj (nativeDense.mixerNorms):
+// delta, B and C, the three column ranges of dbc [T, R+2N], each divided by
+// its root mean square (eps mixer_rms_eps, no weight), concatenated back.
+func (g *graphs) normDBC(b *onnxgraph.Builder, dbc string) string {
+	c := g.m.Config
+	R, N := int64(c.TimeStepRank), int64(c.StateSize)
+	var parts []string
+	for _, r := range [][2]int64{{0, R}, {R, R + N}, {R + N, R + 2*N}} {
+		v := b.Slice(dbc, []int64{r[0]}, []int64{r[1]}, []int64{1})
+		ms := b.ReduceMean(b.Pow(v, b.Const("two", nil, 2)), true, -1)
+		parts = append(parts, b.Div(v, b.Sqrt(b.Add(ms, b.Const("mixer_eps", nil, c.MixerEps())))))
+	}
+	return b.Concat(1, parts...)
 }
 
 // out adds a graph output named name of shape [T, width].
