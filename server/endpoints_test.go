@@ -1,7 +1,10 @@
 package server
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -491,4 +494,29 @@ func TestStates(t *testing.T) {
 	if code, body, _ := noDir.post(t, "/v1/states/x", map[string]any{"prompt": "a"}); code != http.StatusNotFound {
 		t.Errorf("without a state folder: %d %s", code, body)
 	}
+}
+
+// TestSlowBody: a body sent too slowly gets 400 once bodyReadTimeout
+// passes, and its handler goes.
+func TestSlowBody(t *testing.T) {
+	old := bodyReadTimeout
+	bodyReadTimeout = 100 * time.Millisecond
+	defer func() { bodyReadTimeout = old }()
+	ts := newTestServer(t, "mamba-tiny", Config{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"prompt\":")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v\n%s", err, ts.log.String())
+	}
+	body := readAll(t, resp)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	checkErrorShape(t, body, "invalid_request_error")
 }

@@ -345,8 +345,17 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 
 // readBody reads the request body within Config.MaxBodyBytes (413 above).
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+	// A client that sends its body slowly gets bodyReadTimeout for all of
+	// it (http.Server.ReadTimeout would also cut a long stream's
+	// connection), then the connection goes back to no deadline.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	if err != nil {
+	if err == nil {
+		rc.SetReadDeadline(time.Time{})
+	} else {
+		// The rest of the body is not worth waiting for: answer, then close.
+		w.Header().Set("Connection", "close")
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			return nil, (&apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
@@ -356,6 +365,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiE
 	}
 	return b, nil
 }
+
+// bodyReadTimeout bounds the reading of a request body.
+var bodyReadTimeout = time.Minute // a variable for the tests
 
 // randomSeed seeds a request that gives none.
 func randomSeed() uint64 { return rand.Uint64() }
