@@ -211,6 +211,10 @@ const (
 	keyStateSize       = "ssm.state_size"
 	keyTimeStepRank    = "ssm.time_step_rank"
 	keyDtBCRMS         = "ssm.dt_b_c_rms"
+	// keyDtBCRMSEps is this project's key for Falcon-Mamba's mixer_rms_eps.
+	// llama.cpp has none: it normalises delta, B and C with the layer norms'
+	// eps (attention.layer_norm_rms_epsilon) and ignores this key.
+	keyDtBCRMSEps = "ssm.dt_b_c_rms_epsilon"
 
 	keyMemPool       = "memory.pool_size"
 	keyMemSummary    = "memory.summary_dim"
@@ -223,19 +227,32 @@ const (
 	keyMemEviction   = "memory.eviction"
 )
 
+// ArchOf is the GGUF architecture of a model configuration: "mamba" for
+// Mamba-1 and Falcon-Mamba (as llama.cpp's converter writes
+// FalconMambaForCausalLM, with ssm.dt_b_c_rms true), "memmamba" for
+// MemMamba.
+func ArchOf(c *arch.Config) string {
+	if c.ModelType == arch.TypeFalconMamba {
+		return ArchMamba
+	}
+	return c.ModelType
+}
+
 // ConfigToKV returns the GGUF metadata of a model configuration, in a fixed
-// order: general.architecture ("mamba" or "memmamba") and the keys
-// llama.cpp's mamba loader reads (the same as convert_hf_to_gguf.py's
+// order: general.architecture ("mamba" or "memmamba", see ArchOf) and the
+// keys llama.cpp's mamba loader reads (the same as convert_hf_to_gguf.py's
 // MambaModel writes: context_length 2^20, feed_forward_length and
 // attention.head_count 0, ssm.*, layer_norm_rms_epsilon as float32,
-// ssm.dt_b_c_rms false), plus <arch>.vocab_size and, for MemMamba,
+// ssm.dt_b_c_rms: true for Falcon-Mamba, false otherwise), plus
+// <arch>.vocab_size, for Falcon-Mamba mamba.ssm.dt_b_c_rms_epsilon (its
+// mixer_rms_eps as float32, this project's key) and, for MemMamba,
 // memmamba.memory.*. Biases and tied embeddings are told by which tensors
 // are present, as in llama.cpp.
 func ConfigToKV(c *arch.Config) ([]KV, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	a := c.ModelType
+	a := ArchOf(c)
 	u := func(v int) uint32 { return uint32(v) }
 	kvs := []KV{
 		{KeyArchitecture, a},
@@ -250,7 +267,10 @@ func ConfigToKV(c *arch.Config) ([]KV, error) {
 		{a + "." + keyStateSize, u(c.StateSize)},
 		{a + "." + keyTimeStepRank, u(c.TimeStepRank)},
 		{a + "." + keyRMSEps, float32(c.LayerNormEps)},
-		{a + "." + keyDtBCRMS, false},
+		{a + "." + keyDtBCRMS, c.DtBCRMS},
+	}
+	if c.DtBCRMS {
+		kvs = append(kvs, KV{a + "." + keyDtBCRMSEps, float32(c.MixerRMSEps)})
 	}
 	for _, kv := range kvs {
 		if v, ok := kv.Value.(uint32); ok && v > math.MaxInt32 {
@@ -320,11 +340,21 @@ func ConfigFromKV(kv map[string]any, tensors []source.Tensor) (*arch.Config, err
 		errs = append(errs, fmt.Errorf("gguf: metadata key %q: want a float, got %v (%T)", key, v, v))
 		return 0
 	}
-	if b, _ := kv[a+"."+keyDtBCRMS].(bool); b {
-		errs = append(errs, fmt.Errorf("gguf: metadata key %q is true: RMS norms on dt, B and C (Falcon-Mamba) are not part of this model", a+"."+keyDtBCRMS))
+	modelType := a
+	dtbc := false
+	if v, ok := kv[a+"."+keyDtBCRMS]; ok {
+		b, isBool := v.(bool)
+		switch {
+		case !isBool:
+			errs = append(errs, fmt.Errorf("gguf: metadata key %q: want a bool, got %v (%T)", a+"."+keyDtBCRMS, v, v))
+		case b && a != ArchMamba:
+			errs = append(errs, fmt.Errorf("gguf: metadata key %q is true: RMS norms on dt, B and C (Falcon-Mamba) are only for architecture %q", a+"."+keyDtBCRMS, ArchMamba))
+		case b:
+			modelType, dtbc = arch.TypeFalconMamba, true
+		}
 	}
 	c := &arch.Config{
-		ModelType:    a,
+		ModelType:    modelType,
 		HiddenSize:   geti(keyEmbeddingLength, true),
 		NumLayers:    geti(keyBlockCount, true),
 		ConvKernel:   geti(keyConvKernel, true),
@@ -332,6 +362,13 @@ func ConfigFromKV(kv map[string]any, tensors []source.Tensor) (*arch.Config, err
 		StateSize:    geti(keyStateSize, true),
 		TimeStepRank: geti(keyTimeStepRank, true),
 		LayerNormEps: getf(keyRMSEps, 1e-5),
+	}
+	if dtbc {
+		// A GGUF from llama.cpp's converter has no eps of its own for
+		// these norms: Hugging Face's default, which the Falcon-Mamba
+		// checkpoints use (llama.cpp itself runs them with the layer
+		// norms' eps; README.md).
+		c.DtBCRMS, c.MixerRMSEps = true, getf(keyDtBCRMSEps, arch.DefaultMixerRMSEps)
 	}
 	has := map[string][]int{}
 	for _, t := range tensors {

@@ -184,7 +184,7 @@ func TestConfigKV(t *testing.T) {
 		{"blocks", func(m map[string]any) { m["mamba.block_count"] = uint64(1 << 40) }, `"mamba.block_count" is 1099511627776, but the weights hold`},
 		{"blocks 1000", func(m map[string]any) { m["mamba.block_count"] = uint32(1000) }, `"mamba.block_count" is 1000, but the weights hold`},
 		{"zero", func(m map[string]any) { m["mamba.ssm.inner_size"] = uint32(0) }, "intermediate_size"},
-		{"falcon", func(m map[string]any) { m["mamba.ssm.dt_b_c_rms"] = true }, "Falcon"},
+		{"dt_b_c_rms type", func(m map[string]any) { m["mamba.ssm.dt_b_c_rms"] = uint32(1) }, `"mamba.ssm.dt_b_c_rms": want a bool`},
 		{"eps type", func(m map[string]any) { m["mamba.attention.layer_norm_rms_epsilon"] = "x" }, "want a float"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
