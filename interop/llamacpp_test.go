@@ -243,16 +243,18 @@ var matrixStats = struct {
 	worst map[quant.Type]float64
 }{worst: map[quant.Type]float64{}}
 
-// TestLlamaCppMatrix exports every plain Mamba fixture and trained Mamba
-// model at f32, f16, int8, bf16 and int4 with the Go API (what mmconvert --to gguf
-// does), loads each file in llama.cpp, and compares: the file type llama.cpp
+// TestLlamaCppMatrix exports every plain Mamba fixture, the Falcon-Mamba
+// fixture (with llama.cpp's eps for the dt/B/C norms: llamaSource) and
+// trained Mamba model at f32, f16, int8, bf16 and int4 with the Go API
+// (what mmconvert --to gguf does), loads each file in llama.cpp, and
+// compares: the file type llama.cpp
 // reports, a load without tokenizer warnings, every position's logits
 // against the runtime on the model file of the same type (f32: within
 // 1e-4 + 1e-4|x|), and, on the trained models at every type, the greedy
 // continuation token for token. It prints how many cases ran and skipped
 // and the largest difference per type.
 func TestLlamaCppMatrix(t *testing.T) {
-	names := []string{"mamba-tiny", "mamba-ssm", "mamba-fp16", "trained/mamba-kjv", "trained/mamba-passkey"}
+	names := []string{"mamba-tiny", "mamba-ssm", "mamba-fp16", "falcon-mamba-tiny", "trained/mamba-kjv", "trained/mamba-passkey"}
 	types := []quant.Type{quant.F32, quant.F16, quant.Q8_0, quant.BF16, quant.Q4_0}
 	wantFtype := map[quant.Type]int{quant.F32: 0, quant.F16: 1, quant.Q8_0: 7, quant.BF16: 32, quant.Q4_0: 2}
 	wantDesc := map[quant.Type]string{quant.F32: "all F32", quant.F16: "F16", quant.Q8_0: "Q8_0", quant.BF16: "BF16", quant.Q4_0: "Q4_0"}
@@ -282,7 +284,7 @@ func TestLlamaCppMatrix(t *testing.T) {
 				if strings.HasPrefix(name, "trained/") {
 					gen = 32
 				}
-				gg, mmq := exportPair(t, g.Source(), typ)
+				gg, mmq := exportPair(t, llamaSource(t, name, g), typ)
 				lo := llamaLogits(t, gg, g.Tokens, max(gen, 1))
 				checkCleanLoad(t, lo)
 				if lo.ftype != wantFtype[typ] || !strings.HasSuffix(lo.desc, " "+wantDesc[typ]) {

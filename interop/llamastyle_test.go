@@ -120,6 +120,9 @@ func TestImportLlamaCppStyleGGUF(t *testing.T) {
 	}{
 		{"trained/mamba-kjv", format.TokenizerBytes, "gpt-2"},
 		{"mamba-bias-untied", format.TokenizerHFBPE, "olmo"},
+		// mamba.ssm.dt_b_c_rms true and no eps key of its own: mixer_rms_eps
+		// comes back as Hugging Face's default, the fixture's 1e-6.
+		{"falcon-mamba-tiny", format.TokenizerBytes, "gpt-2"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g, err := fixtures.Load(c.name)
@@ -191,5 +194,6 @@ func sameShape(a, b *arch.Config) bool {
 	return a.ModelType == b.ModelType && a.VocabSize == b.VocabSize && a.HiddenSize == b.HiddenSize &&
 		a.NumLayers == b.NumLayers && a.ConvKernel == b.ConvKernel && a.Intermediate == b.Intermediate &&
 		a.StateSize == b.StateSize && a.TimeStepRank == b.TimeStepRank && a.LayerNormEps == b.LayerNormEps &&
-		a.UseBias == b.UseBias && a.UseConvBias == b.UseConvBias && a.TieEmbeddings == b.TieEmbeddings
+		a.UseBias == b.UseBias && a.UseConvBias == b.UseConvBias && a.TieEmbeddings == b.TieEmbeddings &&
+		a.DtBCRMS == b.DtBCRMS && a.MixerRMSEps == b.MixerRMSEps
 }
