@@ -53,6 +53,14 @@ func (s *Server) prepare(r *http.Request, f *samplingFields, ids []int, defMax i
 		if start, e = s.loadState(f.State); e != nil {
 			return nil, e
 		}
+		// The continuation is encoded on its own: a BOS the tokenizer
+		// put at its start would land mid-sequence.
+		if bos := s.tok.Specials().BOS; bos >= 0 && ids[0] == bos {
+			ids = ids[1:]
+			if len(ids) == 0 {
+				return nil, badRequest("prompt", "the prompt is empty (no tokens after the saved state's)")
+			}
+		}
 		ids = append(slices.Clip(start.tokens), ids...)
 	}
 	if len(ids) > s.cfg.MaxPromptTokens {

@@ -43,9 +43,12 @@ func reference(t *testing.T, m *runtime.Model, prompt string, p sample.Params, n
 	dec, stop := tok.NewStreamDecoder(), sample.NewStopMatcher(stops)
 	var out strings.Builder
 	eos := tok.Specials().EOS
+	finish := "length"
 	for i := 0; i < n; i++ {
 		id := smp.Sample(logits)
 		if id == eos {
+			finish = "stop"
+			n = i
 			break
 		}
 		smp.Accept(id)
@@ -60,7 +63,7 @@ func reference(t *testing.T, m *runtime.Model, prompt string, p sample.Params, n
 	}
 	text, _ := stop.Push(dec.Flush())
 	out.WriteString(text + stop.Flush())
-	return out.String(), "length", n
+	return out.String(), finish, n
 }
 
 // greedy and seeded are the sampling settings the exactness tests use.
@@ -83,10 +86,10 @@ func request(prompt string, p sample.Params, n int) map[string]any {
 // TestCompletionMatchesReference: a completion, alone and among
 // concurrent ones of other prompts (batched, joining and leaving at
 // different steps), equals mmrun generate's output, on a Mamba and a
-// MemMamba model, greedy and seeded.
+// MemMamba model, greedy and seeded, byte-level and BPE.
 func TestCompletionMatchesReference(t *testing.T) {
 	prompts := []string{"Hello", "The quick brown fox jumps over the lazy dog. " + strings.Repeat("abc ", 40), "x", "In the beginning"}
-	for _, model := range []string{"mamba-tiny", "memmamba-priority"} {
+	for _, model := range []string{"mamba-tiny", "memmamba-priority", "mamba-bias-untied"} { // the last has a BPE tokenizer and an EOS
 		t.Run(model, func(t *testing.T) {
 			ts := newTestServer(t, model, Config{Parallel: 3, PrefillChunk: 16, CacheEvery: 32})
 			for name, p := range samplings() {
@@ -561,5 +564,23 @@ func TestPrefillBudget(t *testing.T) {
 	wg.Wait()
 	if !strings.Contains(metricsText(t, ts), `mmrun_batch_tokens_bucket{le="512"}`) {
 		t.Error("no batch_tokens histogram")
+	}
+}
+
+// TestEOS: the end-of-text token ends a generation with finish "stop",
+// uncounted and untexted, as in mmrun generate; ignore_eos goes on past it.
+func TestEOS(t *testing.T) {
+	ts := newTestServer(t, "mamba-bias-untied", Config{}) // EOS is id 0
+	p := samplings()["seeded"]
+	p.Seed, p.Temperature = 3, 2
+	want, finish, _ := reference(t, ts.m, "hi", p, 300, nil)
+	c := ts.complete(t, request("hi", p, 300))
+	if finish != "stop" || *c.Choices[0].FinishReason != "stop" || c.Choices[0].Text != want || c.Usage.CompletionTokens >= 300 {
+		t.Fatalf("finish %s (reference %s), %d tokens, %q, want %q", *c.Choices[0].FinishReason, finish, c.Usage.CompletionTokens, c.Choices[0].Text, want)
+	}
+	req := request("hi", p, 300)
+	req["ignore_eos"] = true
+	if c := ts.complete(t, req); *c.Choices[0].FinishReason != "length" || c.Usage.CompletionTokens != 300 {
+		t.Errorf("ignore_eos: finish %s after %d tokens", *c.Choices[0].FinishReason, c.Usage.CompletionTokens)
 	}
 }
