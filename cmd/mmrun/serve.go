@@ -111,6 +111,9 @@ func serve(args []string) error {
 	if *cacheEvery == 0 {
 		cfg.CacheEvery = -1
 	}
+	if ip := net.ParseIP(*host); *apiKey == "" && (ip == nil || !ip.IsLoopback()) && *host != "localhost" {
+		fmt.Fprintf(os.Stderr, "mmrun serve: warning: listening on %s without --api-key: anyone who can reach it can use the model\n", *host)
+	}
 	return runServer(cfg, &mf, net.JoinHostPort(*host, strconv.Itoa(*port)), *shutdown)
 }
 
