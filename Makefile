@@ -6,7 +6,7 @@ PYTHON  ?= /usr/bin/python3
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build deps demo tokenizers ort llamacpp fuzz-parsers test test-go check-fixtures fixtures vet fuzz clean
+.PHONY: all build deps demo tokenizers ort llamacpp openai fuzz-parsers test test-go check-fixtures fixtures vet fuzz clean
 
 all: build
 
@@ -23,7 +23,7 @@ deps:
 	./scripts/deps.sh
 
 ## test: everything CI checks: formatting, vet, Go tests (race detector on), the reference against its fixtures, a short fuzz of every parser
-test: deps tokenizers ort llamacpp vet test-go check-fixtures
+test: deps tokenizers ort llamacpp openai vet test-go check-fixtures
 	$(MAKE) fuzz-parsers FUZZTIME=5s
 
 vet:
@@ -35,6 +35,10 @@ test-go:
 	@# the cross-runtime matrix again, to print its count of cases run and skipped
 	$(GO) test -count=1 -run 'TestORTMatrix' -v ./runtime | grep -E '^(ORT matrix|--- FAIL|FAIL|ok)'
 	$(GO) test -count=1 -run 'TestLlamaCppMatrix' -v ./interop | grep -E '^(llama.cpp matrix|--- FAIL|FAIL|ok)'
+
+## openai: install the official openai npm client that server/openai_test.go drives against a test server (npm, idempotent)
+openai:
+	cd server/testdata/openai && npm ci --no-audit --no-fund --loglevel=error
 
 ## ort: install ONNX Runtime's shared library into third_party/onnxruntime/lib (npm onnxruntime-node, idempotent)
 ort:
