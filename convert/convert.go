@@ -152,7 +152,7 @@ func Write(in *Input, output string, opts Options) (*Report, error) {
 			Created:   opts.Created,
 			Synthetic: in.Synthetic,
 		},
-		Metadata: headerMetadata(in.Form, in.TokenizerMeta),
+		Metadata: headerMetadata(in.Form, in.TokenizerMeta, in.ChatMeta),
 	}
 	w, err := format.Create(output, hdr, plan, format.CreateOptions{Force: opts.Force})
 	if err != nil {

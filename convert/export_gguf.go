@@ -107,6 +107,7 @@ func WriteGGUF(in *Input, output string, opts Options) (*Report, error) {
 	}
 	kvs = append(kvs, gguf.KV{Key: gguf.KeyFileType, Value: uint32(ft)})
 	kvs = append(kvs, tkv...)
+	kvs = append(kvs, chatTemplateKV(in)...)
 	gw, err := gguf.Create(output, kvs, infos)
 	if err != nil {
 		return nil, err

@@ -71,12 +71,16 @@ func tokenizerMetaFromHeader(h map[string]string) map[string]string {
 	return m
 }
 
-// headerMetadata is a model file's header metadata: the source form and
-// the GGUF tokenizer keys under metaPrefix.
-func headerMetadata(form string, tok map[string]string) map[string]string {
+// headerMetadata is a model file's header metadata: the source form, the
+// GGUF tokenizer keys under metaPrefix and the chat template keys (chat,
+// as they are).
+func headerMetadata(form string, tok, chat map[string]string) map[string]string {
 	h := map[string]string{"source_form": form}
 	for k, v := range tok {
 		h[metaPrefix+k] = v
+	}
+	for k, v := range chat {
+		h[k] = v
 	}
 	return h
 }

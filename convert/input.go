@@ -42,7 +42,12 @@ type Input struct {
 	// hold (tokenizer.ggml.pre, the special ids, add_bos/add_eos), from a
 	// GGUF input or a model file's header, as text (see ggmeta.go).
 	TokenizerMeta map[string]string
-	readers       []source.Reader
+	// ChatMeta holds the chat template and the special tokens it names
+	// (MetaChatTemplate, MetaBOSToken, MetaEOSToken; see chattemplate.go),
+	// from tokenizer_config.json, GGUF's tokenizer.chat_template or a
+	// model file's header; nil when the checkpoint has none.
+	ChatMeta map[string]string
+	readers  []source.Reader
 }
 
 // SourceTensor is one tensor of the input under its canonical name.
@@ -230,8 +235,34 @@ func (in *Input) open(dir, weights string) error {
 			}
 		}
 	}
+	if err := in.openChatMeta(dir, r, isGGUF); err != nil {
+		return err
+	}
 	if in.Tokenizer.Kind == format.TokenizerBytes && in.Config.VocabSize < 256 {
 		return fmt.Errorf("%s: no tokenizer.json, and a byte-level model needs vocab_size >= 256 (config says %d)", dir, in.Config.VocabSize)
+	}
+	return nil
+}
+
+// openChatMeta sets the chat template: tokenizer_config.json beside the
+// weights, else a GGUF input's tokenizer.chat_template.
+func (in *Input) openChatMeta(dir string, r source.Reader, isGGUF bool) error {
+	m, path, err := readChatMeta(dir)
+	if err != nil {
+		return err
+	}
+	if m != nil {
+		in.ChatMeta = m
+		in.addSource(path)
+		return nil
+	}
+	if !isGGUF {
+		return nil
+	}
+	kv := r.Metadata()
+	tok, _ := gguf.TokenizerFromKV(kv) // its errors are the tokenizer's to report
+	if in.ChatMeta, err = chatMetaFromGGUF(kv, tok); err != nil {
+		return fmt.Errorf("%s: %w", r.Path(), err)
 	}
 	return nil
 }
@@ -260,6 +291,7 @@ func (in *Input) openModelFile(path string) error {
 	in.Config = &c
 	in.Tokenizer = h.Tokenizer
 	in.TokenizerMeta = tokenizerMetaFromHeader(h.Metadata)
+	in.ChatMeta = chatMetaFromHeader(h.Metadata)
 	in.Sources = append(in.Sources, h.Provenance.Sources...)
 	for _, t := range s.Tensors() {
 		in.Tensors[t.Name] = &SourceTensor{Canonical: t.Name, Tensor: t, Reader: s}

@@ -247,6 +247,7 @@ func inspect(args []string) error {
 		tok += fmt.Sprintf(" (tokenizer.json, %d bytes)", len(h.Tokenizer.JSON))
 	}
 	fmt.Printf("tokenizer:  %s\n", tok)
+	fmt.Printf("chat:       %s\n", chatTemplateLine(h.Metadata))
 	fmt.Printf("converter:  %s, %s", h.Provenance.Converter, h.Provenance.Created.UTC().Format(time.RFC3339))
 	if h.Provenance.Synthetic {
 		fmt.Print(", SYNTHETIC (random weights)")
@@ -265,6 +266,23 @@ func inspect(args []string) error {
 	tw.Flush()
 	fmt.Printf("%d tensors, %.2f MiB\n", len(h.Tensors), float64(total)/(1<<20))
 	return nil
+}
+
+// chatTemplateLine says whether a model file carries a chat template (the
+// one mmrun serve renders chat messages with) and which special tokens it
+// names, or that serve falls back to its plain template.
+func chatTemplateLine(meta map[string]string) string {
+	t := meta[convert.MetaChatTemplate]
+	if t == "" {
+		return "no chat template (mmrun serve uses its plain template)"
+	}
+	line := fmt.Sprintf("chat template carried (%d bytes", len(t))
+	for _, k := range []string{convert.MetaBOSToken, convert.MetaEOSToken} {
+		if v, ok := meta[k]; ok {
+			line += fmt.Sprintf(", %s %q", k, v)
+		}
+	}
+	return line + ")"
 }
 
 func verify(args []string) error {
