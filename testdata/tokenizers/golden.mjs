@@ -184,3 +184,4 @@ for (const [name, j] of Object.entries(toks)) {
   const lossless = entries.filter((e, i) => e && e.decoded === texts[i]).length;
   console.log(`${name}: ${entries.length} strings, ${lossless} round-trip`);
 }
+await import("./chat-golden.mjs");
