@@ -5,8 +5,9 @@ import (
 	"strings"
 )
 
-// The plain chat template, used for every model (a converted file does not
-// carry a chat template yet). Each message is rendered as
+// The plain chat template, used for a model whose file carries no chat
+// template of its own (template.go renders those). Each message is
+// rendered as
 //
 //	<Role>: <content>\n\n
 //

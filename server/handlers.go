@@ -291,17 +291,17 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	prompt, e := renderChat(req.Messages)
+	prompt, stops, e := s.renderMessages(req.Messages, true)
 	if e != nil {
 		writeError(w, e)
 		return
 	}
-	ids, err := s.tok.Encode(prompt)
-	if err != nil {
-		writeError(w, badRequest("messages", "messages: %v", err))
+	ids, e := s.encodeChat(prompt)
+	if e != nil {
+		writeError(w, e)
 		return
 	}
-	g, e := s.prepare(r, &req.samplingFields, ids, defaultChatTokens, chatStops)
+	g, e := s.prepare(r, &req.samplingFields, ids, defaultChatTokens, stops)
 	if e != nil {
 		if e.Param != nil && *e.Param == "prompt" {
 			p := "messages"
@@ -351,7 +351,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	var out strings.Builder
 	var lps []tokenLogprob
-	err = s.wait(ctx, res, func(p piece) error { out.WriteString(p.text); lps = append(lps, p.lps...); return nil })
+	err := s.wait(ctx, res, func(p piece) error { out.WriteString(p.text); lps = append(lps, p.lps...); return nil })
 	if err != nil {
 		if r.Context().Err() == nil {
 			writeError(w, genError(err))

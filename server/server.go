@@ -139,6 +139,7 @@ type Server struct {
 	m       *runtime.Model
 	tok     tokenizer.Tokenizer
 	eos     int
+	tmpl    *chatTemplate // the model's chat template; nil: the plain one
 	sched   *scheduler
 	created int64
 	stopMu  sync.Mutex
@@ -166,6 +167,8 @@ func (s *Server) Start(m *runtime.Model) error {
 		return errors.New("server: already started")
 	}
 	s.m, s.tok, s.eos = m, tok, tok.Specials().EOS
+	s.tmpl = newChatTemplate(m.Header.Metadata)
+	fmt.Fprintln(s.cfg.Log, s.tmpl.describe())
 	s.sched = newScheduler(m, tok, s.cfg, s.met)
 	s.ready.Store(true)
 	return nil

@@ -167,15 +167,13 @@ func (s *Server) saveState(w http.ResponseWriter, r *http.Request, id, path stri
 		writeError(w, badRequest("prompt", "give prompt or messages, not both"))
 		return
 	case req.Messages != nil:
-		text, e := renderChat(req.Messages)
+		text, _, e := s.renderMessages(req.Messages, false)
 		if e != nil {
 			writeError(w, e)
 			return
 		}
-		text = strings.TrimSuffix(text, chatOpen)
-		var err error
-		if ids, err = s.tok.Encode(text); err != nil {
-			writeError(w, badRequest("messages", "messages: %v", err))
+		if ids, e = s.encodeChat(text); e != nil {
+			writeError(w, e)
 			return
 		}
 	default:
