@@ -261,3 +261,24 @@ func checkAPIError(t *testing.T, code int, body []byte, want string) {
 		t.Errorf("got %d %s, want 400 invalid_request_error on messages containing %q", code, body, want)
 	}
 }
+
+// FuzzChatTemplate: any template text, compiled and rendered on a small
+// conversation, gives a rendering or an error, never a panic (the
+// library's are recovered into errors).
+func FuzzChatTemplate(f *testing.F) {
+	for _, s := range []string{chatmlTemplate, "{{ raise_exception('x') }}", "{% for m in messages %}{{ loop.index }}{% endfor %}",
+		"{{ messages[0]['content'].strip().split(' ')[-1] | upper }}", "{% set ns = namespace(a=1) %}{{ ns.a + 1 }}", "{%- if x -%}\n a {%- endif %}"} {
+		f.Add(s)
+	}
+	msgs := []map[string]any{{"role": "system", "content": " S "}, {"role": "user", "content": "Hi there"}}
+	f.Fuzz(func(t *testing.T, src string) {
+		if len(src) > 4096 {
+			return
+		}
+		c := newChatTemplate(map[string]string{metaChatTemplate: src, metaBOSToken: "<s>", metaEOSToken: "</s>"})
+		if c == nil {
+			return
+		}
+		c.render(msgs, true)
+	})
+}
