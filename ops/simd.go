@@ -359,12 +359,12 @@ func (pr *product) floatRowsTok(dst, x []float32, lo, hi int) {
 func (pr *product) blockRows(lo, hi int) {
 	C := pr.w.Cols
 	nb := C / quant.BlockSize
-	if pr.n >= 4 && nb > 0 && hi-lo >= 4 {
+	if pr.n >= pr.tileTokens() && nb > 0 && hi-lo >= 4 {
 		switch pr.k {
-		case kQ8VNNI:
+		case kQ8VNNI, kQ8AVX2:
 			pr.q8Tiles(lo, hi)
 			return
-		case kQ4VNNI:
+		case kQ4VNNI, kQ4AVX2:
 			pr.q4Tiles(lo, hi)
 			return
 		}
@@ -413,8 +413,8 @@ func (pr *product) blockRowsTok(t, lo, hi int) {
 }
 
 // q8Tiles computes rows lo..hi-1 (at least 4) of every token with the Q8_0
-// tile kernel (4 rows x 4 tokens a call); the rows and tokens left over go
-// through blockRowsTok, which gives the same bits.
+// tile kernel (4 rows x tileTokens tokens a call); the rows and tokens left
+// over go through blockRowsTok, which gives the same bits.
 func (pr *product) q8Tiles(lo, hi int) {
 	r := lo + (hi-lo)&^3
 	pr.tileQ8Rows(pr.w.Data[lo*pr.rb:], pr.rb, lo, r)
@@ -452,24 +452,41 @@ func (pr *product) q4Tiles(lo, hi int) {
 	pr.tileLeftovers(lo, r, hi)
 }
 
+// tileTokens is how many tokens the block tile kernel of pr's level takes
+// a call: 4 (tileQ8AVX512), 2 (tileQ8AVX2; its 16 registers hold 4 rows x
+// 2 tokens of accumulators).
+func (pr *product) tileTokens() int {
+	if pr.k == kQ8AVX2 || pr.k == kQ4AVX2 {
+		return 2
+	}
+	return 4
+}
+
 // tileQ8Rows runs the Q8_0 tile kernel on rows lo..hi-1 (a multiple of 4)
-// for every whole group of 4 tokens, row r's weights at w[(r-lo)*rb:].
+// for every whole group of tileTokens tokens, row r's weights at
+// w[(r-lo)*rb:].
 func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int) {
 	C, R := pr.w.Cols, pr.w.Rows
 	nb := C / quant.BlockSize
-	nt := pr.n &^ 3
+	tt := pr.tileTokens()
+	nt := pr.n - pr.n%tt
 	for r := lo; r+4 <= hi; r += 4 {
-		for tok := 0; tok < nt; tok += 4 {
-			tileQ8AVX512(&w[(r-lo)*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R)
+		for tok := 0; tok < nt; tok += tt {
+			if tt == 2 {
+				tileQ8AVX2(&w[(r-lo)*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R)
+			} else {
+				tileQ8AVX512(&w[(r-lo)*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R)
+			}
 		}
 	}
 }
 
 // tileLeftovers computes, with the row kernel, what the tiles left of rows
-// lo..hi-1: rows done..hi-1 of the tokens in whole groups of 4, and every
-// row of the tokens after them.
+// lo..hi-1: rows done..hi-1 of the tokens in whole tiles, and every row of
+// the tokens after them.
 func (pr *product) tileLeftovers(lo, done, hi int) {
-	nt := pr.n &^ 3
+	tt := pr.tileTokens()
+	nt := pr.n - pr.n%tt
 	for tok := 0; tok < pr.n; tok++ {
 		r0 := done
 		if tok >= nt {

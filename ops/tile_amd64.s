@@ -526,3 +526,89 @@ tq8zodd:
 
 tq8zdone:
 	TQ8STORE
+
+// ---- Q8_0 with AVX2: 4 rows x 2 tokens of blocks, accumulator Y(4t+i).
+//
+// The row kernel's (dotQ8x4AVX2's) operations on the same values, so the
+// same bits: each block's 8 int32 lanes as sum |w|*(x with w's sign)
+// (VPSIGNB, VPMADDUBSW on |w| unsigned, VPMADDWD with ones), converted to
+// float, times the float32 product d_w*d_x, added by one FMA into the
+// output's 8 lanes in block order; reduced by REDUCE4's tree (RED4). Each
+// row's |w| and d_w are formed once for both tokens and each token's x
+// and d_x once for the four rows: about 8 instructions per row, token and
+// block where the row kernel takes 13. VPSIGNB reads w and VPMADDWD the
+// ones from memory, so that the 8 accumulators, both tokens' x and d_x,
+// |w|, d_w and two temporaries fit the 16 registers.
+
+// ones16<> holds sixteen int16 ones (VPMADDWD's pair sum).
+DATA ones16<>+0x00(SB)/8, $0x0001000100010001
+DATA ones16<>+0x08(SB)/8, $0x0001000100010001
+DATA ones16<>+0x10(SB)/8, $0x0001000100010001
+DATA ones16<>+0x18(SB)/8, $0x0001000100010001
+GLOBL ones16<>(SB), RODATA|NOPTR, $32
+
+// Q8A2TOK(wq, x, dx, acc): acc += float(sum |w|*(x with w's sign)) *
+// (d_w*d_x), with |w| in Y12 and d_w in Y13 (8 lanes).
+#define Q8A2TOK(wq, x, dx, acc) \
+	VPSIGNB     wq, x, Y14; \
+	VPMADDUBSW  Y14, Y12, Y14; \
+	VPMADDWD    ones16<>(SB), Y14, Y14; \
+	VCVTDQ2PS   Y14, Y14; \
+	VMULPS      dx, Y13, Y15; \
+	VFMADD231PS Y15, Y14, acc
+
+// Q8A2ROW(wq, wd, a0, a1): one row's block (quants at wq, f16 scale at
+// wd) against the two tokens (x in Y8, Y9; d_x in Y10, Y11).
+#define Q8A2ROW(wq, wd, a0, a1) \
+	VPABSB       wq, Y12; \
+	VPBROADCASTW wd, X13; \
+	VCVTPH2PS    X13, Y13; \
+	Q8A2TOK(wq, Y8, Y10, a0); \
+	Q8A2TOK(wq, Y9, Y11, a1)
+
+// func tileQ8AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int)
+TEXT ·tileQ8AVX2(SB), NOSPLIT, $0-64
+	MOVQ   w+0(FP), SI
+	MOVQ   stride+8(FP), DX
+	LEAQ   (SI)(DX*2), R9
+	MOVQ   nb+16(FP), CX
+	MOVQ   xq+24(FP), DI
+	MOVQ   xstride+32(FP), R10
+	MOVQ   xd+40(FP), R12
+	MOVQ   CX, R13
+	SHLQ   $2, R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	TESTQ  CX, CX
+	JZ     tq8a2done
+
+tq8a2loop:
+	VMOVDQU      (DI), Y8
+	VMOVDQU      (DI)(R10*1), Y9
+	VBROADCASTSS (R12), Y10
+	VBROADCASTSS (R12)(R13*1), Y11
+	Q8A2ROW(2(SI), (SI), Y0, Y4)
+	Q8A2ROW(2(SI)(DX*1), (SI)(DX*1), Y1, Y5)
+	Q8A2ROW(2(R9), (R9), Y2, Y6)
+	Q8A2ROW(2(R9)(DX*1), (R9)(DX*1), Y3, Y7)
+	ADDQ         $34, SI
+	ADDQ         $34, R9
+	ADDQ         $32, DI
+	ADDQ         $4, R12
+	DECQ         CX
+	JNZ          tq8a2loop
+
+tq8a2done:
+	MOVQ out+48(FP), R8
+	MOVQ ostride+56(FP), BX
+	RED4(Y0, Y1, Y2, Y3, X0, X1)
+	ADDQ BX, R8
+	RED4(Y4, Y5, Y6, Y7, X4, X5)
+	VZEROUPPER
+	RET

@@ -20,6 +20,9 @@ func tileF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, 
 func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
 	panic(noAsm)
 }
+func tileQ8AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int) {
+	panic(noAsm)
+}
 func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int) {
 	panic(noAsm)
 }
