@@ -149,14 +149,8 @@ func (s *Server) withTimeout(ctx context.Context) (context.Context, context.Canc
 
 // completions is POST /v1/completions.
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
-	body, e := s.readBody(w, r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
 	var req completionRequest
-	if e := decodeBody(body, &req); e != nil {
-		writeError(w, e)
+	if !s.readRequest(w, r, &req) {
 		return
 	}
 	if req.Suffix != nil && *req.Suffix != "" {
@@ -281,14 +275,8 @@ func (s *Server) endStream(r *http.Request, sse *sse, res *result, err error, la
 
 // chat is POST /v1/chat/completions.
 func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
-	body, e := s.readBody(w, r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
 	var req chatRequest
-	if e := decodeBody(body, &req); e != nil {
-		writeError(w, e)
+	if !s.readRequest(w, r, &req) {
 		return
 	}
 	prompt, stops, e := s.renderMessages(req.Messages, true)
@@ -375,14 +363,8 @@ type tokenizeRequest struct {
 // tokenize is POST /tokenize: {"content": TEXT} -> {"tokens": [ids]},
 // the ids Encode gives (with the tokenizer's special tokens).
 func (s *Server) tokenize(w http.ResponseWriter, r *http.Request) {
-	body, e := s.readBody(w, r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
 	var req tokenizeRequest
-	if e := decodeBody(body, &req); e != nil {
-		writeError(w, e)
+	if !s.readRequest(w, r, &req) {
 		return
 	}
 	if req.Content == nil {
@@ -407,14 +389,8 @@ type detokenizeRequest struct {
 
 // detokenize is POST /detokenize: {"tokens": [ids]} -> {"content": TEXT}.
 func (s *Server) detokenize(w http.ResponseWriter, r *http.Request) {
-	body, e := s.readBody(w, r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
 	var req detokenizeRequest
-	if e := decodeBody(body, &req); e != nil {
-		writeError(w, e)
+	if !s.readRequest(w, r, &req) {
 		return
 	}
 	if req.Tokens == nil {

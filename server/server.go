@@ -346,6 +346,21 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// readRequest reads the request's body (readBody) and decodes its JSON
+// into v (decodeBody); on failure it writes the error response and
+// returns false.
+func (s *Server) readRequest(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, e := s.readBody(w, r)
+	if e == nil {
+		e = decodeBody(body, v)
+	}
+	if e != nil {
+		writeError(w, e)
+		return false
+	}
+	return true
+}
+
 // readBody reads the request body within Config.MaxBodyBytes (413 above).
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 	// A client that sends its body slowly gets bodyReadTimeout for all of

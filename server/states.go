@@ -151,14 +151,8 @@ func (s *Server) states(w http.ResponseWriter, r *http.Request) {
 // saveState runs the body's prompt (from the state it names, if any) and
 // writes the state after it.
 func (s *Server) saveState(w http.ResponseWriter, r *http.Request, id, path string) {
-	body, e := s.readBody(w, r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
 	var req stateRequest
-	if e := decodeBody(body, &req); e != nil {
-		writeError(w, e)
+	if !s.readRequest(w, r, &req) {
 		return
 	}
 	var ids []int
