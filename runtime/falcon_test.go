@@ -63,22 +63,7 @@ func TestFalconPrefillEqualsSteps(t *testing.T) {
 				t.Fatal("the native backend does not fuse the step")
 			}
 			toks := longTokens(300, m.Config.VocabSize, 7)
-			whole, lw, steps, ls := prefillAndSteps(t, m, toks)
-			parts := m.NewSession()
-			var lp []float32
-			var err error
-			for i, cut := 0, 0; i < len(toks); i = cut {
-				cut = min(len(toks), i+1+(i*37)%150)
-				if lp, err = parts.Prefill(toks[i:cut]); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if !slices.Equal(lw, ls) || !slices.Equal(lw, lp) {
-				t.Errorf("last logits differ between one prefill, steps and uneven prefills")
-			}
-			if b := stateBlob(t, whole); !slices.Equal(b, stateBlob(t, steps)) || !slices.Equal(b, stateBlob(t, parts)) {
-				t.Errorf("states differ between one prefill, steps and uneven prefills")
-			}
+			checkPrefillModes(t, m, toks)
 			// The same weights without the norms give other logits.
 			m.Config.DtBCRMS = false
 			plain := m.NewSession()

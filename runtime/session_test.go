@@ -56,24 +56,31 @@ func TestPrefillEqualsSteps(t *testing.T) {
 	for _, name := range []string{"memmamba-priority", "memmamba-fifo", "mamba-bias-untied"} {
 		t.Run(name, func(t *testing.T) {
 			m, _ := openFixture(t, name, quant.F32)
-			toks := longTokens(300, m.Config.VocabSize, 7)
-			whole, lw, steps, ls := prefillAndSteps(t, m, toks)
-			parts := m.NewSession()
-			var lp []float32
-			var err error
-			for i, cut := 0, 0; i < len(toks); i = cut {
-				cut = min(len(toks), i+1+(i*37)%150)
-				if lp, err = parts.Prefill(toks[i:cut]); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if !slices.Equal(lw, ls) || !slices.Equal(lw, lp) {
-				t.Errorf("last logits differ between one prefill, steps and uneven prefills")
-			}
-			if b := stateBlob(t, whole); !slices.Equal(b, stateBlob(t, steps)) || !slices.Equal(b, stateBlob(t, parts)) {
-				t.Errorf("states differ between one prefill, steps and uneven prefills")
-			}
+			checkPrefillModes(t, m, longTokens(300, m.Config.VocabSize, 7))
 		})
+	}
+}
+
+// checkPrefillModes runs toks as one prefill, as uneven prefills and one
+// token at a time: the last logits and the states must be identical, bit
+// for bit.
+func checkPrefillModes(t *testing.T, m *Model, toks []int) {
+	t.Helper()
+	whole, lw, steps, ls := prefillAndSteps(t, m, toks)
+	parts := m.NewSession()
+	var lp []float32
+	var err error
+	for i, cut := 0, 0; i < len(toks); i = cut {
+		cut = min(len(toks), i+1+(i*37)%150)
+		if lp, err = parts.Prefill(toks[i:cut]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(lw, ls) || !slices.Equal(lw, lp) {
+		t.Errorf("last logits differ between one prefill, steps and uneven prefills")
+	}
+	if b := stateBlob(t, whole); !slices.Equal(b, stateBlob(t, steps)) || !slices.Equal(b, stateBlob(t, parts)) {
+		t.Errorf("states differ between one prefill, steps and uneven prefills")
 	}
 }
 
