@@ -122,9 +122,9 @@ func (b *Batch) Step(items []BatchItem) error {
 		b.p.forward(seqs)
 		done = b.headRows(items, seqs, done)
 	}
-	for i := range b.seqs {
-		b.seqs[i] = seqRun{}
-	}
+	// Drop the sessions and tokens (the batch must not keep them alive).
+	clear(b.seqs[:cap(b.seqs)])
+	b.p.seqs = nil
 	return nil
 }
 
