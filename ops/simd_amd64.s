@@ -3,15 +3,6 @@
 #include "textflag.h"
 #include "q8z_amd64.h"
 
-// PF is how far ahead (bytes) the kernels prefetch: on the machine the
-// kernels were tuned on, streaming a matrix from DRAM ran 2-4x faster with it.
-// The row kernels prefetch PF ahead in each of their four rows;
-// dotQ8RowsAVX512, which runs only on rows stored back to back, prefetches
-// the bytes PF after the start of its four-row group as one linear stream,
-// five lines per step of 4 x 68 bytes, which streamed the LM head 24-48%
-// faster than two prefetches per row and step.
-#define PF 8192
-
 // Row-dot kernels: four weight rows (at w, w+stride, w+2*stride,
 // w+3*stride bytes) against one vector. Each row has its own vector
 // accumulator, updated in column order (lane = column mod lanes), and is
@@ -255,13 +246,6 @@ f32a2loop:
 f32a2done:
 	REDUCE4
 	RET
-
-// PF4 prefetches PF ahead in each of the four rows, at column byte AX.
-#define PF4 \
-	PREFETCHT0 PF(SI)(AX*1); \
-	PREFETCHT0 PF(R9)(AX*1); \
-	PREFETCHT0 PF(R10)(AX*1); \
-	PREFETCHT0 PF(R11)(AX*1)
 
 // FMA4Z adds the four rows' decoded weights Z5..Z8 times x (Z4) into Z0..Z3.
 #define FMA4Z \
