@@ -64,25 +64,42 @@
 //     with a float32 vector exp (at most 2 ulp for normal results, tested;
 //     see scan_simd.go), the SiLU gate also through the vector exp.
 //
-// The kernels prefetch 8 KiB ahead: on the 2-core Zen 5 VM they were tuned
-// on, that doubled to quadrupled the rate at which a matrix larger than the
-// cache streams from memory. The row kernels prefetch each row's stream;
-// the many-row int8 kernel, which runs on rows stored back to back (not on
-// column views such as the Note Block's W_gate[:, :d]), prefetches its four
-// rows' bytes as one linear stream, one prefetch per cache line (a row of
-// 24 blocks is 12.75 lines, so per-row prefetches asked for most lines
-// twice): the 50280x768 LM head streamed 24% faster with two threads, 48%
-// with one, and whole-model int8 decode gained 9% (alternated runs).
+// The kernels prefetch 8 KiB ahead (PF in q8z_amd64.h), because a matrix
+// larger than the cache streams from memory several times faster with it.
+// The row kernels prefetch each row's stream; the many-row int8 kernel,
+// which runs on rows stored back to back (not on column views such as the
+// Note Block's W_gate[:, :d]), prefetches its four rows' bytes as one
+// linear stream, one prefetch per cache line (a row of 24 blocks is 12.75
+// lines, so per-row prefetches asked for most lines twice). The
+// measurements behind both choices are in BENCHMARKS.md.
 //
 // With AVX-512 the rows of a product go through a many-row kernel
 // (dotF32RowsAVX512, dotF16RowsAVX512, dotBF16RowsAVX512, dotQ8RowsAVX512:
 // the four-row kernel in a loop, same bits) instead of one call per four
-// rows, which doubles the speed of short rows such as dt_proj's 48 columns
-// and the Note Block's 64.
+// rows, which saves a call, its argument loads and a Go loop per four rows:
+// for short rows such as dt_proj's 48 columns and the Note Block's 64 those
+// cost as much as the products.
 //
 // Hand-written assembly rather than avo or GOEXPERIMENT=simd: the kernels
 // are few and small (one loop each, shared through #define macros), hand
 // assembly needs no generator module or experiment flag in the default
 // build, and go vet's asmdecl checks every frame against its Go
 // declaration. archsimd would be the choice once it is on by default.
+//
+// # Dimensions
+//
+// The kernels name sizes with the symbols of the model's definition,
+// ../shared/SPEC.md (its "Notation and configuration" table and "Forward
+// pass"), where an argument is one of them:
+//
+//	d  hidden size (the residual stream)
+//	E  the mixer's inner size: channels of the conv and the scan
+//	N  the scan's state size per channel
+//	K  the conv's kernel width
+//	R  the time-step rank (dt_proj's input)
+//	A  the Note Block's attention width, split into H heads of dh = A/H
+//	S  the width of a pool entry's summary
+//	T  tokens in one call (a prefill chunk; 1 for a decode step); SPEC's
+//	   "T tokens in one prefill call", not a config key
+//	V  vocabulary size (the LM head's rows)
 package ops

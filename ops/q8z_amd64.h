@@ -1,14 +1,15 @@
 // Shared by simd_amd64.s and tile_amd64.s: the prefetch distance, and the
 // int8 kernels that hold two Q8_0 blocks in one 512-bit register.
 
-// PF is how far ahead (bytes) the kernels prefetch: on the machine the
-// kernels were tuned on, streaming a matrix from DRAM ran 2-4x faster with it.
+// PF is how far ahead (bytes) the kernels prefetch: a matrix larger than
+// the cache streams from DRAM several times faster with it.
 // The row kernels and the tiles (for the few tokens of a batched decode
 // step, which read each weight once) prefetch PF ahead in each of their four rows;
 // dotQ8RowsAVX512, which runs only on rows stored back to back, prefetches
 // the bytes PF after the start of its four-row group as one linear stream,
-// five lines per step of 4 x 68 bytes, which streamed the LM head 24-48%
-// faster than two prefetches per row and step.
+// five lines per step of 4 x 68 bytes, which asks for each line once where
+// two prefetches per row and step asked for most lines twice.
+// (Measurements: BENCHMARKS.md.)
 #define PF 8192
 
 // PF4 prefetches PF ahead in each of the four rows at SI, R9, R10, R11,
