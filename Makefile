@@ -68,7 +68,7 @@ fuzz:
 
 ## fuzz-parsers: the fuzz targets of the readers of files and blobs we do not control (what make test runs; prints each one's execution count)
 fuzz-parsers:
-	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh ./format ./convert/... ./gguf ./arch ./runtime:FuzzLoadState ./runtime:FuzzOpenModel
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh ./format ./convert/... ./arch ./runtime:FuzzLoadState ./runtime:FuzzOpenModel
 
 clean:
 	rm -rf $(BIN)

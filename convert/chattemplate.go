@@ -8,8 +8,8 @@ import (
 	"io/fs"
 	"path/filepath"
 
+	"github.com/memmamba/memmamba/convert/gguf"
 	"github.com/memmamba/memmamba/format"
-	"github.com/memmamba/memmamba/gguf"
 	"github.com/memmamba/memmamba/internal/safeio"
 )
 

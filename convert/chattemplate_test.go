@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/memmamba/memmamba/convert/gguf"
 	"github.com/memmamba/memmamba/format"
-	"github.com/memmamba/memmamba/gguf"
 	"github.com/memmamba/memmamba/quant"
 )
 

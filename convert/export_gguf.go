@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/memmamba/memmamba/arch"
+	"github.com/memmamba/memmamba/convert/gguf"
 	"github.com/memmamba/memmamba/format"
-	"github.com/memmamba/memmamba/gguf"
 	"github.com/memmamba/memmamba/internal/safeio"
 	"github.com/memmamba/memmamba/quant"
 )

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/memmamba/memmamba/gguf"
+	"github.com/memmamba/memmamba/convert/gguf"
 )
 
 // GGUF tokenizer metadata that a tokenizer.json cannot hold (the

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"github.com/memmamba/memmamba/gguf"
+	"github.com/memmamba/memmamba/convert/gguf"
 )
 
 // tokenizerJSONFromGGUF rebuilds a Hugging Face tokenizer.json from a GGUF

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/memmamba/memmamba/gguf"
+	"github.com/memmamba/memmamba/convert/gguf"
 	"github.com/memmamba/memmamba/internal/fixtures"
 	"github.com/memmamba/memmamba/tokenizer"
 )

@@ -13,12 +13,12 @@ import (
 	"strings"
 
 	"github.com/memmamba/memmamba/arch"
+	"github.com/memmamba/memmamba/convert/gguf"
 	"github.com/memmamba/memmamba/convert/onnxinit"
 	"github.com/memmamba/memmamba/convert/safetensors"
 	"github.com/memmamba/memmamba/convert/source"
 	"github.com/memmamba/memmamba/convert/torchzip"
 	"github.com/memmamba/memmamba/format"
-	"github.com/memmamba/memmamba/gguf"
 	"github.com/memmamba/memmamba/internal/safeio"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/memmamba/memmamba/convert"
-	"github.com/memmamba/memmamba/gguf"
+	"github.com/memmamba/memmamba/convert/gguf"
 	"github.com/memmamba/memmamba/internal/fixtures"
 	"github.com/memmamba/memmamba/quant"
 	"github.com/memmamba/memmamba/runtime"

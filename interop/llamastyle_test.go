@@ -7,8 +7,8 @@ import (
 
 	"github.com/memmamba/memmamba/arch"
 	"github.com/memmamba/memmamba/convert"
+	"github.com/memmamba/memmamba/convert/gguf"
 	"github.com/memmamba/memmamba/format"
-	"github.com/memmamba/memmamba/gguf"
 	"github.com/memmamba/memmamba/internal/fixtures"
 	"github.com/memmamba/memmamba/quant"
 )

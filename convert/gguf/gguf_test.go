@@ -509,7 +509,7 @@ func TestFuzzSeeds(t *testing.T) {
 			t.Fatalf("%v (run go test -update)", err)
 		}
 		if string(got) != want {
-			t.Errorf("%s is stale: run go test ./gguf -run TestFuzzSeeds -update", path)
+			t.Errorf("%s is stale: run go test ./convert/gguf -run TestFuzzSeeds -update", path)
 		}
 	}
 }
