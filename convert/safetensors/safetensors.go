@@ -23,7 +23,6 @@ import (
 	"strings"
 
 	"github.com/memmamba/memmamba/convert/source"
-	"github.com/memmamba/memmamba/quant"
 )
 
 // Hard limits on what a file may declare.
@@ -474,39 +473,7 @@ func (f *File) ReadFloat32(name string) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	return DecodeFloat32(e.DType, raw)
-}
-
-// DecodeFloat32 converts little-endian raw data of a float dtype (F64, F32,
-// F16, BF16) to float32.
-func DecodeFloat32(dt source.DType, raw []byte) ([]float32, error) {
-	size := dtypeSize[dt]
-	if size == 0 || dt != source.F64 && dt != source.F32 && dt != source.F16 && dt != source.BF16 {
-		return nil, fmt.Errorf("dtype %s is not a float type", dt)
-	}
-	if len(raw)%size != 0 {
-		return nil, fmt.Errorf("%d bytes is not a whole number of %s values", len(raw), dt)
-	}
-	out := make([]float32, len(raw)/size)
-	switch dt {
-	case source.F64:
-		for i := range out {
-			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:])))
-		}
-	case source.F32:
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-	case source.F16:
-		for i := range out {
-			out[i] = quant.F16ToF32(binary.LittleEndian.Uint16(raw[2*i:]))
-		}
-	case source.BF16:
-		for i := range out {
-			out[i] = quant.BF16ToF32(binary.LittleEndian.Uint16(raw[2*i:]))
-		}
-	}
-	return out, nil
+	return source.DecodeFloat32(e.DType, raw)
 }
 
 // Close closes the underlying file (when the File was made by Open).

@@ -36,7 +36,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/memmamba/memmamba/convert/safetensors"
 	"github.com/memmamba/memmamba/convert/source"
 )
 
@@ -469,7 +468,7 @@ func (f *File) ReadFloat32(name string) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := safetensors.DecodeFloat32(source.DType(t.storage.dtype), raw)
+	v, err := source.DecodeFloat32(source.DType(t.storage.dtype), raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
 	}
