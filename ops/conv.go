@@ -107,7 +107,7 @@ func convRange(out, window, x, w, b []float32, E, K, T, lo, hi int) {
 // silu(conv(a))), with the channels split across the pool.
 func (p *Pool) ConvSiLU(out, window, x, w, b []float32, E, K, T int) {
 	checkConv(out, window, x, w, b, E, K, T)
-	parts := partsFor(E * K * T * 4)
+	parts := partsFor(E * K * T * ConvSiLUWork)
 	if p == nil || p.threads == 1 || parts == 1 {
 		convSiLURange(out, window, x, w, b, E, K, T, 0, E)
 		return

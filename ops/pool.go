@@ -96,6 +96,20 @@ const (
 // worth a part of its own: below it the hand-off costs more than it saves.
 const minWorkPerPart = 1 << 15
 
+// Estimates of the conv's and the scan's cost in those units (a weight
+// value of a product is one multiply-add), which split them across the
+// Pool and which callers that fuse them into a product pass as
+// MatVecThen's thenWork:
+//
+//   - ConvSiLUWork per channel, tap and token (E*K*T of them): the tap's
+//     multiply-add weighted up for the SiLU's exp and division after it.
+//   - ScanWork per channel, state dimension and token (E*N*T): an exp,
+//     which costs several multiply-adds, and the few around it.
+const (
+	ConvSiLUWork = 4
+	ScanWork     = 8
+)
+
 // NewPool starts a pool of threads workers (the caller counting as one).
 // threads <= 0 means runtime.GOMAXPROCS(0).
 func NewPool(threads int) *Pool {

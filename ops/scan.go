@@ -44,7 +44,7 @@ func Scan(y, h, dt, A, B, C, a, D, z []float32, E, N, T int) {
 // Scan is Scan (the function) with the channels split across the pool.
 func (p *Pool) Scan(y, h, dt, A, B, C, a, D, z []float32, E, N, T int) {
 	checkScan(y, h, dt, A, B, C, a, D, z, E, N, T)
-	parts := partsFor(E * N * T * 8) // an exp costs several multiply-adds
+	parts := partsFor(E * N * T * ScanWork)
 	if p == nil || p.threads == 1 || parts == 1 {
 		scanRange(y, h, dt, A, B, C, a, D, z, E, N, T, 0, E)
 		return

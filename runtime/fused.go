@@ -67,7 +67,7 @@ func (n *nativeDense) mixerInStep(l int, xz, x, cv, window []float32) {
 	f.w, f.E, f.K = &lw.mixer, c.Intermediate, c.ConvKernel
 	f.xz, f.cv, f.window = xz, cv, window
 	// The conv's cost in multiply-adds, so the product still splits.
-	m.pool.MatVecThen(xz, lw.mixer.inProj, u, f.convThen, c.Intermediate*c.ConvKernel*4)
+	m.pool.MatVecThen(xz, lw.mixer.inProj, u, f.convThen, c.Intermediate*c.ConvKernel*ops.ConvSiLUWork)
 	f.xz, f.cv, f.window = nil, nil, nil
 }
 
@@ -82,7 +82,6 @@ func (n *nativeDense) ssmStep(l int, dbc, dt, y, cv, z, h []float32) {
 	f.w, f.E, f.N = w, E, N
 	f.cv, f.dt, f.y, f.z, f.h = cv, dt, y, z, h
 	f.B, f.C = dbc[R:R+N], dbc[R+N:R+2*N]
-	// An exp costs several multiply-adds (as ops.Pool.Scan counts it).
-	m.pool.MatVecThen(dt, w.dtProj, dbc[:R], f.scanThen, E*N*8)
+	m.pool.MatVecThen(dt, w.dtProj, dbc[:R], f.scanThen, E*N*ops.ScanWork)
 	f.cv, f.dt, f.y, f.z, f.h, f.B, f.C = nil, nil, nil, nil, nil, nil, nil
 }
