@@ -141,3 +141,31 @@ func safetensorsShapes(t *testing.T, path string) map[string][]int {
 	}
 	return out
 }
+
+// TestCrossLayerGroup pins the grouping rule against the SPEC's form: layer
+// l runs cross-layer retrieval when (l+1) % p == 0, over the pools of layers
+// l-p+1..l, and a last group cut short by the layer count has no reader.
+func TestCrossLayerGroup(t *testing.T) {
+	for _, tc := range []struct{ layers, p int }{{4, 4}, {10, 4}, {7, 3}, {5, 1}, {6, 0}, {3, 5}} {
+		c := &Config{ModelType: TypeMemMamba, NumLayers: tc.layers, Memory: &Memory{CrossLayerEvery: tc.p}}
+		for l := range tc.layers {
+			lo, hi, ok := c.CrossLayerGroup(l)
+			wantOK := tc.p > 0 && (l/tc.p+1)*tc.p-1 < tc.layers
+			if ok != wantOK {
+				t.Fatalf("%d layers, p %d: layer %d: ok %v, want %v", tc.layers, tc.p, l, ok, wantOK)
+			}
+			if !ok {
+				continue
+			}
+			if lo > l || l > hi || hi-lo+1 != tc.p || (hi+1)%tc.p != 0 {
+				t.Errorf("%d layers, p %d: layer %d: group %d..%d", tc.layers, tc.p, l, lo, hi)
+			}
+			if got, want := c.HasCrossLayer(l), (l+1)%tc.p == 0; got != want {
+				t.Errorf("%d layers, p %d: HasCrossLayer(%d) = %v, want %v", tc.layers, tc.p, l, got, want)
+			}
+		}
+	}
+	if _, _, ok := (&Config{ModelType: TypeMamba, NumLayers: 4}).CrossLayerGroup(3); ok {
+		t.Error("a plain Mamba model has a cross-layer group")
+	}
+}

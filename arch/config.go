@@ -81,13 +81,33 @@ func (c *Config) IsMemMamba() bool { return c.ModelType == TypeMemMamba }
 // meaningful when DtBCRMS).
 func (c *Config) MixerEps() float32 { return float32(c.MixerRMSEps) }
 
-// HasCrossLayer reports whether layer l runs cross-layer retrieval:
-// p > 0 and (l+1) % p == 0.
-func (c *Config) HasCrossLayer(l int) bool {
-	if c.Memory == nil || c.Memory.CrossLayerEvery <= 0 {
-		return false
+// CrossLayerGroup is the cross-layer grouping rule (SPEC.md step 5), the
+// one place it is written: with p = memory.cross_layer_every > 0, the
+// layers fall into groups of p consecutive layers, lo = p*floor(l/p) to
+// hi = lo+p-1, and the last layer of a group, hi, runs cross-layer
+// retrieval over the pools of lo..hi, reading them under its own
+// layer_attn weights. ok is false when no layer reads layer l's pool:
+// plain Mamba, p = 0, or l in a last group cut short by num_hidden_layers
+// (its hi would be past the last layer). So layer l's pool is read by
+// layer hi (the runtime keeps the keys and values of that attention in
+// it), and layer l runs cross-layer retrieval when ok and hi == l, over
+// the pools of layers lo..l.
+func (c *Config) CrossLayerGroup(l int) (lo, hi int, ok bool) {
+	if c.Memory == nil || c.Memory.CrossLayerEvery <= 0 || l < 0 {
+		return 0, 0, false
 	}
-	return (l+1)%c.Memory.CrossLayerEvery == 0
+	p := c.Memory.CrossLayerEvery
+	lo = l / p * p
+	hi = lo + p - 1
+	return lo, hi, hi < c.NumLayers
+}
+
+// HasCrossLayer reports whether layer l runs cross-layer retrieval (has
+// layer_attn weights): it is the last layer of its CrossLayerGroup, that
+// is p > 0 and (l+1) % p == 0.
+func (c *Config) HasCrossLayer(l int) bool {
+	_, hi, ok := c.CrossLayerGroup(l)
+	return ok && hi == l
 }
 
 // ParseConfig reads a config.json (Hugging Face MambaConfig, mamba_ssm's

@@ -65,7 +65,7 @@ type Model struct {
 	normF  []float32
 	layers []layerWeights
 	// reader[l] is the layer whose cross-layer attention reads layer l's
-	// pool, or -1.
+	// pool (Config.CrossLayerGroup's hi), or -1.
 	reader []int
 
 	// ort is the ONNX Runtime backend; nil for the native one.
@@ -297,12 +297,8 @@ func newModel(f *format.File, opts Options) (*Model, error) {
 	m.reader = make([]int, c.NumLayers)
 	for l := range m.reader {
 		m.reader[l] = -1
-		if !c.IsMemMamba() || c.Memory.CrossLayerEvery <= 0 {
-			continue
-		}
-		p := c.Memory.CrossLayerEvery
-		if r := (l/p+1)*p - 1; r < c.NumLayers {
-			m.reader[l] = r
+		if _, hi, ok := c.CrossLayerGroup(l); ok {
+			m.reader[l] = hi
 		}
 	}
 	m.ID = modelID(f)

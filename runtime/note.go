@@ -230,8 +230,9 @@ func (s *Session) notePools(l int, p *pass, off, T int) {
 	// token's notes, so their pools are read as they are: no replay.
 	single := T == 1
 	below := sq.below[:0]
+	lo, _, _ := c.CrossLayerGroup(l) // the union is the pools of lo..l
 	if nw.lay != nil && !single {
-		for j := max(0, l-mem.CrossLayerEvery+1); j < l; j++ {
+		for j := lo; j < l; j++ {
 			h := &sq.hist[j]
 			if h.view == nil {
 				h.view = h.start.clone()
@@ -307,7 +308,7 @@ func (s *Session) notePools(l int, p *pass, off, T int) {
 		if nw.lay != nil {
 			union := sq.union[:0]
 			if single {
-				for j := max(0, l-mem.CrossLayerEvery+1); j <= l; j++ {
+				for j := lo; j <= l; j++ {
 					union = append(union, s.layers[j].pool)
 				}
 			} else {
