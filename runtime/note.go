@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"slices"
+	"strconv"
 
 	"github.com/memmamba/memmamba/arch"
 	"github.com/memmamba/memmamba/ops"
@@ -129,6 +130,7 @@ type seqScratch struct {
 	union             []*notePool
 	hist              []poolHistory
 	below             []*poolHistory
+	run               noteRun // notePools' state, reused from call to call
 }
 
 // noteBlock runs layer l's Note Block over the pass's rows: r (T x d)
@@ -199,40 +201,131 @@ func (p *pass) notesRange(lo, hi int) {
 	}
 }
 
+// NoteAction is what step 4 of SPEC.md did with a token's candidate note.
+// Its String is the word a Trace records ("skip", "note", "evict",
+// "drop"), the golden traces' form.
+type NoteAction uint8
+
+// The actions of step 4.
+const (
+	// NoteSkip: I_t <= tau1, no note.
+	NoteSkip NoteAction = iota
+	// NoteAppend: the note went into a free slot ("note").
+	NoteAppend
+	// NoteEvict: the pool was full and the note replaced another one.
+	NoteEvict
+	// NoteDrop: a full priority pool whose notes all score at least I_t
+	// kept them and dropped this one.
+	NoteDrop
+)
+
+var noteActionNames = [...]string{NoteSkip: "skip", NoteAppend: "note", NoteEvict: "evict", NoteDrop: "drop"}
+
+func (a NoteAction) String() string {
+	if int(a) < len(noteActionNames) {
+		return noteActionNames[a]
+	}
+	return "NoteAction(" + strconv.Itoa(int(a)) + ")"
+}
+
+// noteRun is one call of notePools: layer l's Note Block for one session's
+// T rows of a pass. Its slices are those rows of the pass's buffers. It
+// lives in the session's seqScratch, so a step allocates nothing.
+type noteRun struct {
+	s    *Session
+	l    int
+	mem  *arch.Memory
+	S, A int
+	nw   *noteWeights
+	pool *notePool
+	// reader is the cross-layer attention that reads this layer's pool
+	// (its keys and values are kept in the pool), nil when none does.
+	reader *attendWeights
+	// lo..l are the layers whose pools this layer's cross-layer attention
+	// reads (Config.CrossLayerGroup).
+	lo int
+	// single: one token (decode). The layers below have then already
+	// taken this token's notes, so their pools are read as they are; with
+	// more tokens they are replayed token by token from their histories
+	// (below), and this layer records its own (hist) when a layer above
+	// reads it.
+	single bool
+	below  []*poolHistory
+	hist   *poolHistory
+
+	// Inputs, from the pass's dense results.
+	imp, gate, summ, qTok, qLay []float32
+	// Outputs: the attention results before o_proj and the decisions.
+	oTok, oLay         []float32
+	retrieved, crossed []bool
+}
+
 // notePools runs the sequential part of layer l's Note Block for the
 // session's T tokens at rows off..off+T-1 of p: steps 3-5 of SPEC.md for
 // each token in order, from the dense results in p.s.note.dense, writing
 // the attention results (before o_proj) and the decisions into p's rows.
 func (s *Session) notePools(l int, p *pass, off, T int) {
+	r := s.newNoteRun(l, p, off, T)
+	r.prepareHistories()
+	sv := growFloat(&s.seq.s, r.S)
+	for t := range T {
+		pos := s.pos + t
+		r.retrieveTokens(t)
+		action, evicted := r.takeNote(t, pos, sv)
+		r.retrieveLayers(t)
+		if s.trace != nil {
+			s.trace.Layers[l] = append(s.trace.Layers[l], TraceEntry{
+				Pos: pos, Importance: float64(r.imp[t]), Trigger: float64(r.gate[t]), Retrieved: r.retrieved[t],
+				Note: action.String(), Evicted: evicted, CrossLayer: r.crossed[t], Pool: r.pool.positions(),
+			})
+		}
+	}
+	*r = noteRun{} // hold no pass buffers between calls
+}
+
+// newNoteRun sets up the session's noteRun for layer l over rows
+// off..off+T-1 of p.
+func (s *Session) newNoteRun(l int, p *pass, off, T int) *noteRun {
 	m, c := s.m, s.m.Config
 	ns := &p.s.note
-	sq := &s.seq
-	nw := m.layers[l].note
 	mem := c.Memory
 	S, A := mem.SummaryDim, mem.AttnDim
-	pool := s.layers[l].pool
-	if sq.hist == nil {
-		sq.hist = make([]poolHistory, c.NumLayers)
-	}
 	rows := func(v []float32, w int) []float32 { return v[off*w : (off+T)*w] }
 	nd := &ns.dense
-	imp, gate, summ, qTok := nd.imp[off:off+T], nd.gate[off:off+T], rows(nd.summ, S), rows(nd.qTok, A)
-	var qLay []float32
-	if nd.qLay != nil {
-		qLay = rows(nd.qLay, A)
+	r := &s.seq.run
+	lo, _, _ := c.CrossLayerGroup(l)
+	*r = noteRun{
+		s: s, l: l, mem: mem, S: S, A: A,
+		nw: m.layers[l].note, pool: s.layers[l].pool,
+		lo: lo, single: T == 1,
+		imp: nd.imp[off : off+T], gate: nd.gate[off : off+T], summ: rows(nd.summ, S), qTok: rows(nd.qTok, A),
+		oTok: rows(ns.oTok, A), oLay: rows(ns.oLay, A),
+		retrieved: ns.retrieved[off : off+T], crossed: ns.crossed[off : off+T],
 	}
-	oTok, oLay := rows(ns.oTok, A), rows(ns.oLay, A)
-	retrieved, crossed := ns.retrieved[off:off+T], ns.crossed[off:off+T]
+	if nd.qLay != nil {
+		r.qLay = rows(nd.qLay, A)
+	}
+	if rd := m.reader[l]; rd >= 0 {
+		r.reader = m.layers[rd].note.lay
+	}
+	return r
+}
 
-	// The pools of the layers below that this layer's cross-layer
-	// attention reads, replayed token by token.
-	// With one token (decode) the layers below have already taken this
-	// token's notes, so their pools are read as they are: no replay.
-	single := T == 1
-	below := sq.below[:0]
-	lo, _, _ := c.CrossLayerGroup(l) // the union is the pools of lo..l
-	if nw.lay != nil && !single {
-		for j := lo; j < l; j++ {
+// prepareHistories readies the pool histories of a chunk of several tokens:
+// the views of the pools below that this layer's cross-layer attention
+// replays, rewound to the chunk's start, and this layer's own history
+// when a layer above reads its pool.
+func (r *noteRun) prepareHistories() {
+	if r.single {
+		return
+	}
+	sq := &r.s.seq
+	if sq.hist == nil {
+		sq.hist = make([]poolHistory, r.s.m.Config.NumLayers)
+	}
+	if r.nw.lay != nil {
+		below := sq.below[:0]
+		for j := r.lo; j < r.l; j++ {
 			h := &sq.hist[j]
 			if h.view == nil {
 				h.view = h.start.clone()
@@ -243,92 +336,101 @@ func (s *Session) notePools(l int, p *pass, off, T int) {
 			below = append(below, h)
 		}
 		sq.below = below
+		r.below = below
 	}
-	// This layer's history, when a layer above reads its pool.
-	var hist *poolHistory
-	if m.reader[l] > l && !single {
-		hist = &sq.hist[l]
-		if hist.start == nil {
-			hist.start = pool.clone()
+	if r.s.m.reader[r.l] > r.l {
+		h := &sq.hist[r.l]
+		if h.start == nil {
+			h.start = r.pool.clone()
 		} else {
-			hist.start.copyFrom(pool)
+			h.start.copyFrom(r.pool)
 		}
-		hist.events = hist.events[:0]
-		hist.data = hist.data[:0]
+		h.events = h.events[:0]
+		h.data = h.data[:0]
+		r.hist = h
 	}
-	var reader *attendWeights
-	if r := m.reader[l]; r >= 0 {
-		reader = m.layers[r].note.lay
-	}
+}
 
-	sv := growFloat(&sq.s, S)
-	for t := range T {
-		pos := s.pos + t
-		// 3. cross-token retrieval over the pool before this token
-		retrieved[t] = float64(gate[t]) > mem.TauRetrieve && pool.n > 0
-		if retrieved[t] {
-			ops.Attend(oTok[t*A:(t+1)*A], qTok[t*A:(t+1)*A], pool.tokK[:pool.n*A], pool.tokV[:pool.n*A], pool.n, mem.NumHeads)
-		} else {
-			clear(oTok[t*A : (t+1)*A])
-		}
-		// 4. note taking
-		action, evicted := "skip", -1
-		if float64(imp[t]) > mem.TauNote {
-			slot, ev, drop := pool.slotFor(imp[t], mem.Eviction)
-			switch {
-			case drop:
-				action = "drop"
-			case ev >= 0:
-				action, evicted = "evict", ev
-			default:
-				action = "note"
-			}
-			if !drop {
-				ops.Scale(sv, summ[t*S:(t+1)*S], imp[t])
-				if slot == pool.n {
-					pool.n++
-				}
-				pool.pos[slot], pool.score[slot] = pos, imp[t]
-				copy(pool.summ[slot*S:(slot+1)*S], sv)
-				ops.MatVec(pool.tokK[slot*A:(slot+1)*A], nw.tok.k, sv)
-				ops.MatVec(pool.tokV[slot*A:(slot+1)*A], nw.tok.v, sv)
-				if reader != nil {
-					ops.MatVec(pool.layK[slot*A:(slot+1)*A], reader.k, sv)
-					ops.MatVec(pool.layV[slot*A:(slot+1)*A], reader.v, sv)
-					if hist != nil {
-						hist.events = append(hist.events, poolEvent{t: t, slot: slot, pos: pos, off: len(hist.data)})
-						hist.data = append(hist.data, pool.layK[slot*A:(slot+1)*A]...)
-						hist.data = append(hist.data, pool.layV[slot*A:(slot+1)*A]...)
-					}
-				}
-			}
-		}
-		// 5. cross-layer retrieval over the pools after this token's step 4
-		crossed[t] = false
-		if nw.lay != nil {
-			union := sq.union[:0]
-			if single {
-				for j := lo; j <= l; j++ {
-					union = append(union, s.layers[j].pool)
-				}
-			} else {
-				for _, h := range below {
-					h.advance(t, A)
-					union = append(union, h.view)
-				}
-				union = append(union, pool)
-			}
-			sq.union = union
-			crossed[t] = sq.attendPools(oLay[t*A:(t+1)*A], qLay[t*A:(t+1)*A], union, A, mem.NumHeads)
-		}
-		if s.trace != nil {
-			s.trace.Layers[l] = append(s.trace.Layers[l], TraceEntry{
-				Pos: pos, Importance: float64(imp[t]), Trigger: float64(gate[t]), Retrieved: retrieved[t],
-				Note: action, Evicted: evicted, CrossLayer: crossed[t], Pool: pool.positions(),
-			})
-		}
+// retrieveTokens is step 3 for token t: cross-token retrieval over the
+// pool as it stands before the token's note, when G_t > tau2.
+func (r *noteRun) retrieveTokens(t int) {
+	A, pool := r.A, r.pool
+	r.retrieved[t] = float64(r.gate[t]) > r.mem.TauRetrieve && pool.n > 0
+	if r.retrieved[t] {
+		ops.Attend(r.oTok[t*A:(t+1)*A], r.qTok[t*A:(t+1)*A], pool.tokK[:pool.n*A], pool.tokV[:pool.n*A], pool.n, r.mem.NumHeads)
+	} else {
+		clear(r.oTok[t*A : (t+1)*A])
 	}
+}
 
+// takeNote is step 4 for token t at position pos: when I_t > tau1 the
+// note I_t * W_s r goes into the pool (sv is work memory of S values). It
+// returns the action and the position evicted (-1 if none).
+func (r *noteRun) takeNote(t, pos int, sv []float32) (NoteAction, int) {
+	imp := r.imp[t]
+	if !(float64(imp) > r.mem.TauNote) {
+		return NoteSkip, -1
+	}
+	slot, evicted, drop := r.pool.slotFor(imp, r.mem.Eviction)
+	if drop {
+		return NoteDrop, -1
+	}
+	S := r.S
+	ops.Scale(sv, r.summ[t*S:(t+1)*S], imp)
+	r.store(t, slot, pos, imp, sv)
+	if evicted >= 0 {
+		return NoteEvict, evicted
+	}
+	return NoteAppend, -1
+}
+
+// store writes the note sv of score imp into slot, with its keys and
+// values under the token attention and, when a cross-layer attention reads
+// the pool, under that one's (recorded in the history for the replay).
+func (r *noteRun) store(t, slot, pos int, imp float32, sv []float32) {
+	pool, S, A := r.pool, r.S, r.A
+	if slot == pool.n {
+		pool.n++
+	}
+	pool.pos[slot], pool.score[slot] = pos, imp
+	copy(pool.summ[slot*S:(slot+1)*S], sv)
+	ops.MatVec(pool.tokK[slot*A:(slot+1)*A], r.nw.tok.k, sv)
+	ops.MatVec(pool.tokV[slot*A:(slot+1)*A], r.nw.tok.v, sv)
+	if r.reader == nil {
+		return
+	}
+	ops.MatVec(pool.layK[slot*A:(slot+1)*A], r.reader.k, sv)
+	ops.MatVec(pool.layV[slot*A:(slot+1)*A], r.reader.v, sv)
+	if h := r.hist; h != nil {
+		h.events = append(h.events, poolEvent{t: t, slot: slot, pos: pos, off: len(h.data)})
+		h.data = append(h.data, pool.layK[slot*A:(slot+1)*A]...)
+		h.data = append(h.data, pool.layV[slot*A:(slot+1)*A]...)
+	}
+}
+
+// retrieveLayers is step 5 for token t: on a layer with cross-layer
+// attention, retrieval over the union of the pools of layers lo..l as they
+// stand after the token's step 4.
+func (r *noteRun) retrieveLayers(t int) {
+	r.crossed[t] = false
+	if r.nw.lay == nil {
+		return
+	}
+	sq, A := &r.s.seq, r.A
+	union := sq.union[:0]
+	if r.single {
+		for j := r.lo; j <= r.l; j++ {
+			union = append(union, r.s.layers[j].pool)
+		}
+	} else {
+		for _, h := range r.below {
+			h.advance(t, A)
+			union = append(union, h.view)
+		}
+		union = append(union, r.pool)
+	}
+	sq.union = union
+	r.crossed[t] = sq.attendPools(r.oLay[t*A:(t+1)*A], r.qLay[t*A:(t+1)*A], union, A, r.mem.NumHeads)
 }
 
 // advance replays the events of tokens up to t into h.view.

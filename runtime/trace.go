@@ -15,9 +15,10 @@ type TraceEntry struct {
 	// Retrieved: cross-token retrieval ran (G > tau2 and the pool was not
 	// empty).
 	Retrieved bool `json:"retrieved"`
-	// Note is "skip" (I <= tau1), "note" (appended), "evict" (replaced the
-	// note of position Evicted) or "drop" (a full priority pool of better
-	// notes).
+	// Note is the NoteAction's String: "skip" (I <= tau1), "note"
+	// (appended), "evict" (replaced the note of position Evicted) or
+	// "drop" (a full priority pool of better notes). It stays a string,
+	// the golden traces' and `mmrun logits --trace`'s JSON form.
 	Note    string `json:"note"`
 	Evicted int    `json:"evicted"`
 	// CrossLayer: cross-layer retrieval ran over a non-empty union of pools.
