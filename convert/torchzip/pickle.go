@@ -370,7 +370,44 @@ func (u *unpickler) run() (any, error) {
 
 var errStop = errors.New("STOP")
 
+// step runs one opcode. The opcodes a state_dict uses are listed here by
+// group, each group in a method of its own; any other opcode is refused,
+// named when it is a known one.
 func (u *unpickler) step(op byte) error {
+	switch op {
+	case 0x80, 0x95, '.': // PROTO, FRAME, STOP
+		return u.control(op)
+	case '(', '0', '1', '2': // MARK, POP, POP_MARK, DUP
+		return u.stackOp(op)
+	case 'q', 'r', 0x94, 'h', 'j': // BINPUT, LONG_BINPUT, MEMOIZE, BINGET, LONG_BINGET
+		return u.memoOp(op)
+	case 'X', 0x8c, 0x8d, 'B', 'C': // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8, BINBYTES, SHORT_BINBYTES
+		return u.text(op)
+	case 'J', 'K', 'M', 0x8a, 0x8b, 'G', 0x88, 0x89, 'N': // the ints, BINFLOAT, NEWTRUE, NEWFALSE, NONE
+		return u.number(op)
+	case '}', ']', ')', 't', 0x85, 0x86, 0x87, 'l', 'd': // the constructors of dicts, lists, tuples
+		return u.construct(op)
+	case 's', 'u', 'a', 'e': // SETITEM, SETITEMS, APPEND, APPENDS
+		return u.fill(op)
+	case 'c', 0x93: // GLOBAL, STACK_GLOBAL
+		return u.globalOp(op)
+	case 'R', 0x81, 'b', 'Q': // REDUCE, NEWOBJ, BUILD, BINPERSID
+		return u.object(op)
+	}
+	return refuse(op)
+}
+
+// refuse is the error for an opcode step does not run.
+func refuse(op byte) error {
+	if name, ok := opNames[op]; ok {
+		return fmt.Errorf("opcode %s is not needed by a state_dict; refusing", name)
+	}
+	return fmt.Errorf("unknown opcode 0x%02x", op)
+}
+
+// control runs PROTO (protocols 2 to 5), FRAME (a length hint, skipped) and
+// STOP.
+func (u *unpickler) control(op byte) error {
 	switch op {
 	case 0x80: // PROTO
 		b, err := u.read(1)
@@ -386,18 +423,73 @@ func (u *unpickler) step(op byte) error {
 		return err
 	case '.':
 		return errStop
-	case '}':
-		return u.pushContainer(0, &pyDict{})
-	case ']':
-		return u.pushContainer(0, &pyList{})
-	case ')':
-		return u.pushContainer(0, &pyTuple{})
-	case '(':
+	}
+	return refuse(op)
+}
+
+// stackOp runs the opcodes that move the stack and its marks: MARK (at most
+// MaxMarks deep), POP (of an item, or of a mark with nothing above it),
+// POP_MARK and DUP.
+func (u *unpickler) stackOp(op byte) error {
+	switch op {
+	case '(': // MARK
 		if len(u.marks) >= MaxMarks {
 			return fmt.Errorf("MARKs nested deeper than %d", MaxMarks)
 		}
 		u.marks = append(u.marks, len(u.stack))
 		return nil
+	case '0': // POP
+		if len(u.marks) > 0 && len(u.stack) == u.marks[len(u.marks)-1] {
+			_, err := u.popMark()
+			return err
+		}
+		_, err := u.pop()
+		return err
+	case '1': // POP_MARK
+		_, err := u.popMark()
+		return err
+	case '2': // DUP
+		v, err := u.top()
+		if err != nil {
+			return err
+		}
+		return u.push(v)
+	}
+	return refuse(op)
+}
+
+// memoOp runs the memo's opcodes: BINPUT and LONG_BINPUT (a 1- or 4-byte
+// index), MEMOIZE (the next index), BINGET and LONG_BINGET.
+func (u *unpickler) memoOp(op byte) error {
+	if op == 0x94 { // MEMOIZE
+		if len(u.memo) > math.MaxUint32 {
+			return errors.New("memo full")
+		}
+		return u.memoPut(uint32(len(u.memo)))
+	}
+	w := 1
+	if op == 'r' || op == 'j' {
+		w = 4
+	}
+	b, err := u.read(w)
+	if err != nil {
+		return err
+	}
+	i := uint32(b[0])
+	if w == 4 {
+		i = binary.LittleEndian.Uint32(b)
+	}
+	if op == 'q' || op == 'r' {
+		return u.memoPut(i)
+	}
+	return u.memoGet(i)
+}
+
+// text pushes a string (BINUNICODE, SHORT_BINUNICODE, BINUNICODE8: valid
+// UTF-8 only) or a bytes value (BINBYTES, SHORT_BINBYTES), each at most
+// MaxString bytes.
+func (u *unpickler) text(op byte) error {
+	switch op {
 	case 'X', 0x8c, 0x8d: // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
 		w := map[byte]int{'X': 4, 0x8c: 1, 0x8d: 8}[op]
 		n, err := u.readLen(w, "string")
@@ -420,6 +512,14 @@ func (u *unpickler) step(op byte) error {
 		}
 		b, _ := u.read(n)
 		return u.push(append([]byte(nil), b...))
+	}
+	return refuse(op)
+}
+
+// number pushes an int (BININT, BININT1, BININT2, LONG1, LONG4), a float
+// (BINFLOAT), True, False or None.
+func (u *unpickler) number(op byte) error {
+	switch op {
 	case 'J': // BININT
 		b, err := u.read(4)
 		if err != nil {
@@ -438,35 +538,10 @@ func (u *unpickler) step(op byte) error {
 			return err
 		}
 		return u.push(int64(binary.LittleEndian.Uint16(b)))
-	case 0x8a, 0x8b: // LONG1, LONG4: two's complement little-endian
-		w := 1
-		if op == 0x8b {
-			w = 4
-		}
-		b, err := u.read(w)
+	case 0x8a, 0x8b: // LONG1, LONG4
+		x, err := u.readLong(op)
 		if err != nil {
 			return err
-		}
-		var n uint64
-		for i := w - 1; i >= 0; i-- {
-			n = n<<8 | uint64(b[i])
-		}
-		if n > 8 {
-			return fmt.Errorf("integer of %d bytes does not fit in 64 bits", n)
-		}
-		v, err := u.read(int(n))
-		if err != nil {
-			return err
-		}
-		var x int64
-		if n > 0 {
-			var ux uint64
-			for i := int(n) - 1; i >= 0; i-- {
-				ux = ux<<8 | uint64(v[i])
-			}
-			// Sign-extend from n bytes.
-			shift := 64 - 8*n
-			x = int64(ux<<shift) >> shift
 		}
 		return u.push(x)
 	case 'G': // BINFLOAT, big-endian
@@ -481,12 +556,57 @@ func (u *unpickler) step(op byte) error {
 		return u.push(false)
 	case 'N':
 		return u.push(nil)
-	case 't':
-		items, err := u.popMark()
-		if err != nil {
-			return err
+	}
+	return refuse(op)
+}
+
+// readLong reads the operand of LONG1 or LONG4: a 1- or 4-byte length, then
+// that many bytes of a two's complement little-endian integer, refused when
+// longer than 8 bytes (larger ints are not in a state_dict).
+func (u *unpickler) readLong(op byte) (int64, error) {
+	w := 1
+	if op == 0x8b {
+		w = 4
+	}
+	b, err := u.read(w)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for i := w - 1; i >= 0; i-- {
+		n = n<<8 | uint64(b[i])
+	}
+	if n > 8 {
+		return 0, fmt.Errorf("integer of %d bytes does not fit in 64 bits", n)
+	}
+	v, err := u.read(int(n))
+	if err != nil {
+		return 0, err
+	}
+	var x int64
+	if n > 0 {
+		var ux uint64
+		for i := int(n) - 1; i >= 0; i-- {
+			ux = ux<<8 | uint64(v[i])
 		}
-		return u.pushContainer(len(items), &pyTuple{items})
+		// Sign-extend from n bytes.
+		shift := 64 - 8*n
+		x = int64(ux<<shift) >> shift
+	}
+	return x, nil
+}
+
+// construct builds a container: an empty dict, list or tuple, a tuple of
+// the items above the mark or of the top one to three items, a list or a
+// dict of the items above the mark. Each counts against MaxItems.
+func (u *unpickler) construct(op byte) error {
+	switch op {
+	case '}': // EMPTY_DICT
+		return u.pushContainer(0, &pyDict{})
+	case ']': // EMPTY_LIST
+		return u.pushContainer(0, &pyList{})
+	case ')': // EMPTY_TUPLE
+		return u.pushContainer(0, &pyTuple{})
 	case 0x85, 0x86, 0x87: // TUPLE1..3
 		n := int(op-0x85) + 1
 		if err := u.addItems(n + 1); err != nil {
@@ -501,18 +621,27 @@ func (u *unpickler) step(op byte) error {
 			items[i] = v
 		}
 		return u.push(&pyTuple{items})
+	}
+	items, err := u.popMark()
+	if err != nil {
+		return err
+	}
+	switch op {
+	case 't': // TUPLE
+		return u.pushContainer(len(items), &pyTuple{items})
 	case 'l': // LIST
-		items, err := u.popMark()
-		if err != nil {
-			return err
-		}
 		return u.pushContainer(len(items), &pyList{items})
 	case 'd': // DICT
-		items, err := u.popMark()
-		if err != nil {
-			return err
-		}
 		return u.pushDict(items)
+	}
+	return refuse(op)
+}
+
+// fill puts items into the dict or list below them: SETITEM (one pair),
+// SETITEMS (the pairs above the mark), APPEND (one item), APPENDS (the
+// items above the mark).
+func (u *unpickler) fill(op byte) error {
+	switch op {
 	case 's': // SETITEM
 		v, err := u.pop()
 		if err != nil {
@@ -523,67 +652,39 @@ func (u *unpickler) step(op byte) error {
 			return err
 		}
 		return u.setItems([]any{k, v})
-	case 'u': // SETITEMS
-		items, err := u.popMark()
-		if err != nil {
-			return err
-		}
-		return u.setItems(items)
 	case 'a': // APPEND
 		v, err := u.pop()
 		if err != nil {
 			return err
 		}
 		return u.appendItems([]any{v})
+	}
+	items, err := u.popMark()
+	if err != nil {
+		return err
+	}
+	switch op {
+	case 'u': // SETITEMS
+		return u.setItems(items)
 	case 'e': // APPENDS
-		items, err := u.popMark()
-		if err != nil {
-			return err
-		}
 		return u.appendItems(items)
-	case 'q': // BINPUT
-		b, err := u.read(1)
-		if err != nil {
-			return err
-		}
-		return u.memoPut(uint32(b[0]))
-	case 'r': // LONG_BINPUT
-		b, err := u.read(4)
-		if err != nil {
-			return err
-		}
-		return u.memoPut(binary.LittleEndian.Uint32(b))
-	case 0x94: // MEMOIZE
-		if len(u.memo) > math.MaxUint32 {
-			return errors.New("memo full")
-		}
-		return u.memoPut(uint32(len(u.memo)))
-	case 'h': // BINGET
-		b, err := u.read(1)
-		if err != nil {
-			return err
-		}
-		return u.memoGet(uint32(b[0]))
-	case 'j': // LONG_BINGET
-		b, err := u.read(4)
-		if err != nil {
-			return err
-		}
-		return u.memoGet(binary.LittleEndian.Uint32(b))
+	}
+	return refuse(op)
+}
+
+// globalOp pushes an allow-listed global named by GLOBAL's two operand
+// lines or by STACK_GLOBAL's two strings on the stack.
+func (u *unpickler) globalOp(op byte) error {
+	var module, name string
+	switch op {
 	case 'c': // GLOBAL "module\nname\n"
-		module, err := u.readLine()
-		if err != nil {
+		var err error
+		if module, err = u.readLine(); err != nil {
 			return err
 		}
-		name, err := u.readLine()
-		if err != nil {
+		if name, err = u.readLine(); err != nil {
 			return err
 		}
-		g, err := global(module, name)
-		if err != nil {
-			return err
-		}
-		return u.push(g)
 	case 0x93: // STACK_GLOBAL
 		nv, err := u.pop()
 		if err != nil {
@@ -593,16 +694,28 @@ func (u *unpickler) step(op byte) error {
 		if err != nil {
 			return err
 		}
-		module, ok1 := mv.(string)
-		name, ok2 := nv.(string)
+		var ok1, ok2 bool
+		module, ok1 = mv.(string)
+		name, ok2 = nv.(string)
 		if !ok1 || !ok2 {
 			return fmt.Errorf("operands are %s and %s, not strings", typeName(mv), typeName(nv))
 		}
-		g, err := global(module, name)
-		if err != nil {
-			return err
-		}
-		return u.push(g)
+	default:
+		return refuse(op)
+	}
+	g, err := global(module, name)
+	if err != nil {
+		return err
+	}
+	return u.push(g)
+}
+
+// object runs the opcodes that make objects other than containers: REDUCE
+// (an allow-listed callable applied to a tuple), NEWOBJ (an OrderedDict
+// only), BUILD (state ignored, on dicts and tensors only) and BINPERSID (a
+// storage, through persistentLoad).
+func (u *unpickler) object(op byte) error {
+	switch op {
 	case 'R': // REDUCE
 		args, err := u.pop()
 		if err != nil {
@@ -637,8 +750,7 @@ func (u *unpickler) step(op byte) error {
 		}
 		return fmt.Errorf("cannot create an instance of %s", typeName(cls))
 	case 'b': // BUILD: set an object's state
-		state, err := u.pop()
-		if err != nil {
+		if _, err := u.pop(); err != nil {
 			return err
 		}
 		obj, err := u.top()
@@ -649,7 +761,6 @@ func (u *unpickler) step(op byte) error {
 		case *pyDict, *tensorVal:
 			// OrderedDict attributes (a state_dict's _metadata) and tensor
 			// attributes carry no weights: ignored.
-			_ = state
 			return nil
 		}
 		return fmt.Errorf("cannot set the state of a %s", typeName(obj))
@@ -669,27 +780,8 @@ func (u *unpickler) step(op byte) error {
 			return err
 		}
 		return u.push(v)
-	case '0': // POP
-		if len(u.marks) > 0 && len(u.stack) == u.marks[len(u.marks)-1] {
-			_, err := u.popMark()
-			return err
-		}
-		_, err := u.pop()
-		return err
-	case '1': // POP_MARK
-		_, err := u.popMark()
-		return err
-	case '2': // DUP
-		v, err := u.top()
-		if err != nil {
-			return err
-		}
-		return u.push(v)
 	}
-	if name, ok := opNames[op]; ok {
-		return fmt.Errorf("opcode %s is not needed by a state_dict; refusing", name)
-	}
-	return fmt.Errorf("unknown opcode 0x%02x", op)
+	return refuse(op)
 }
 
 // addItems counts n containers built or items put into them against
