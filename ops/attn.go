@@ -33,7 +33,7 @@ func Attend(out, q, K, V []float32, n, H int) {
 	}
 	dh := A / H
 	scale := float32(math.Sqrt(float64(dh)))
-	if simd >= simdAVX512 && dh%16 == 0 && n*H <= maxSIMDScores && H <= maxSIMDHeads {
+	if cur().attend && dh%16 == 0 && n*H <= maxSIMDScores && H <= maxSIMDHeads {
 		attendSIMD(out, q, K, V, n, H, dh, scale)
 		return
 	}

@@ -53,7 +53,7 @@ func convStep(out, window, x, w, b []float32, E, K int) {
 // plain loop's order.
 func convRange(out, window, x, w, b []float32, E, K, T, lo, hi int) {
 	k1 := K - 1
-	if K == 4 && simd >= simdAVX2 && T >= 8 {
+	if K == 4 && cur().vec8 && T >= 8 {
 		lo = convK4Blocks(out, window, x, w, b, E, T, lo, hi)
 	}
 	if K == 4 {

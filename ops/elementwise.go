@@ -64,7 +64,7 @@ func SoftplusScalar(v float32) float32 {
 func Sigmoid(dst, x []float32) {
 	checkLen("Sigmoid", len(dst), len(x))
 	x = x[:len(dst)]
-	if simd >= simdAVX2 {
+	if cur().vec8 {
 		sigmoidVec(dst, x)
 		return
 	}
@@ -81,7 +81,7 @@ func Sigmoid(dst, x []float32) {
 func SiLU(dst, x []float32) {
 	checkLen("SiLU", len(dst), len(x))
 	x = x[:len(dst)]
-	if simd >= simdAVX2 {
+	if cur().vec8 {
 		siluVec(dst, x)
 		return
 	}
@@ -100,7 +100,7 @@ func SiLU(dst, x []float32) {
 func Softplus(dst, x []float32) {
 	checkLen("Softplus", len(dst), len(x))
 	x = x[:len(dst)]
-	if simd >= simdAVX2 {
+	if cur().vec8 {
 		softplusVec(dst, x)
 		return
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/memmamba/memmamba/quant"
 )
 
 // SIMDEnv is the environment variable that chooses the kernel level for
@@ -51,3 +53,104 @@ func SIMDDetected() string { return simdDetected.String() }
 // one that does not exist); nil otherwise. Loading a model refuses to run
 // with it set, so that a measurement never runs other kernels than it says.
 func SIMDError() error { return simdChoiceErr }
+
+// cpuFeatures are the CPU features the levels depend on (on amd64, read
+// from golang.org/x/sys/cpu by detectSIMD).
+type cpuFeatures struct {
+	AVX2, FMA, F16C                         bool
+	AVX512F, AVX512BW, AVX512VL, AVX512VNNI bool
+}
+
+// levelFor is the widest level a CPU with features f runs: avx512 needs
+// AVX-512 F, BW, VL and VNNI as well as avx2's AVX2, FMA and F16C (every
+// AVX-512 kernel set also runs 256-bit kernels of the avx2 set, such as
+// the vector exp).
+func levelFor(f cpuFeatures) simdLevel {
+	if !f.AVX2 || !f.FMA || !f.F16C {
+		return simdGo
+	}
+	if f.AVX512F && f.AVX512BW && f.AVX512VL && f.AVX512VNNI {
+		return simdAVX512
+	}
+	return simdAVX2
+}
+
+// names lists the features f has, in a fixed order ("" for none).
+func (f cpuFeatures) names() string {
+	var s []string
+	for _, c := range []struct {
+		name string
+		has  bool
+	}{{"avx2", f.AVX2}, {"fma", f.FMA}, {"f16c", f.F16C}, {"avx512f", f.AVX512F},
+		{"avx512bw", f.AVX512BW}, {"avx512vl", f.AVX512VL}, {"avx512vnni", f.AVX512VNNI}} {
+		if c.has {
+			s = append(s, c.name)
+		}
+	}
+	return strings.Join(s, " ")
+}
+
+// kernelSet is what one level runs. Every choice of a kernel by CPU level
+// is made in the table levels below; the products and functions ask
+// cur() what the current level has instead of comparing levels.
+type kernelSet struct {
+	f32, f16, bf16, q8, q4 typeKernels // the products, by weight type
+
+	vec8     bool // 8-lane exp, SiLU, sigmoid, softplus, the K=4 conv and the scan (scan_amd64.s)
+	scan16   bool // the scan's 16-lane kernel over many channels (scanChansAVX512), for N%16 == 0
+	attend   bool // the Note Block's attention kernels (attendScoresAVX512, attendAccumAVX512)
+	quantize bool // QuantizeQ8's vector kernel (quantQ8AVX512)
+}
+
+// typeKernels is what a level runs for the products of one weight type.
+type typeKernels struct {
+	row        kernel // four rows against one vector; kNone: the Go loops (matMulRows)
+	block      bool   // row works on the activations quantised to int8 (QuantizeQ8)
+	lanes      int    // float row kernels: the accumulator's width; they take a multiple of it of columns
+	rows       kernel // the many-row kernel (row in a loop over groups of four rows, same bits), or kNone
+	tile       kernel // MatMul's tile of 4 rows x tileTokens tokens, or kNone; Q4_0 runs the Q8_0 tile on rows widened to Q8_0
+	tileTokens int
+}
+
+// levels is the kernel table, by level.
+var levels = [...]kernelSet{
+	simdGo: {},
+	simdAVX2: {
+		f32:  typeKernels{row: kDotF32x4AVX2, lanes: 8, tile: kTileF32AVX2, tileTokens: 2},
+		f16:  typeKernels{row: kDotF16x4AVX2, lanes: 8, tile: kTileF16AVX2, tileTokens: 2},
+		bf16: typeKernels{row: kDotBF16x4AVX2, lanes: 8, tile: kTileBF16AVX2, tileTokens: 2},
+		q8:   typeKernels{row: kDotQ8x4AVX2, block: true, tile: kTileQ8AVX2, tileTokens: 2},
+		q4:   typeKernels{row: kDotQ4x4AVX2, block: true, tile: kTileQ8AVX2, tileTokens: 2},
+		vec8: true,
+	},
+	simdAVX512: {
+		f32:  typeKernels{row: kDotF32x4AVX512, lanes: 16, rows: kDotF32RowsAVX512, tile: kTileF32AVX512, tileTokens: 4},
+		f16:  typeKernels{row: kDotF16x4AVX512, lanes: 16, rows: kDotF16RowsAVX512, tile: kTileF16AVX512, tileTokens: 4},
+		bf16: typeKernels{row: kDotBF16x4AVX512, lanes: 16, rows: kDotBF16RowsAVX512, tile: kTileBF16AVX512, tileTokens: 4},
+		q8:   typeKernels{row: kDotQ8x4AVX512, block: true, rows: kDotQ8RowsAVX512, tile: kTileQ8AVX512, tileTokens: 4},
+		q4:   typeKernels{row: kDotQ4x4AVX512, block: true, tile: kTileQ8AVX512, tileTokens: 4},
+		vec8: true, scan16: true, attend: true, quantize: true,
+	},
+}
+
+// cur is the kernel set of the current level.
+func cur() *kernelSet { return &levels[simd] }
+
+// kernelsFor returns what the current level runs for products of type t
+// (the zero typeKernels, the Go loops, for a type without kernels).
+func kernelsFor(t quant.Type) typeKernels {
+	ks := cur()
+	switch t {
+	case quant.F32:
+		return ks.f32
+	case quant.F16:
+		return ks.f16
+	case quant.BF16:
+		return ks.bf16
+	case quant.Q8_0:
+		return ks.q8
+	case quant.Q4_0:
+		return ks.q4
+	}
+	return typeKernels{}
+}

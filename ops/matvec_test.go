@@ -29,7 +29,7 @@ func colsFor(typ quant.Type) []int {
 // checkQuantResult instead.
 func checkMatVecResult(t *testing.T, what string, typ quant.Type, m Matrix, r int, w, x []float32, got float32) {
 	t.Helper()
-	if _, block, _ := kernels(typ); block {
+	if kernelsFor(typ).block {
 		checkQuantResult(t, what, r, w, x, got)
 		return
 	}
@@ -103,7 +103,7 @@ func testMatVecQuantVsF32(t *testing.T) {
 		for r := range got {
 			_, abs := ref64(deq[r*cols:(r+1)*cols], x)
 			bound := 2 * (cols + 4) * 0x1p-24 * abs
-			if _, block, _ := kernels(typ); block {
+			if kernelsFor(typ).block {
 				bound = quantBound(deq[r*cols:(r+1)*cols], x) + (cols+4)*0x1p-24*abs
 			}
 			if d := math.Abs(float64(got[r] - want[r])); d > bound {

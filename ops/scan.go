@@ -84,7 +84,7 @@ func checkScan(y, h, dt, A, B, C, a, D, z []float32, E, N, T int) {
 
 // scanRange runs channels lo..hi-1 over all T tokens.
 func scanRange(y, h, dt, A, B, C, a, D, z []float32, E, N, T, lo, hi int) {
-	if simd >= simdAVX2 && N > 0 && N%8 == 0 && T > 0 {
+	if cur().vec8 && N > 0 && N%8 == 0 && T > 0 {
 		scanRangeSIMD(y, h, dt, A, B, C, a, D, z, E, N, T, lo, hi)
 		return
 	}

@@ -19,8 +19,8 @@ package ops
 // +Inf above 88.72, 0 below about -103.97, NaN for NaN.
 
 // vexp sets dst[i] = e^src[i] with the vector kernel for the first
-// len(src) &^ 7 values, and with exp32 for the rest. It needs simd >=
-// simdAVX2 and is used by the tests to check the kernel's exp.
+// len(src) &^ 7 values, and with exp32 for the rest. It needs a level
+// with vec8 and is used by the tests to check the kernel's exp.
 func vexp(dst, src []float32) {
 	n := len(src) &^ 7
 	if n > 0 {
@@ -33,11 +33,11 @@ func vexp(dst, src []float32) {
 
 // scanRangeSIMD runs channels lo..hi-1 over all T tokens with the AVX2
 // kernel, or the AVX-512 one (16 lanes, the channel loop inside the kernel)
-// when N is a multiple of 16; the caller checks that simd >= simdAVX2 and N
-// is a positive multiple of 8. The gate is applied afterwards, token by token, on the
+// when the level has it (scan16) and N is a multiple of 16; the caller
+// checks that the level has vec8 and N is a positive multiple of 8. The gate is applied afterwards, token by token, on the
 // range's outputs.
 func scanRangeSIMD(y, h, dt, A, B, C, a, D, z []float32, E, N, T, lo, hi int) {
-	if simd >= simdAVX512 && N%16 == 0 {
+	if cur().scan16 && N%16 == 0 {
 		if hi > lo {
 			scanChansAVX512(&h[lo*N], &A[lo*N], &B[0], &C[0], &dt[lo], &a[lo], &y[lo], &D[lo], N, T, E, hi-lo)
 		}

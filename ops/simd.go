@@ -31,54 +31,45 @@ func (l simdLevel) String() string {
 	return "go"
 }
 
-// kernel names one assembly kernel. The kernels are called through a
-// switch (callFloat, callBlock), not through func values, so that the
+// kernel names one assembly kernel of the products: kX runs the function
+// x (kDotF32x4AVX2 runs dotF32x4AVX2). The kernels are called through a
+// switch (callFloat, callBlock, ...), not through func values, so that the
 // compiler sees their //go:noescape and the result array stays on the
-// stack.
+// stack. Which level runs which is the table levels (level.go).
 type kernel int
 
 const (
 	kNone kernel = iota
-	kF32AVX2
-	kF32AVX512
-	kF16AVX2
-	kF16AVX512
-	kBF16AVX2
-	kBF16AVX512
-	kQ8AVX2
-	kQ8VNNI
-	kQ4AVX2
-	kQ4VNNI
 
-	// Tile kernels (tile_amd64.s), used by MatMul.
+	// Four rows against one vector (simd_amd64.s).
+	kDotF32x4AVX2
+	kDotF32x4AVX512
+	kDotF16x4AVX2
+	kDotF16x4AVX512
+	kDotBF16x4AVX2
+	kDotBF16x4AVX512
+	kDotQ8x4AVX2
+	kDotQ8x4AVX512
+	kDotQ4x4AVX2
+	kDotQ4x4AVX512
+
+	// Many rows against one vector, the four-row kernel in a loop
+	// (simd_amd64.s).
+	kDotF32RowsAVX512
+	kDotF16RowsAVX512
+	kDotBF16RowsAVX512
+	kDotQ8RowsAVX512
+
+	// Tiles of 4 rows x 2 or 4 tokens (tile_amd64.s), used by MatMul.
 	kTileF32AVX2
 	kTileF32AVX512
 	kTileF16AVX2
 	kTileF16AVX512
 	kTileBF16AVX2
 	kTileBF16AVX512
+	kTileQ8AVX2
+	kTileQ8AVX512
 )
-
-// tileKernel returns the tile kernel that computes the same outputs as row
-// kernel k for 4 rows and tt tokens at once, or kNone, 0 when there is none
-// (Q8_0 and Q4_0 take their own path: blockRows).
-func tileKernel(k kernel) (tk kernel, tt int) {
-	switch k {
-	case kF32AVX2:
-		return kTileF32AVX2, 2
-	case kF32AVX512:
-		return kTileF32AVX512, 4
-	case kF16AVX2:
-		return kTileF16AVX2, 2
-	case kF16AVX512:
-		return kTileF16AVX512, 4
-	case kBF16AVX2:
-		return kTileBF16AVX2, 2
-	case kBF16AVX512:
-		return kTileBF16AVX512, 4
-	}
-	return kNone, 0
-}
 
 func callTile(k kernel, w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
 	switch k {
@@ -99,85 +90,60 @@ func callTile(k kernel, w *byte, stride, n int, x *float32, xstride int, out *fl
 	}
 }
 
-// kernels returns the SIMD kernel for type t at the current level, whether
-// it is a block kernel (on quantised activations), and a float kernel's lane
-// count; kNone on the Go level.
-func kernels(t quant.Type) (k kernel, block bool, lanes int) {
-	switch simd {
-	case simdAVX2:
-		switch t {
-		case quant.F32:
-			return kF32AVX2, false, 8
-		case quant.F16:
-			return kF16AVX2, false, 8
-		case quant.BF16:
-			return kBF16AVX2, false, 8
-		case quant.Q8_0:
-			return kQ8AVX2, true, 0
-		case quant.Q4_0:
-			return kQ4AVX2, true, 0
-		}
-	case simdAVX512:
-		switch t {
-		case quant.F32:
-			return kF32AVX512, false, 16
-		case quant.F16:
-			return kF16AVX512, false, 16
-		case quant.BF16:
-			return kBF16AVX512, false, 16
-		case quant.Q8_0:
-			return kQ8VNNI, true, 0
-		case quant.Q4_0:
-			return kQ4VNNI, true, 0
-		}
+func callBlockTile(k kernel, w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int) {
+	switch k {
+	case kTileQ8AVX2:
+		tileQ8AVX2(w, stride, nb, xq, xstride, xd, out, ostride)
+	case kTileQ8AVX512:
+		tileQ8AVX512(w, stride, nb, xq, xstride, xd, out, ostride)
+	default:
+		panic("ops: no block tile kernel")
 	}
-	return kNone, false, 0
 }
 
 func callFloat(k kernel, w *byte, stride, n int, x *float32, out *[4]float32) {
 	switch k {
-	case kF32AVX2:
+	case kDotF32x4AVX2:
 		dotF32x4AVX2(w, stride, n, x, out)
-	case kF32AVX512:
+	case kDotF32x4AVX512:
 		dotF32x4AVX512(w, stride, n, x, out)
-	case kF16AVX2:
+	case kDotF16x4AVX2:
 		dotF16x4AVX2(w, stride, n, x, out)
-	case kF16AVX512:
+	case kDotF16x4AVX512:
 		dotF16x4AVX512(w, stride, n, x, out)
-	case kBF16AVX2:
+	case kDotBF16x4AVX2:
 		dotBF16x4AVX2(w, stride, n, x, out)
-	case kBF16AVX512:
+	case kDotBF16x4AVX512:
 		dotBF16x4AVX512(w, stride, n, x, out)
 	default:
 		panic("ops: no float kernel")
 	}
 }
 
-// callFloatRows runs k's many-row kernel over rows (a multiple of 4) and
-// reports whether k has one.
-func callFloatRows(k kernel, w *byte, stride, n, rows int, x *float32, out *float32) bool {
+// callFloatRows runs the many-row float kernel k over rows (a multiple of
+// 4).
+func callFloatRows(k kernel, w *byte, stride, n, rows int, x *float32, out *float32) {
 	switch k {
-	case kF32AVX512:
+	case kDotF32RowsAVX512:
 		dotF32RowsAVX512(w, stride, n, rows, x, out)
-	case kF16AVX512:
+	case kDotF16RowsAVX512:
 		dotF16RowsAVX512(w, stride, n, rows, x, out)
-	case kBF16AVX512:
+	case kDotBF16RowsAVX512:
 		dotBF16RowsAVX512(w, stride, n, rows, x, out)
 	default:
-		return false
+		panic("ops: no many-row float kernel")
 	}
-	return true
 }
 
 func callBlock(k kernel, w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32) {
 	switch k {
-	case kQ8AVX2:
+	case kDotQ8x4AVX2:
 		dotQ8x4AVX2(w, stride, nb, xq, xd, out)
-	case kQ8VNNI:
+	case kDotQ8x4AVX512:
 		dotQ8x4AVX512(w, stride, nb, xq, xd, out)
-	case kQ4AVX2:
+	case kDotQ4x4AVX2:
 		dotQ4x4AVX2(w, stride, nb, xq, xd, out)
-	case kQ4VNNI:
+	case kDotQ4x4AVX512:
 		dotQ4x4AVX512(w, stride, nb, xq, xd, out)
 	default:
 		panic("ops: no block kernel")
@@ -187,16 +153,14 @@ func callBlock(k kernel, w *byte, stride, nb int, xq *int8, xd *float32, out *[4
 // product is one prepared call of MatVec or MatMul: what every row range
 // needs, shared read-only by the Pool's workers.
 type product struct {
-	dst   []float32
-	w     Matrix
-	rb    int // row stride in bytes (Matrix.stride)
-	x     []float32
-	n     int
-	k     kernel
-	block bool
-	lanes int
-	xq    []int8    // n x Cols quantised activations (block kernels)
-	xd    []float32 // n x Cols/32 their scales
+	dst []float32
+	w   Matrix
+	rb  int // row stride in bytes (Matrix.stride)
+	x   []float32
+	n   int
+	k   typeKernels // what the current level runs for w.Type
+	xq  []int8      // n x Cols quantised activations (block kernels)
+	xd  []float32   // n x Cols/32 their scales
 }
 
 // qscratch holds quantised activations; its slices only grow.
@@ -221,8 +185,8 @@ var qpool = sync.Pool{New: func() any { return new(qscratch) }}
 // was used.
 func (pr *product) prepare(dst []float32, w Matrix, rb int, x []float32, n int, s *qscratch) {
 	*pr = product{dst: dst, w: w, rb: rb, x: x, n: n}
-	pr.k, pr.block, pr.lanes = kernels(w.Type)
-	if pr.block {
+	pr.k = kernelsFor(w.Type)
+	if pr.k.block {
 		pr.xq, pr.xd = s.size(len(x))
 		QuantizeQ8(pr.xq, pr.xd, x)
 	}
@@ -230,16 +194,15 @@ func (pr *product) prepare(dst []float32, w Matrix, rb int, x []float32, n int, 
 
 // usesScratch reports whether w's products quantise their activations.
 func usesScratch(t quant.Type) bool {
-	_, block, _ := kernels(t)
-	return block
+	return kernelsFor(t).block
 }
 
 // rows computes output rows lo..hi-1 for every token.
 func (pr *product) rows(lo, hi int) {
 	switch {
-	case pr.k == kNone:
+	case pr.k.row == kNone:
 		matMulRows(pr.dst, pr.w, pr.rb, pr.x, pr.n, lo, hi)
-	case pr.block:
+	case pr.k.block:
 		pr.blockRows(lo, hi)
 	default:
 		pr.floatRows(lo, hi)
@@ -258,11 +221,9 @@ func tileRows(rb int) int {
 // one in order (floatTail), whichever rows and tokens it is computed with.
 func (pr *product) floatRows(lo, hi int) {
 	C, R := pr.w.Cols, pr.w.Rows
-	if pr.n > 1 && C >= pr.lanes {
-		if tk, tt := tileKernel(pr.k); tk != kNone && pr.n >= tt && hi-lo >= 4 {
-			pr.floatTiles(tk, tt, lo, hi)
-			return
-		}
+	if pr.n > 1 && C >= pr.k.lanes && pr.k.tile != kNone && pr.n >= pr.k.tileTokens && hi-lo >= 4 {
+		pr.floatTiles(lo, hi)
+		return
 	}
 	step := hi - lo
 	if pr.n > 1 {
@@ -277,13 +238,14 @@ func (pr *product) floatRows(lo, hi int) {
 }
 
 // floatTiles computes rows lo..hi-1 (at least 4) of every token with the
-// tile kernel tk (4 rows x tt tokens a call): each group of 4 rows stays in
+// tile kernel (4 rows x tileTokens tokens a call): each group of 4 rows stays in
 // the L1 cache while the tokens pass over it. The rows and tokens left over
 // go through floatRowsTok, which gives the same bits.
-func (pr *product) floatTiles(tk kernel, tt, lo, hi int) {
+func (pr *product) floatTiles(lo, hi int) {
 	C, R, rb := pr.w.Cols, pr.w.Rows, pr.rb
 	t, data := pr.w.Type, pr.w.Data
-	nv := C &^ (pr.lanes - 1)
+	tk, tt := pr.k.tile, pr.k.tileTokens
+	nv := C &^ (pr.k.lanes - 1)
 	nt := pr.n - pr.n%tt
 	var tab *[1 << 16]float32
 	if t == quant.F16 && nv < C {
@@ -327,16 +289,15 @@ func floatTail(s float32, t quant.Type, tab *[1 << 16]float32, row []byte, x []f
 func (pr *product) floatRowsTok(dst, x []float32, lo, hi int) {
 	t, data, rb := pr.w.Type, pr.w.Data, pr.rb
 	C := len(x)
-	nv := C &^ (pr.lanes - 1)
+	nv := C &^ (pr.k.lanes - 1)
 	var tab *[1 << 16]float32
 	if t == quant.F16 && nv < C {
 		tab = f16Table()
 	}
-	if nv == C && nv > 0 && hi-lo >= 8 {
+	if pr.k.rows != kNone && nv == C && nv > 0 && hi-lo >= 8 {
 		n4 := (hi - lo) &^ 3
-		if callFloatRows(pr.k, &data[lo*rb], rb, nv, n4, &x[0], &dst[lo]) {
-			lo += n4
-		}
+		callFloatRows(pr.k.rows, &data[lo*rb], rb, nv, n4, &x[0], &dst[lo])
+		lo += n4
 	}
 	var out [4]float32
 	for r := lo; r < hi; {
@@ -345,7 +306,7 @@ func (pr *product) floatRowsTok(dst, x []float32, lo, hi int) {
 			g, stride = 1, 0
 		}
 		if nv > 0 {
-			callFloat(pr.k, &data[r*rb], stride, nv, &x[0], &out)
+			callFloat(pr.k.row, &data[r*rb], stride, nv, &x[0], &out)
 		}
 		for i := 0; i < g; i++ {
 			dst[r+i] = floatTail(out[i], t, tab, data[(r+i)*rb:], x, nv)
@@ -359,15 +320,13 @@ func (pr *product) floatRowsTok(dst, x []float32, lo, hi int) {
 func (pr *product) blockRows(lo, hi int) {
 	C := pr.w.Cols
 	nb := C / quant.BlockSize
-	if pr.n >= pr.tileTokens() && nb > 0 && hi-lo >= 4 {
-		switch pr.k {
-		case kQ8VNNI, kQ8AVX2:
-			pr.q8Tiles(lo, hi)
-			return
-		case kQ4VNNI, kQ4AVX2:
+	if pr.k.tile != kNone && pr.n >= pr.k.tileTokens && nb > 0 && hi-lo >= 4 {
+		if pr.w.Type == quant.Q4_0 {
 			pr.q4Tiles(lo, hi)
-			return
+		} else {
+			pr.q8Tiles(lo, hi)
 		}
+		return
 	}
 	step := hi - lo
 	if pr.n > 1 {
@@ -391,7 +350,7 @@ func (pr *product) blockRowsTok(t, lo, hi int) {
 		return
 	}
 	xq, xd := &pr.xq[t*C], &pr.xd[t*nb]
-	if pr.k == kQ8VNNI && nb%2 == 0 && hi-lo >= 8 && pr.rb == nb*quant.Q8_0BlockBytes {
+	if pr.k.rows == kDotQ8RowsAVX512 && nb%2 == 0 && hi-lo >= 8 && pr.rb == nb*quant.Q8_0BlockBytes {
 		// Rows back to back (not a column view): its linear prefetch
 		// covers them.
 		n4 := (hi - lo) &^ 3
@@ -401,11 +360,11 @@ func (pr *product) blockRowsTok(t, lo, hi int) {
 	var out [4]float32
 	for r := lo; r < hi; {
 		if hi-r >= 4 {
-			callBlock(pr.k, &pr.w.Data[r*pr.rb], pr.rb, nb, xq, xd, &out)
+			callBlock(pr.k.row, &pr.w.Data[r*pr.rb], pr.rb, nb, xq, xd, &out)
 			dst[r], dst[r+1], dst[r+2], dst[r+3] = out[0], out[1], out[2], out[3]
 			r += 4
 		} else {
-			callBlock(pr.k, &pr.w.Data[r*pr.rb], 0, nb, xq, xd, &out)
+			callBlock(pr.k.row, &pr.w.Data[r*pr.rb], 0, nb, xq, xd, &out)
 			dst[r] = out[0]
 			r++
 		}
@@ -452,31 +411,18 @@ func (pr *product) q4Tiles(lo, hi int) {
 	pr.tileLeftovers(lo, r, hi)
 }
 
-// tileTokens is how many tokens the block tile kernel of pr's level takes
-// a call: 4 (tileQ8AVX512), 2 (tileQ8AVX2; its 16 registers hold 4 rows x
-// 2 tokens of accumulators).
-func (pr *product) tileTokens() int {
-	if pr.k == kQ8AVX2 || pr.k == kQ4AVX2 {
-		return 2
-	}
-	return 4
-}
-
 // tileQ8Rows runs the Q8_0 tile kernel on rows lo..hi-1 (a multiple of 4)
-// for every whole group of tileTokens tokens, row r's weights at
+// for every whole group of tileTokens tokens (4 for tileQ8AVX512, 2 for
+// tileQ8AVX2: its 16 registers hold 4 rows x 2 tokens of accumulators), row r's weights at
 // w[(r-lo)*rb:].
 func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int) {
 	C, R := pr.w.Cols, pr.w.Rows
 	nb := C / quant.BlockSize
-	tt := pr.tileTokens()
+	tt := pr.k.tileTokens
 	nt := pr.n - pr.n%tt
 	for r := lo; r+4 <= hi; r += 4 {
 		for tok := 0; tok < nt; tok += tt {
-			if tt == 2 {
-				tileQ8AVX2(&w[(r-lo)*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R)
-			} else {
-				tileQ8AVX512(&w[(r-lo)*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R)
-			}
+			callBlockTile(pr.k.tile, &w[(r-lo)*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R)
 		}
 	}
 }
@@ -485,7 +431,7 @@ func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int) {
 // lo..hi-1: rows done..hi-1 of the tokens in whole tiles, and every row of
 // the tokens after them.
 func (pr *product) tileLeftovers(lo, done, hi int) {
-	tt := pr.tileTokens()
+	tt := pr.k.tileTokens
 	nt := pr.n - pr.n%tt
 	for tok := 0; tok < pr.n; tok++ {
 		r0 := done
@@ -548,7 +494,7 @@ func QuantizeQ8(q []int8, d []float32, x []float32) {
 	if len(x)%bs != 0 || len(q) != len(x) || len(d) != len(x)/bs {
 		panic(fmt.Sprintf("ops: QuantizeQ8 of %d values into %d quants and %d scales", len(x), len(q), len(d)))
 	}
-	if simd == simdAVX512 && len(d) > 0 {
+	if cur().quantize && len(d) > 0 {
 		quantQ8AVX512(&q[0], &d[0], &x[0], len(d))
 		return
 	}

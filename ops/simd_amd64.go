@@ -2,22 +2,16 @@
 
 package ops
 
-import (
-	"strings"
-
-	"golang.org/x/sys/cpu"
-)
+import "golang.org/x/sys/cpu"
 
 // detectSIMD picks the widest kernel set this CPU and OS support.
-func detectSIMD() simdLevel {
+func detectSIMD() simdLevel { return levelFor(features()) }
+
+// features reads the CPU features the levels depend on.
+func features() cpuFeatures {
 	x := &cpu.X86
-	if !x.HasAVX2 || !x.HasFMA || !x.HasF16C {
-		return simdGo
-	}
-	if x.HasAVX512F && x.HasAVX512BW && x.HasAVX512VL && x.HasAVX512VNNI {
-		return simdAVX512
-	}
-	return simdAVX2
+	return cpuFeatures{AVX2: x.HasAVX2, FMA: x.HasFMA, F16C: x.HasF16C, AVX512F: x.HasAVX512F,
+		AVX512BW: x.HasAVX512BW, AVX512VL: x.HasAVX512VL, AVX512VNNI: x.HasAVX512VNNI}
 }
 
 // The kernels of simd_amd64.s; their contracts are in that file.
@@ -99,19 +93,8 @@ func dotQ8x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float
 // CPUFeatures lists the CPU features the kernel levels depend on, those
 // this CPU has.
 func CPUFeatures() string {
-	x := &cpu.X86
-	var f []string
-	for _, c := range []struct {
-		name string
-		has  bool
-	}{{"avx2", x.HasAVX2}, {"fma", x.HasFMA}, {"f16c", x.HasF16C}, {"avx512f", x.HasAVX512F},
-		{"avx512bw", x.HasAVX512BW}, {"avx512vl", x.HasAVX512VL}, {"avx512vnni", x.HasAVX512VNNI}} {
-		if c.has {
-			f = append(f, c.name)
-		}
+	if f := features().names(); f != "" {
+		return f
 	}
-	if len(f) == 0 {
-		return "none of avx2, fma, f16c, avx-512"
-	}
-	return strings.Join(f, " ")
+	return "none of avx2, fma, f16c, avx-512"
 }
