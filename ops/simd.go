@@ -294,7 +294,9 @@ func (pr *product) floatRowsTok(dst, x []float32, lo, hi int) {
 	if t == quant.F16 && nv < C {
 		tab = f16Table()
 	}
-	if pr.k.rows != kNone && nv == C && nv > 0 && hi-lo >= 8 {
+	if pr.k.rows != kNone && nv == C && nv > 0 && hi-lo >= 8 && rb == pr.w.RowBytes() {
+		// Rows back to back (not a column view): its linear prefetch
+		// covers them.
 		n4 := (hi - lo) &^ 3
 		callFloatRows(pr.k.rows, &data[lo*rb], rb, nv, n4, &x[0], &dst[lo])
 		lo += n4

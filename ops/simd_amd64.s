@@ -49,10 +49,29 @@
 	VXORPS Y3, Y3, Y3; \
 	XORQ   AX, AX
 
-// MANYROWS(shift, STEP): the body of a many-row float kernel: groups of
-// four rows, each through the four-row kernel's steps (n << shift bytes of
-// a row), reduced and stored as it does.
-#define MANYROWS(shift, STEP) \
+// PFLIN4, PFLIN2: the next 4 or 2 lines of the linear prefetch stream at
+// R12, advanced.
+#define PFLIN4 \
+	PREFETCHT0 (R12); \
+	PREFETCHT0 64(R12); \
+	PREFETCHT0 128(R12); \
+	PREFETCHT0 192(R12); \
+	ADDQ       $256, R12
+
+#define PFLIN2 \
+	PREFETCHT0 (R12); \
+	PREFETCHT0 64(R12); \
+	ADDQ       $128, R12
+
+// MANYROWS(shift, STEP, PFLINES): the body of a many-row float kernel:
+// groups of four rows, each through the four-row kernel's steps (STEP
+// without its prefetches; n << shift bytes of a row), reduced and stored as
+// it does. The rows are back to back (stride = n << shift), so instead of
+// one prefetch per row and step it prefetches the bytes PF after the
+// group's start as one linear stream (R12), PFLINES lines a step (the
+// step's 4 x 64 or 4 x 32 bytes), as dotQ8RowsAVX512 does: a single stream
+// is what the hardware prefetcher and the memory controller serve best.
+#define MANYROWS(shift, STEP, PFLINES) \
 	MOVQ   w+0(FP), SI; \
 	MOVQ   stride+8(FP), DX; \
 	MOVQ   n+16(FP), CX; \
@@ -71,7 +90,9 @@ mrgroup: \
 	VXORPS Y2, Y2, Y2; \
 	VXORPS Y3, Y3, Y3; \
 	XORQ   AX, AX; \
+	LEAQ   PF(SI), R12; \
 mrloop: \
+	PFLINES; \
 	STEP; \
 	CMPQ   AX, CX; \
 	JLT    mrloop; \
@@ -257,18 +278,20 @@ f32a2done:
 // F32STEP5, F16STEP5, BF16STEP5: one step of the 512-bit float kernels,
 // 16 columns of the four rows at SI, R9, R10, R11 (column byte offset AX,
 // advanced) against x at DI, into Z0..Z3.
-#define F32STEP5 \
+#define F32MUL5 \
 	VMOVUPS     (DI)(AX*1), Z4; \
-	PF4; \
 	VFMADD231PS (SI)(AX*1), Z4, Z0; \
 	VFMADD231PS (R9)(AX*1), Z4, Z1; \
 	VFMADD231PS (R10)(AX*1), Z4, Z2; \
 	VFMADD231PS (R11)(AX*1), Z4, Z3; \
 	ADDQ        $64, AX
 
-#define F16STEP5 \
-	VMOVUPS     (DI)(AX*2), Z4; \
+#define F32STEP5 \
 	PF4; \
+	F32MUL5
+
+#define F16MUL5 \
+	VMOVUPS     (DI)(AX*2), Z4; \
 	VCVTPH2PS   (SI)(AX*1), Z5; \
 	VCVTPH2PS   (R9)(AX*1), Z6; \
 	VCVTPH2PS   (R10)(AX*1), Z7; \
@@ -276,9 +299,12 @@ f32a2done:
 	FMA4Z; \
 	ADDQ        $32, AX
 
-#define BF16STEP5 \
-	VMOVUPS     (DI)(AX*2), Z4; \
+#define F16STEP5 \
 	PF4; \
+	F16MUL5
+
+#define BF16MUL5 \
+	VMOVUPS     (DI)(AX*2), Z4; \
 	VPMOVZXWD   (SI)(AX*1), Z5; \
 	VPMOVZXWD   (R9)(AX*1), Z6; \
 	VPMOVZXWD   (R10)(AX*1), Z7; \
@@ -289,6 +315,10 @@ f32a2done:
 	VPSLLD      $16, Z8, Z8; \
 	FMA4Z; \
 	ADDQ        $32, AX
+
+#define BF16STEP5 \
+	PF4; \
+	BF16MUL5
 
 // func dotF32x4AVX512(w *float32, stride, n int, x *float32, out *[4]float32)
 // n is a multiple of 16.
@@ -576,19 +606,19 @@ q8zdone:
 // products.
 
 // func dotF32RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)
-// n is a positive multiple of 16.
+// n is a positive multiple of 16; the rows are back to back (stride = 4n).
 TEXT ·dotF32RowsAVX512(SB), NOSPLIT, $0-48
-	MANYROWS(2, F32STEP5)
+	MANYROWS(2, F32MUL5, PFLIN4)
 
 // func dotF16RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)
-// n is a positive multiple of 16.
+// n is a positive multiple of 16; the rows are back to back (stride = 2n).
 TEXT ·dotF16RowsAVX512(SB), NOSPLIT, $0-48
-	MANYROWS(1, F16STEP5)
+	MANYROWS(1, F16MUL5, PFLIN2)
 
 // func dotBF16RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)
-// n is a positive multiple of 16.
+// n is a positive multiple of 16; the rows are back to back (stride = 2n).
 TEXT ·dotBF16RowsAVX512(SB), NOSPLIT, $0-48
-	MANYROWS(1, BF16STEP5)
+	MANYROWS(1, BF16MUL5, PFLIN2)
 
 // func dotQ8RowsAVX512(w *byte, stride, nb, rows int, xq *int8, xd *float32, out *float32)
 // nb is a positive even number of blocks.
