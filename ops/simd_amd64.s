@@ -243,7 +243,7 @@ qdone: \
 	VPXORD          Z16, Z6, Z6; \
 	PAIRDOT(ptr, 34, acc)
 
-// func dotF32x4AVX2(w *float32, stride, n int, x *float32, out *[4]float32)
+// func dotF32x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)
 // n is a multiple of 8.
 TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-40
 	ROWS
@@ -320,7 +320,7 @@ f32a2done:
 	PF4; \
 	BF16MUL5
 
-// func dotF32x4AVX512(w *float32, stride, n int, x *float32, out *[4]float32)
+// func dotF32x4AVX512(w *byte, stride, n int, x *float32, out *[4]float32)
 // n is a multiple of 16.
 TEXT ·dotF32x4AVX512(SB), NOSPLIT, $0-40
 	ROWS
@@ -337,7 +337,7 @@ f32a5done:
 	REDUCE4
 	RET
 
-// func dotF16x4AVX2(w *uint16, stride, n int, x *float32, out *[4]float32)
+// func dotF16x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)
 // n is a multiple of 8. AX is the offset into the rows (2 bytes a value).
 TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-40
 	ROWS
@@ -366,7 +366,7 @@ f16a2done:
 	REDUCE4
 	RET
 
-// func dotF16x4AVX512(w *uint16, stride, n int, x *float32, out *[4]float32)
+// func dotF16x4AVX512(w *byte, stride, n int, x *float32, out *[4]float32)
 // n is a multiple of 16.
 TEXT ·dotF16x4AVX512(SB), NOSPLIT, $0-40
 	ROWS
@@ -383,7 +383,7 @@ f16a5done:
 	REDUCE4
 	RET
 
-// func dotBF16x4AVX2(w *uint16, stride, n int, x *float32, out *[4]float32)
+// func dotBF16x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)
 // n is a multiple of 8. A bfloat16 is the high half of a float32.
 TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-40
 	ROWS
@@ -416,7 +416,7 @@ bf16a2done:
 	REDUCE4
 	RET
 
-// func dotBF16x4AVX512(w *uint16, stride, n int, x *float32, out *[4]float32)
+// func dotBF16x4AVX512(w *byte, stride, n int, x *float32, out *[4]float32)
 // n is a multiple of 16.
 TEXT ·dotBF16x4AVX512(SB), NOSPLIT, $0-40
 	ROWS

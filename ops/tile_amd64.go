@@ -2,23 +2,66 @@
 
 package ops
 
-// The tile kernels of tile_amd64.s; their contracts are in that file.
+// The tile kernels of tile_amd64.s, documented with the plain loops they
+// compute (notation as in simd_amd64.go). A tile is four weight rows (row
+// i at w + i*stride bytes) against several tokens (token t's activations
+// at x + t*xstride bytes); output (row i, token t) goes to out + t*ostride
+// + 4*i bytes. Every output has the operations and the order of the row
+// kernel for that row and token, so MatMul gives MatVec's bits.
 
+// tileF32AVX512 is 4 f32 rows x 4 tokens, n columns (a multiple of 16),
+// with dotF32x4AVX512's bits for each row and token:
+//
+//	for t := 0; t < 4; t++ {
+//		x := x[t*xstride/4:]
+//		for i := 0; i < 4; i++ {
+//			var acc [16]float32
+//			for c := 0; c < n; c++ {
+//				acc[c%16] = fma(row_i[c], x[c], acc[c%16])
+//			}
+//			out[t*ostride/4+i] = reduce4(fold16(acc))
+//		}
+//	}
+//
 //go:noescape
 func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
 
+// tileF16AVX512 is tileF32AVX512's loop on f16 rows (dotF16x4AVX512's
+// bits).
+//
 //go:noescape
 func tileF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
 
+// tileBF16AVX512 is tileF32AVX512's loop on bf16 rows (dotBF16x4AVX512's
+// bits).
+//
 //go:noescape
 func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
 
+// tileF32AVX2 is 4 f32 rows x 2 tokens, n columns (a multiple of 8), with
+// dotF32x4AVX2's bits for each row and token:
+//
+//	for t := 0; t < 2; t++ {
+//		x := x[t*xstride/4:]
+//		for i := 0; i < 4; i++ {
+//			var acc [8]float32
+//			for c := 0; c < n; c++ {
+//				acc[c%8] = fma(row_i[c], x[c], acc[c%8])
+//			}
+//			out[t*ostride/4+i] = reduce4(acc)
+//		}
+//	}
+//
 //go:noescape
 func tileF32AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
 
+// tileF16AVX2 is tileF32AVX2's loop on f16 rows (dotF16x4AVX2's bits).
+//
 //go:noescape
 func tileF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
 
+// tileBF16AVX2 is tileF32AVX2's loop on bf16 rows (dotBF16x4AVX2's bits).
+//
 //go:noescape
 func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
 
@@ -37,7 +80,7 @@ func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32,
 //				for l := 0; l < 8; l++ {
 //					s := int32(0)
 //					for j := 4 * l; j < 4*l+4; j++ {
-//						s += int32(int8(row[2+j])) * int32(x[j])
+//						s += q(row, j) * int32(x[j])
 //					}
 //					acc[l] = fma(float32(s), dw*xd[t*nb+b], acc[l])
 //				}
@@ -49,8 +92,18 @@ func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32,
 //go:noescape
 func tileQ8AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int)
 
+// tileQ8AVX512 is tileQ8AVX2's loop for 4 rows x 4 tokens (t < 4), with
+// VPDPBUSD on the activations offset to unsigned once per token, two
+// blocks a step: the same int32 lanes and float operations, so the bits
+// of dotQ8x4AVX2 (and dotQ8x4AVX512) for each row and token.
+//
 //go:noescape
 func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int)
 
+// quantQ8AVX512 is QuantizeQ8 on nb blocks of 32, with the bits of its Go
+// loop:
+//
+//	quantizeQ8Go(q[:32*nb], d[:nb], x[:32*nb])
+//
 //go:noescape
 func quantQ8AVX512(q *int8, d *float32, x *float32, nb int)
