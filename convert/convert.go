@@ -29,7 +29,9 @@ const Version = "mmconvert 0.1.0"
 // Options control Convert.
 type Options struct {
 	Policy Policy
-	// Force allows replacing an existing output file.
+	// Force allows replacing an existing output file; without it an
+	// existing one is an error wrapping safeio.ErrOutputExists (which
+	// matches fs.ErrExist).
 	Force bool
 	// Created is recorded as the creation time; zero means now.
 	Created time.Time
@@ -61,6 +63,8 @@ type TensorReport struct {
 	From   source.DType
 	To     quant.Type
 	Reason string
+	// KeptBy is the Keep glob that kept the tensor in f32 (Decision.KeptBy).
+	KeptBy string
 	Bytes  int64
 }
 
@@ -137,7 +141,7 @@ func Write(in *Input, output string, opts Options) (*Report, error) {
 		st := in.Tensors[w.Name]
 		plan = append(plan, format.TensorSpec{Name: w.Name, Type: d.Type, Shape: w.Shape})
 		size, _ := format.DataSize(d.Type, w.Shape)
-		rep.Tensors = append(rep.Tensors, TensorReport{Name: w.Name, Shape: w.Shape, From: st.DType, To: d.Type, Reason: d.Reason, Bytes: int64(size)})
+		rep.Tensors = append(rep.Tensors, TensorReport{Name: w.Name, Shape: w.Shape, From: st.DType, To: d.Type, Reason: d.Reason, KeptBy: d.KeptBy, Bytes: int64(size)})
 		total += int64(st.NumElements()) * int64(dtypeSize(st.DType))
 		rep.OutputBytes += int64(size)
 	}

@@ -39,7 +39,7 @@ func WriteGGUF(in *Input, output string, opts Options) (*Report, error) {
 	}
 	if !opts.Force {
 		if _, err := os.Stat(output); err == nil {
-			return nil, fmt.Errorf("%s exists; use --force to overwrite it", output)
+			return nil, fmt.Errorf("%s: %w", output, safeio.ErrOutputExists)
 		}
 	}
 	c := in.Config
@@ -94,7 +94,7 @@ func WriteGGUF(in *Input, output string, opts Options) (*Report, error) {
 		held[d.Type] = true
 		infos = append(infos, gguf.TensorInfo{Name: gname, Dims: gguf.DimsFromShape(shape), Type: gguf.GGMLType(d.Type)})
 		size, _ := format.DataSize(d.Type, shape)
-		rep.Tensors = append(rep.Tensors, TensorReport{Name: w.Name, Shape: shape, From: st.DType, To: d.Type, Reason: d.Reason, Bytes: int64(size)})
+		rep.Tensors = append(rep.Tensors, TensorReport{Name: w.Name, Shape: shape, From: st.DType, To: d.Type, Reason: d.Reason, KeptBy: d.KeptBy, Bytes: int64(size)})
 		rep.OutputBytes += int64(size)
 		rep.SourceBytes += int64(st.NumElements()) * int64(dtypeSize(st.DType))
 	}

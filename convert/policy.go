@@ -33,13 +33,27 @@ type Policy struct {
 type Decision struct {
 	Type   quant.Type
 	Reason string
+	// KeptBy is the Keep glob that kept the tensor in f32, if one did (a
+	// command words it with its flag: mmconvert's --keep).
+	KeptBy string
 }
 
-// Validate checks the globs.
+// KeepGlobError is Validate's error: a Keep glob that path.Match cannot
+// read. A command words it with its flag (mmconvert: --keep).
+type KeepGlobError struct {
+	Glob string
+	Err  error // path.ErrBadPattern
+}
+
+func (e *KeepGlobError) Error() string { return fmt.Sprintf("keep glob %q: %v", e.Glob, e.Err) }
+
+func (e *KeepGlobError) Unwrap() error { return e.Err }
+
+// Validate checks the globs; a bad one is a *KeepGlobError.
 func (p Policy) Validate() error {
 	for _, g := range p.Keep {
 		if _, err := path.Match(g, ""); err != nil {
-			return fmt.Errorf("--keep %q: %w", g, err)
+			return &KeepGlobError{Glob: g, Err: err}
 		}
 	}
 	return nil
@@ -49,19 +63,19 @@ func (p Policy) Validate() error {
 func (p Policy) Decide(w arch.Weight) Decision {
 	for _, g := range p.Keep {
 		if ok, _ := path.Match(g, w.Name); ok {
-			return Decision{quant.F32, fmt.Sprintf("kept by --keep %s", g)}
+			return Decision{Type: quant.F32, Reason: "kept by keep glob " + g, KeptBy: g}
 		}
 	}
 	if p.Type == quant.F32 {
-		return Decision{quant.F32, "f32 requested"}
+		return Decision{Type: quant.F32, Reason: "f32 requested"}
 	}
 	if len(w.Shape) != 2 || !(w.Matmul || w.Name == arch.EmbeddingsName) {
-		return Decision{quant.F32, whyF32(w)}
+		return Decision{Type: quant.F32, Reason: whyF32(w)}
 	}
 	if in := w.Shape[1]; in%p.Type.BlockLen() != 0 {
-		return Decision{quant.F32, fmt.Sprintf("input width %d is not a multiple of the %s block of %d", in, p.Type, p.Type.BlockLen())}
+		return Decision{Type: quant.F32, Reason: fmt.Sprintf("input width %d is not a multiple of the %s block of %d", in, p.Type, p.Type.BlockLen())}
 	}
-	return Decision{p.Type, "matrix"}
+	return Decision{Type: p.Type, Reason: "matrix"}
 }
 
 func whyF32(w arch.Weight) string {

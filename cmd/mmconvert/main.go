@@ -9,6 +9,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,7 +42,17 @@ func run(args []string) error {
 			return verify(args[1:])
 		}
 	}
-	return convertCmd(args)
+	return withFlags(convertCmd(args))
+}
+
+// withFlags words the library errors that one of mmconvert's flags answers
+// with that flag: an output file that exists (safeio.ErrOutputExists:
+// --force). Other errors, and nil, pass as they are.
+func withFlags(err error) error {
+	if errors.Is(err, safeio.ErrOutputExists) {
+		return fmt.Errorf("%w (overwriting needs --force)", err)
+	}
+	return err
 }
 
 const convertUsage = `Usage: mmconvert [flags] INPUT -o OUTPUT
@@ -105,6 +116,10 @@ func convertCmd(args []string) error {
 	}
 	pol := convert.Policy{Type: t, Keep: *keep, AllowNonFinite: *allowNonFinite}
 	if err := pol.Validate(); err != nil {
+		var kg *convert.KeepGlobError
+		if errors.As(err, &kg) {
+			return cli.Usagef("--keep %q: %v", kg.Glob, kg.Err)
+		}
 		return cli.Usagef("%v", err)
 	}
 	if *to != "mmq" && *to != "gguf" {
@@ -161,7 +176,11 @@ func printReport(r *convert.Report, took time.Duration) {
 		if t.To != quant.F32 {
 			continue
 		}
-		reasons[t.Reason]++
+		reason := t.Reason
+		if t.KeptBy != "" {
+			reason = "kept by --keep " + t.KeptBy
+		}
+		reasons[reason]++
 	}
 	for _, t := range quant.Types {
 		if n := len(byType[t]); n > 0 {

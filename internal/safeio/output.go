@@ -12,6 +12,19 @@ import (
 // as a usage error (exit 2).
 var ErrOutputIsInput = errors.New("an output may not be an input")
 
+// ErrOutputExists is wrapped by the errors for an output file that exists
+// when replacing it was not asked for (CheckOutput, Publish, WriteFile). It
+// matches fs.ErrExist too and reads as it does ("file already exists"); a
+// command adds the flag that replaces (mmconvert: --force).
+var ErrOutputExists error = outputExists{}
+
+type outputExists struct{}
+
+func (outputExists) Error() string { return fs.ErrExist.Error() }
+
+// Is makes errors.Is(err, fs.ErrExist) hold for an ErrOutputExists.
+func (outputExists) Is(target error) bool { return target == fs.ErrExist }
+
 // NotInput returns an error when out names the same file as one of inputs
 // (os.SameFile: the same path, a symlink to it, or a hard link), so that an
 // output can never replace the model, a checkpoint file or a state it was
@@ -44,7 +57,7 @@ func NotInput(out string, inputs ...string) error {
 // written at path: its folder exists and is writable (a probe file is
 // created in it and removed), and path itself is not a folder or another
 // non-regular file (renaming over /dev/null or a FIFO would replace it).
-// Unless force, an existing file at path is an error too.
+// Unless force, an existing file at path is an error too (ErrOutputExists).
 func CheckOutput(path string, force bool) error {
 	if path == "" {
 		return errors.New("empty output path")
@@ -60,7 +73,7 @@ func CheckOutput(path string, force bool) error {
 			return fmt.Errorf("%s: exists and is %s, not a regular file", path, kind(st.Mode()))
 		}
 		if !force {
-			return fmt.Errorf("%s: %w (overwriting needs --force)", path, fs.ErrExist)
+			return fmt.Errorf("%s: %w", path, ErrOutputExists)
 		}
 	}
 	// Any other Lstat error (missing, or a parent that is not a folder)

@@ -61,7 +61,7 @@ func RemoveTemp(tmp string) error {
 
 // Publish moves the temporary file tmp to dst and forgets it. With
 // replace, an existing dst is replaced (rename, atomic); without it, an
-// existing dst is an error, checked atomically where the file system can
+// existing dst is an error (ErrOutputExists), checked atomically where the file system can
 // link (link, then remove tmp) and by Lstat then rename where it cannot.
 func Publish(tmp, dst string, replace bool) error {
 	registry.Lock()
@@ -76,7 +76,7 @@ func Publish(tmp, dst string, replace bool) error {
 			return nil
 		}
 		if _, err := os.Lstat(dst); err == nil {
-			return fmt.Errorf("%s: %w (overwriting needs --force)", dst, fs.ErrExist)
+			return fmt.Errorf("%s: %w", dst, ErrOutputExists)
 		}
 	}
 	if err := os.Rename(tmp, dst); err != nil {
