@@ -63,10 +63,28 @@ func (in *Input) tokenizerSource() string {
 	return in.describe() + ": tokenizer"
 }
 
+// NonFiniteError is a NaN or infinite weight (or block scale), refused
+// unless Policy.AllowNonFinite: a model with one computes NaN logits. A
+// command words it with its flag (mmconvert: --allow-nonfinite).
+type NonFiniteError struct {
+	Tensor string // the canonical name
+	Name   string // the name in the source file
+	Path   string // the source file
+	Value  float32
+	Index  []int // one index a dimension
+	// Element is the row-major flat index, of Elements in the tensor.
+	Element, Elements int
+}
+
+func (e *NonFiniteError) Error() string {
+	return fmt.Sprintf("tensor %q (%s in %s): value %v at index %v (element %d of %d); a model with non-finite weights computes NaN logits",
+		e.Tensor, e.Name, e.Path, e.Value, e.Index, e.Element, e.Elements)
+}
+
 // nonFinite is the error for the non-finite value x at flat index i.
 func (st *SourceTensor) nonFinite(i int, x float32) error {
-	return fmt.Errorf("tensor %q (%s in %s): value %v at index %v (element %d of %d); a model with non-finite weights computes NaN logits (--allow-nonfinite converts it anyway)",
-		st.Canonical, st.Name, st.Reader.Path(), x, unflatten(i, st.Shape()), i, st.NumElements())
+	return &NonFiniteError{Tensor: st.Canonical, Name: st.Name, Path: st.Reader.Path(), Value: x,
+		Index: unflatten(i, st.Shape()), Element: i, Elements: st.NumElements()}
 }
 
 // unflatten turns a row-major flat index into one index per dimension.

@@ -79,9 +79,10 @@ func poke(t *testing.T, path, name string, i int, x float32) {
 	}
 }
 
-// TestNonFiniteWeights: a NaN or infinity is refused by tensor and index,
-// on the bit-exact copy path (same type) and on the conversion path, and
-// --allow-nonfinite (Policy.AllowNonFinite) converts it anyway.
+// TestNonFiniteWeights: a NaN or infinity is refused by tensor and index
+// (a *NonFiniteError, which mmconvert words with --allow-nonfinite), on the
+// bit-exact copy path (same type) and on the conversion path, and
+// Policy.AllowNonFinite converts it anyway.
 func TestNonFiniteWeights(t *testing.T) {
 	nan, inf := float32(math.NaN()), float32(math.Inf(1))
 	for _, tc := range []struct {
@@ -106,10 +107,13 @@ func TestNonFiniteWeights(t *testing.T) {
 			if err == nil {
 				t.Fatal("converted")
 			}
-			for _, w := range append(tc.want, "--allow-nonfinite") {
+			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
+			}
+			if nf := (*NonFiniteError)(nil); !errors.As(err, &nf) || nf.Element != tc.i {
+				t.Errorf("error %v is not a *NonFiniteError at element %d", err, tc.i)
 			}
 			if _, err := os.Stat(out); err == nil {
 				t.Error("a refused conversion left an output")

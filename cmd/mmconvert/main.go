@@ -47,10 +47,15 @@ func run(args []string) error {
 
 // withFlags words the library errors that one of mmconvert's flags answers
 // with that flag: an output file that exists (safeio.ErrOutputExists:
-// --force). Other errors, and nil, pass as they are.
+// --force), a non-finite weight (convert.NonFiniteError:
+// --allow-nonfinite). Other errors, and nil, pass as they are.
 func withFlags(err error) error {
-	if errors.Is(err, safeio.ErrOutputExists) {
+	var nf *convert.NonFiniteError
+	switch {
+	case errors.Is(err, safeio.ErrOutputExists):
 		return fmt.Errorf("%w (overwriting needs --force)", err)
+	case errors.As(err, &nf):
+		return fmt.Errorf("%w (--allow-nonfinite converts it anyway)", err)
 	}
 	return err
 }
