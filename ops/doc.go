@@ -28,7 +28,9 @@
 // (golang.org/x/sys/cpu): AVX-512 F/BW/VL/VNNI, else AVX2+FMA+F16C, else
 // the pure-Go loops, which stay as the fallback and as the tests' oracle.
 // The purego build tag forces the Go loops. Every kernel set is tested on
-// every machine that has it (forLevels). Different sets may differ in the
+// every machine that has it (forLevels), and every product kernel bit for
+// bit against a Go twin of the loop its declaration documents, in the
+// kernel's lane and reduction order (twins_amd64_test.go). Different sets may differ in the
 // last bits; within one process every path uses the same set.
 //
 //   - F32, F16, BF16: four rows against one vector, one 8- or 16-lane

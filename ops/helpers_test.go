@@ -16,6 +16,11 @@ import (
 // the kernel and in the oracle, so only the error bound is checked there.
 var exactFloat = runtime.GOARCH == "amd64"
 
+// levelTwin, where the build has kernels (twins_amd64_test.go), returns
+// the bits the current level's product gives for row r of m against x, from
+// the Go twins of its kernels; ok is false on the Go level.
+var levelTwin func(m Matrix, r int, x []float32) (want float32, ok bool)
+
 // guard is the value written around outputs; it must survive every call.
 const guard = float32(-1234.5678)
 

@@ -24,11 +24,17 @@ func colsFor(typ quant.Type) []int {
 // weights: |got - sum| <= (Cols+4) * 2^-24 * sum|w*x|, the bound of a
 // recursive float32 summation of Cols products plus the block scaling.
 //
-// On a SIMD level the float types keep that bound (the lanes and the
-// reduction tree only reorder the sum) and the block types are checked by
-// checkQuantResult instead.
+// On a SIMD level the result must also be the bits of the kernels' Go
+// twin (levelTwin, on amd64), the float types keep the bound (the lanes
+// and the reduction tree only reorder the sum) and the block types are
+// checked by checkQuantResult instead.
 func checkMatVecResult(t *testing.T, what string, typ quant.Type, m Matrix, r int, w, x []float32, got float32) {
 	t.Helper()
+	if levelTwin != nil {
+		if want, ok := levelTwin(m, r, x); ok && math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("%s row %d: got %v, the kernels' Go twin gives %v", what, r, got, want)
+		}
+	}
 	if kernelsFor(typ).block {
 		checkQuantResult(t, what, r, w, x, got)
 		return

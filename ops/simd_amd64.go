@@ -16,7 +16,8 @@ func features() cpuFeatures {
 
 // The kernels of simd_amd64.s and scan_amd64.s. Each is documented with
 // the plain Go loop it computes, in the kernel's order of operations, so
-// that it gives the kernel's bits. In the loops:
+// that it gives the kernel's bits; the tests hold the product kernels to
+// Go twins of these loops bit for bit (twins_amd64_test.go). In the loops:
 //
 //   - w is the bytes at w; a float row i is the n values at w[i*stride:]
 //     (f32: 4 bytes each, f16/bf16: 2), f16(b) and bf16(b) decode a value;

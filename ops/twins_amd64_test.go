@@ -1,0 +1,432 @@
+//go:build !purego
+
+package ops
+
+// Go twins of the product kernels (simd_amd64.s, tile_amd64.s): the plain
+// loops of their doc comments (simd_amd64.go, tile_amd64.go) written out
+// in the kernels' order of operations — 8 or 16 accumulator lanes, lane =
+// column mod lanes, FOLD16 then REDUCE4's pairwise tree, one rounding per
+// FMA — so that the tests hold every kernel to its twin bit for bit
+// (ggml keeps _generic twins for the same purpose). The twins are the
+// documented loops made executable; the plain sum over columns (oracleRow,
+// ref64) stays the oracle of the results' accuracy.
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/big"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/memmamba/memmamba/quant"
+)
+
+// fma32 is a*b+c rounded once to float32, what VFMADD231PS computes on
+// each lane. math.FMA in float64 then a conversion would round twice, so
+// the float64 sum (a*b is exact in float64) is rounded to odd first, which
+// makes the conversion to float32 (24 bits, at most 51 of float64's 53)
+// correctly rounded. Finite, normal results only (all the tests need).
+func fma32(a, b, c float32) float32 {
+	p := float64(a) * float64(b) // exact: 24+24 bits
+	cc := float64(c)
+	s := math.FMA(float64(a), float64(b), cc) // p + c rounded to float64
+	// TwoSum: the exact error of s = p + c.
+	bv := s - p
+	e := (p - (s - bv)) + (cc - bv)
+	if bits := math.Float64bits(s); e != 0 && bits&1 == 0 {
+		if (e > 0) == (s > 0) {
+			bits++
+		} else {
+			bits--
+		}
+		s = math.Float64frombits(bits)
+	}
+	return float32(s)
+}
+
+// TestFMA32 checks fma32 against exact arithmetic (math/big) on random
+// operands and on sums that cancel or land near halfway cases.
+func TestFMA32(t *testing.T) {
+	rng := newRNG(90)
+	exact := func(a, b, c float32) float32 {
+		x := new(big.Float).SetPrec(200).SetFloat64(float64(a))
+		x.Mul(x, new(big.Float).SetPrec(200).SetFloat64(float64(b)))
+		x.Add(x, new(big.Float).SetPrec(200).SetFloat64(float64(c)))
+		f, _ := x.Float32()
+		return f
+	}
+	for i := 0; i < 200000; i++ {
+		a := float32(rng.NormFloat64())
+		b := float32(rng.NormFloat64())
+		var c float32
+		switch i % 4 {
+		case 0:
+			c = float32(rng.NormFloat64())
+		case 1: // cancellation: c near -a*b
+			c = -a * b * (1 + float32(rng.IntN(5)-2)*0x1p-23)
+		case 2: // a tiny c next to a*b: a*b's rounding decides
+			c = a * b * 0x1p-30 * float32(rng.NormFloat64())
+		default: // halfway-like: a*b with low bits set, c a power of two
+			c = float32(math.Ldexp(1, rng.IntN(20)-10))
+		}
+		if i%100 == 99 {
+			// A double-rounding case: a*b+c is just below the midpoint
+			// of two float32 values (by 2^-46 of a*b, below float64's
+			// precision there), so float64 rounds it to the midpoint,
+			// from which a float32 conversion would round to even, up.
+			e := rng.IntN(40) - 20
+			a = float32(math.Ldexp(1+0x1p-23, e-24))
+			b = float32(1 - 0x1p-23)
+			c = float32(math.Ldexp(1+float64(2*rng.IntN(1<<21)+1)*0x1p-23, e))
+		}
+		if got, want := fma32(a, b, c), exact(a, b, c); math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("fma32(%g, %g, %g) = %g, exact rounding %g", a, b, c, got, want)
+		}
+	}
+}
+
+// reduce4Twin is REDUCE4's tree over the 8 lanes of one row.
+func reduce4Twin(a [8]float32) float32 {
+	return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+}
+
+// fold16Twin adds 16 lanes to 8 as FOLD16 does.
+func fold16Twin(a [16]float32) (r [8]float32) {
+	for l := range r {
+		r[l] = a[l] + a[l+8]
+	}
+	return r
+}
+
+// decoder reads value c of a float row.
+type decoder func(row []byte, c int) float32
+
+func decF32(row []byte, c int) float32 {
+	return math.Float32frombits(binary.LittleEndian.Uint32(row[4*c:]))
+}
+func decF16(row []byte, c int) float32 { return quant.F16ToF32(binary.LittleEndian.Uint16(row[2*c:])) }
+func decBF16(row []byte, c int) float32 {
+	return math.Float32frombits(uint32(binary.LittleEndian.Uint16(row[2*c:])) << 16)
+}
+
+// dotFloatTwin is the float row kernels' loop for one row: lanes 8 (AVX2)
+// or 16 (AVX-512), n a multiple of lanes.
+func dotFloatTwin(dec decoder, lanes int, row []byte, n int, x []float32) float32 {
+	var acc [16]float32
+	for c := 0; c < n; c++ {
+		acc[c%lanes] = fma32(dec(row, c), x[c], acc[c%lanes])
+	}
+	if lanes == 16 {
+		return reduce4Twin(fold16Twin(acc))
+	}
+	return reduce4Twin([8]float32(acc[:8]))
+}
+
+// blockWeight returns weight j of the block at blk as an int32: int8 for
+// Q8_0, the nibble minus 8 for Q4_0 (low nibbles are weights 0-15).
+func blockWeight(q4 bool, blk []byte, j int) int32 {
+	if !q4 {
+		return int32(int8(blk[2+j]))
+	}
+	if j < 16 {
+		return int32(blk[2+j]&0x0f) - 8
+	}
+	return int32(blk[2+j-16]>>4) - 8
+}
+
+// dotBlockTwin is the block row kernels' loop for one row of nb blocks
+// against quantised activations xq (scales xd).
+func dotBlockTwin(q4 bool, row []byte, nb int, xq []int8, xd []float32) float32 {
+	bb := quant.Q8_0BlockBytes
+	if q4 {
+		bb = quant.Q4_0BlockBytes
+	}
+	var acc [8]float32
+	for b := 0; b < nb; b++ {
+		blk := row[b*bb:]
+		dw := quant.F16ToF32(binary.LittleEndian.Uint16(blk))
+		for l := 0; l < 8; l++ {
+			var s int32
+			for j := 4 * l; j < 4*l+4; j++ {
+				s += blockWeight(q4, blk, j) * int32(xq[b*32+j])
+			}
+			acc[l] = fma32(float32(s), dw*xd[b], acc[l])
+		}
+	}
+	return reduce4Twin(acc)
+}
+
+// twinRow is the bits the current level's product gives for row r of m
+// against x (MatVec): the Go loops' on the Go level; else the row kernel's
+// twin over the whole vectors of columns plus the rest added in column
+// order (floatTail), or the block kernel's twin on the quantised x.
+func twinRow(m Matrix, r int, x []float32) (float32, bool) {
+	k := kernelsFor(m.Type)
+	if k.row == kNone {
+		return 0, false
+	}
+	row := m.Row(r)
+	if k.block {
+		nb := m.Cols / quant.BlockSize
+		xq, xd := make([]int8, len(x)), make([]float32, nb)
+		QuantizeQ8(xq, xd, x)
+		return dotBlockTwin(m.Type == quant.Q4_0, row, nb, xq, xd), true
+	}
+	dec := map[quant.Type]decoder{quant.F32: decF32, quant.F16: decF16, quant.BF16: decBF16}[m.Type]
+	nv := m.Cols &^ (k.lanes - 1)
+	var s float32
+	if nv > 0 {
+		s = dotFloatTwin(dec, k.lanes, row, nv, x)
+	}
+	for c := nv; c < m.Cols; c++ {
+		s += dec(row, c) * x[c]
+	}
+	return s, true
+}
+
+func init() { levelTwin = twinRow }
+
+// floatWeights fills w with random finite weights of a float type (f16:
+// normal and subnormal halves, no infinities or NaN).
+func floatWeights(rng *rand.Rand, size int, w []byte) {
+	for i := 0; i+size <= len(w); i += size {
+		switch size {
+		case 4:
+			binary.LittleEndian.PutUint32(w[i:], math.Float32bits(float32(rng.NormFloat64())))
+		case 2: // f16 halves with exponents 0 .. 2^5 (bf16 reads them as small values)
+			binary.LittleEndian.PutUint16(w[i:], uint16(rng.IntN(2))<<15|uint16(rng.IntN(21))<<10|uint16(rng.IntN(1024)))
+		}
+	}
+}
+
+// blockWeights fills w with random blocks of bb bytes at the given stride
+// (rows rows): sane f16 scales, random weight bytes, with the extremes
+// (-128, 127; nibbles 0 and 15) in the first block of every row.
+func blockWeights(rng *rand.Rand, w []byte, rows, stride, nb, bb int) {
+	for i := range w {
+		w[i] = byte(rng.IntN(256))
+	}
+	for r := 0; r < rows; r++ {
+		for b := 0; b < nb; b++ {
+			o := r*stride + b*bb
+			w[o], w[o+1] = byte(rng.IntN(256)), 0x24+byte(rng.IntN(12)) // 2^-6 .. 2^-1
+			if b == 0 {
+				w[o+2], w[o+3], w[o+4] = 0x80, 0x7f, 0xf0
+			}
+		}
+	}
+}
+
+// quantActivations returns nb blocks of activations quantised as the
+// products quantise them, with the extremes -127 and 127 in block 0, at
+// element offset off of their buffers (one spare element after them, so
+// that nb = 0 still has an address).
+func quantActivations(rng *rand.Rand, nb, off int) ([]int8, []float32) {
+	x := randVec(rng, nb*32)
+	xq, xd := make([]int8, off+nb*32+1), make([]float32, off+nb+1)
+	QuantizeQ8(xq[off:off+nb*32], xd[off:off+nb], x)
+	if nb > 0 {
+		xq[off], xq[off+1] = 127, -127
+	}
+	return xq[off:], xd[off:]
+}
+
+// outGuard returns a 4-value output with guard values on both sides and a
+// check that they survived.
+func outGuard(t *testing.T) (*[4]float32, func(what string)) {
+	buf := make([]float32, 6)
+	for i := range buf {
+		buf[i] = guard
+	}
+	return (*[4]float32)(buf[1:5]), func(what string) {
+		t.Helper()
+		if math.Float32bits(buf[0]) != math.Float32bits(guard) || math.Float32bits(buf[5]) != math.Float32bits(guard) {
+			t.Fatalf("%s: wrote outside out: %v", what, buf)
+		}
+	}
+}
+
+type floatKernel struct {
+	name  string
+	size  int // bytes per weight
+	lanes int
+	level simdLevel
+	dec   decoder
+	x4    func(w *byte, stride, n int, x *float32, out *[4]float32)
+	rows  func(w *byte, stride, n, rows int, x *float32, out *float32) // nil: none
+	tile  func(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
+	tt    int // the tile's tokens
+}
+
+func floatKernels() []floatKernel {
+	return []floatKernel{
+		{"f32/avx2", 4, 8, simdAVX2, decF32, dotF32x4AVX2, nil, tileF32AVX2, 2},
+		{"f16/avx2", 2, 8, simdAVX2, decF16, dotF16x4AVX2, nil, tileF16AVX2, 2},
+		{"bf16/avx2", 2, 8, simdAVX2, decBF16, dotBF16x4AVX2, nil, tileBF16AVX2, 2},
+		{"f32/avx512", 4, 16, simdAVX512, decF32, dotF32x4AVX512, dotF32RowsAVX512, tileF32AVX512, 4},
+		{"f16/avx512", 2, 16, simdAVX512, decF16, dotF16x4AVX512, dotF16RowsAVX512, tileF16AVX512, 4},
+		{"bf16/avx512", 2, 16, simdAVX512, decBF16, dotBF16x4AVX512, dotBF16RowsAVX512, tileBF16AVX512, 4},
+	}
+}
+
+// TestFloatKernelsTwin holds the float row, many-row and tile kernels to
+// their twin bit for bit: every column count that is a multiple of the
+// lanes up to 8 vectors and a long row, weights at byte offsets 0-3, x at
+// float offsets 0-3, padded strides and stride 0, guard values around the
+// outputs.
+func TestFloatKernelsTwin(t *testing.T) {
+	rng := newRNG(91)
+	for _, k := range floatKernels() {
+		if simdDetected < k.level {
+			t.Logf("%s: not on this CPU", k.name)
+			continue
+		}
+		ns := []int{784}
+		for v := 0; v <= 8; v++ {
+			ns = append(ns, v*k.lanes)
+		}
+		for _, n := range ns {
+			for off := 0; off < 4; off++ {
+				for _, pad := range []int{0, k.size, 64} {
+					stride := n*k.size + pad
+					buf := make([]byte, off+16*stride+k.size)
+					w := buf[off:]
+					floatWeights(rng, k.size, w)
+					x := offsetCopy(randVec(rng, 4*(n+3)), off)
+					what := fmt.Sprintf("%s n=%d off=%d stride=%d", k.name, n, off, stride)
+					// four rows, and stride 0 (one row four times)
+					for _, st := range []int{stride, 0} {
+						out, check := outGuard(t)
+						k.x4(&w[0], st, n, &x[0], out)
+						check(what)
+						for i := 0; i < 4; i++ {
+							if want := dotFloatTwin(k.dec, k.lanes, w[i*st:], n, x); math.Float32bits(out[i]) != math.Float32bits(want) {
+								t.Fatalf("%s st=%d row %d: kernel %v, twin %v", what, st, i, out[i], want)
+							}
+						}
+					}
+					if k.rows != nil && n > 0 {
+						for rows := 4; rows <= 16; rows += 4 {
+							got, check := guarded(rows, off)
+							k.rows(&w[0], stride, n, rows, &x[0], &got[0])
+							check(t)
+							for r := 0; r < rows; r++ {
+								if want := dotFloatTwin(k.dec, k.lanes, w[r*stride:], n, x); math.Float32bits(got[r]) != math.Float32bits(want) {
+									t.Fatalf("%s rows=%d row %d: kernel %v, twin %v", what, rows, r, got[r], want)
+								}
+							}
+						}
+					}
+					// the tile: tt tokens n+3 apart, outputs 6 apart
+					const ostride = 6
+					got, check := guarded(k.tt*ostride, off)
+					k.tile(&w[0], stride, n, &x[0], 4*(n+3), &got[0], 4*ostride)
+					for tok := 0; tok < k.tt; tok++ {
+						for i := 0; i < 4; i++ {
+							want := dotFloatTwin(k.dec, k.lanes, w[i*stride:], n, x[tok*(n+3):])
+							if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(want) {
+								t.Fatalf("%s tile token %d row %d: kernel %v, twin %v", what, tok, i, g, want)
+							}
+						}
+						for i := 4; i < ostride; i++ {
+							if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(guard) {
+								t.Fatalf("%s tile: wrote between tokens at %d", what, tok*ostride+i)
+							}
+						}
+					}
+					check(t)
+				}
+			}
+		}
+	}
+}
+
+// TestBlockKernelsTwin holds the int8 and int4 row kernels, the many-row
+// int8 kernel and the int8 tiles to their twin bit for bit: block counts
+// 0-9 and 24, weights at byte offsets 0-3, activations at offsets 0-3,
+// padded strides and stride 0, extreme weights and activations, guard
+// values around the outputs.
+func TestBlockKernelsTwin(t *testing.T) {
+	type blockKernel struct {
+		name  string
+		q4    bool
+		level simdLevel
+		x4    func(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
+	}
+	rng := newRNG(92)
+	for _, k := range []blockKernel{
+		{"q8/avx2", false, simdAVX2, dotQ8x4AVX2},
+		{"q4/avx2", true, simdAVX2, dotQ4x4AVX2},
+		{"q8/avx512", false, simdAVX512, dotQ8x4AVX512},
+		{"q4/avx512", true, simdAVX512, dotQ4x4AVX512},
+	} {
+		if simdDetected < k.level {
+			t.Logf("%s: not on this CPU", k.name)
+			continue
+		}
+		bb := quant.Q8_0BlockBytes
+		if k.q4 {
+			bb = quant.Q4_0BlockBytes
+		}
+		for _, nb := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 24} {
+			for off := 0; off < 4; off++ {
+				for _, pad := range []int{0, 3, 64} {
+					stride := nb*bb + pad
+					buf := make([]byte, off+16*stride+bb)
+					w := buf[off:]
+					blockWeights(rng, w, 16, stride, nb, bb)
+					// four tokens' activations back to back
+					xq, xd := quantActivations(rng, 4*nb, off)
+					what := fmt.Sprintf("%s nb=%d off=%d stride=%d", k.name, nb, off, stride)
+					for _, st := range []int{stride, 0} {
+						out, check := outGuard(t)
+						k.x4(&w[0], st, nb, &xq[0], &xd[0], out)
+						check(what)
+						for i := 0; i < 4; i++ {
+							if want := dotBlockTwin(k.q4, w[i*st:], nb, xq, xd); math.Float32bits(out[i]) != math.Float32bits(want) {
+								t.Fatalf("%s st=%d row %d: kernel %v, twin %v", what, st, i, out[i], want)
+							}
+						}
+					}
+					if k.q4 || nb == 0 {
+						continue
+					}
+					if k.level == simdAVX512 && nb%2 == 0 {
+						for rows := 4; rows <= 16; rows += 4 {
+							got, check := guarded(rows, off)
+							dotQ8RowsAVX512(&w[0], stride, nb, rows, &xq[0], &xd[0], &got[0])
+							check(t)
+							for r := 0; r < rows; r++ {
+								if want := dotBlockTwin(false, w[r*stride:], nb, xq, xd); math.Float32bits(got[r]) != math.Float32bits(want) {
+									t.Fatalf("%s rows=%d row %d: kernel %v, twin %v", what, rows, r, got[r], want)
+								}
+							}
+						}
+					}
+					tt, tile := 2, tileQ8AVX2
+					if k.level == simdAVX512 {
+						tt, tile = 4, tileQ8AVX512
+					}
+					const ostride = 6
+					got, check := guarded(tt*ostride, off)
+					tile(&w[0], stride, nb, &xq[0], nb*32, &xd[0], &got[0], 4*ostride)
+					for tok := 0; tok < tt; tok++ {
+						for i := 0; i < 4; i++ {
+							want := dotBlockTwin(false, w[i*stride:], nb, xq[tok*nb*32:], xd[tok*nb:])
+							if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(want) {
+								t.Fatalf("%s tile token %d row %d: kernel %v, twin %v", what, tok, i, g, want)
+							}
+						}
+						for i := 4; i < ostride; i++ {
+							if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(guard) {
+								t.Fatalf("%s tile: wrote between tokens at %d", what, tok*ostride+i)
+							}
+						}
+					}
+					check(t)
+				}
+			}
+		}
+	}
+}
