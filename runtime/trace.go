@@ -1,5 +1,7 @@
 package runtime
 
+import "github.com/memmamba/memmamba/internal/notetrace"
+
 // Trace records a session's Note Block decisions, indexed [layer][token]:
 // the same form as the fixtures' golden traces (golden.json's "trace") and
 // `mmrun logits --trace`.
@@ -7,23 +9,6 @@ type Trace struct {
 	Layers [][]TraceEntry `json:"trace"`
 }
 
-// TraceEntry is one layer's Note Block decisions for one token.
-type TraceEntry struct {
-	Pos        int     `json:"pos"`
-	Importance float64 `json:"importance"`
-	Trigger    float64 `json:"trigger"`
-	// Retrieved: cross-token retrieval ran (G > tau2 and the pool was not
-	// empty).
-	Retrieved bool `json:"retrieved"`
-	// Note is the NoteAction's String: "skip" (I <= tau1), "note"
-	// (appended), "evict" (replaced the note of position Evicted) or
-	// "drop" (a full priority pool of better notes). It stays a string,
-	// the golden traces' and `mmrun logits --trace`'s JSON form.
-	Note    string `json:"note"`
-	Evicted int    `json:"evicted"`
-	// CrossLayer: cross-layer retrieval ran over a non-empty union of pools.
-	CrossLayer bool `json:"cross_layer"`
-	// Pool is the positions of the pool's notes after this token, in slot
-	// order.
-	Pool []int `json:"pool"`
-}
+// TraceEntry is one layer's Note Block decisions for one token; the type is
+// shared with the fixtures' golden traces (internal/notetrace).
+type TraceEntry = notetrace.Entry
