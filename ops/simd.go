@@ -55,8 +55,11 @@ const (
 
 	// Many rows against one vector, the four-row kernel in a loop
 	// (simd_amd64.s).
+	kDotF32RowsAVX2
 	kDotF32RowsAVX512
+	kDotF16RowsAVX2
 	kDotF16RowsAVX512
+	kDotBF16RowsAVX2
 	kDotBF16RowsAVX512
 	kDotQ8RowsAVX512
 
@@ -124,6 +127,12 @@ func callFloat(k kernel, w *byte, stride, n int, x *float32, out *[4]float32) {
 // 4).
 func callFloatRows(k kernel, w *byte, stride, n, rows int, x *float32, out *float32) {
 	switch k {
+	case kDotF32RowsAVX2:
+		dotF32RowsAVX2(w, stride, n, rows, x, out)
+	case kDotF16RowsAVX2:
+		dotF16RowsAVX2(w, stride, n, rows, x, out)
+	case kDotBF16RowsAVX2:
+		dotBF16RowsAVX2(w, stride, n, rows, x, out)
 	case kDotF32RowsAVX512:
 		dotF32RowsAVX512(w, stride, n, rows, x, out)
 	case kDotF16RowsAVX512:

@@ -126,6 +126,40 @@ func dotQ4x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float
 //go:noescape
 func dotQ8x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 
+// dotF32RowsAVX2 is dotF32x4AVX2 over rows/4 groups of four rows (rows a
+// positive multiple of 4, n a positive multiple of 8), with its bits; it
+// prefetches the rows as one stream, so they should lie back to back
+// (stride = 4*n):
+//
+//	for g := 0; g < rows/4; g++ {
+//		dotF32x4AVX2(w[4*g*stride:], stride, n, x, out[4*g:4*g+4])
+//	}
+//
+//go:noescape
+func dotF32RowsAVX2(w *byte, stride, n, rows int, x *float32, out *float32)
+
+// dotF16RowsAVX2 is dotF16x4AVX2 over rows/4 groups of four rows (rows a
+// positive multiple of 4, n a positive multiple of 8), with its bits, the
+// rows back to back (stride = 2*n):
+//
+//	for g := 0; g < rows/4; g++ {
+//		dotF16x4AVX2(w[4*g*stride:], stride, n, x, out[4*g:4*g+4])
+//	}
+//
+//go:noescape
+func dotF16RowsAVX2(w *byte, stride, n, rows int, x *float32, out *float32)
+
+// dotBF16RowsAVX2 is dotBF16x4AVX2 over rows/4 groups of four rows (rows
+// a positive multiple of 4, n a positive multiple of 8), with its bits,
+// the rows back to back (stride = 2*n):
+//
+//	for g := 0; g < rows/4; g++ {
+//		dotBF16x4AVX2(w[4*g*stride:], stride, n, x, out[4*g:4*g+4])
+//	}
+//
+//go:noescape
+func dotBF16RowsAVX2(w *byte, stride, n, rows int, x *float32, out *float32)
+
 // dotF32RowsAVX512 is dotF32x4AVX512 over rows/4 groups of four rows
 // (rows a positive multiple of 4, n a positive multiple of 16), with its
 // bits; it prefetches the rows as one stream, so they should lie back to

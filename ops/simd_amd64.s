@@ -58,6 +58,10 @@
 	PREFETCHT0 192(R12); \
 	ADDQ       $256, R12
 
+#define PFLIN1 \
+	PREFETCHT0 (R12); \
+	ADDQ       $64, R12
+
 #define PFLIN2 \
 	PREFETCHT0 (R12); \
 	PREFETCHT0 64(R12); \
@@ -97,6 +101,41 @@ mrloop: \
 	CMPQ   AX, CX; \
 	JLT    mrloop; \
 	FOLD16; \
+	REDUCE4; \
+	ADDQ   $16, R8; \
+	LEAQ   (SI)(DX*4), SI; \
+	DECQ   BX; \
+	JNZ    mrgroup; \
+mrdone: \
+	RET
+
+// MANYROWS2(shift, STEP, PFLINES) is MANYROWS for the 256-bit kernels
+// (their accumulators need no FOLD16).
+#define MANYROWS2(shift, STEP, PFLINES) \
+	MOVQ   w+0(FP), SI; \
+	MOVQ   stride+8(FP), DX; \
+	MOVQ   n+16(FP), CX; \
+	MOVQ   rows+24(FP), BX; \
+	MOVQ   x+32(FP), DI; \
+	MOVQ   out+40(FP), R8; \
+	SHLQ   $shift, CX; \
+	SHRQ   $2, BX; \
+	JZ     mrdone; \
+mrgroup: \
+	LEAQ   (SI)(DX*1), R9; \
+	LEAQ   (SI)(DX*2), R10; \
+	LEAQ   (R10)(DX*1), R11; \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	XORQ   AX, AX; \
+	LEAQ   PF(SI), R12; \
+mrloop: \
+	PFLINES; \
+	STEP; \
+	CMPQ   AX, CX; \
+	JLT    mrloop; \
 	REDUCE4; \
 	ADDQ   $16, R8; \
 	LEAQ   (SI)(DX*4), SI; \
@@ -604,6 +643,62 @@ q8zdone:
 // the call, the argument loads and the Go loop per group, which for short
 // rows (dt_proj's 48 columns, the Note Block's 64) cost as much as the
 // products.
+
+// F32MUL2, F16MUL2, BF16MUL2: one step of the 256-bit float kernels
+// (dotF32x4AVX2's, dotF16x4AVX2's, dotBF16x4AVX2's loop bodies without
+// their prefetches, the same operations in the same order), 8 columns of
+// the four rows at SI, R9, R10, R11 (column byte offset AX, advanced)
+// against x at DI, into Y0..Y3.
+#define F32MUL2 \
+	VMOVUPS     (DI)(AX*1), Y4; \
+	VFMADD231PS (SI)(AX*1), Y4, Y0; \
+	VFMADD231PS (R9)(AX*1), Y4, Y1; \
+	VFMADD231PS (R10)(AX*1), Y4, Y2; \
+	VFMADD231PS (R11)(AX*1), Y4, Y3; \
+	ADDQ        $32, AX
+
+#define F16MUL2 \
+	VMOVUPS     (DI)(AX*2), Y4; \
+	VCVTPH2PS   (SI)(AX*1), Y5; \
+	VCVTPH2PS   (R9)(AX*1), Y6; \
+	VCVTPH2PS   (R10)(AX*1), Y7; \
+	VCVTPH2PS   (R11)(AX*1), Y8; \
+	VFMADD231PS Y5, Y4, Y0; \
+	VFMADD231PS Y6, Y4, Y1; \
+	VFMADD231PS Y7, Y4, Y2; \
+	VFMADD231PS Y8, Y4, Y3; \
+	ADDQ        $16, AX
+
+#define BF16MUL2 \
+	VMOVUPS     (DI)(AX*2), Y4; \
+	VPMOVZXWD   (SI)(AX*1), Y5; \
+	VPMOVZXWD   (R9)(AX*1), Y6; \
+	VPMOVZXWD   (R10)(AX*1), Y7; \
+	VPMOVZXWD   (R11)(AX*1), Y8; \
+	VPSLLD      $16, Y5, Y5; \
+	VPSLLD      $16, Y6, Y6; \
+	VPSLLD      $16, Y7, Y7; \
+	VPSLLD      $16, Y8, Y8; \
+	VFMADD231PS Y5, Y4, Y0; \
+	VFMADD231PS Y6, Y4, Y1; \
+	VFMADD231PS Y7, Y4, Y2; \
+	VFMADD231PS Y8, Y4, Y3; \
+	ADDQ        $16, AX
+
+// func dotF32RowsAVX2(w *byte, stride, n, rows int, x *float32, out *float32)
+// n is a positive multiple of 8; the rows are back to back (stride = 4n).
+TEXT ·dotF32RowsAVX2(SB), NOSPLIT, $0-48
+	MANYROWS2(2, F32MUL2, PFLIN2)
+
+// func dotF16RowsAVX2(w *byte, stride, n, rows int, x *float32, out *float32)
+// n is a positive multiple of 8; the rows are back to back (stride = 2n).
+TEXT ·dotF16RowsAVX2(SB), NOSPLIT, $0-48
+	MANYROWS2(1, F16MUL2, PFLIN1)
+
+// func dotBF16RowsAVX2(w *byte, stride, n, rows int, x *float32, out *float32)
+// n is a positive multiple of 8; the rows are back to back (stride = 2n).
+TEXT ·dotBF16RowsAVX2(SB), NOSPLIT, $0-48
+	MANYROWS2(1, BF16MUL2, PFLIN1)
 
 // func dotF32RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)
 // n is a positive multiple of 16; the rows are back to back (stride = 4n).

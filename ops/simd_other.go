@@ -31,6 +31,9 @@ func dotQ4x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float
 	panic(noAsm)
 }
 
+func dotF32RowsAVX2(w *byte, stride, n, rows int, x *float32, out *float32)    { panic(noAsm) }
+func dotF16RowsAVX2(w *byte, stride, n, rows int, x *float32, out *float32)    { panic(noAsm) }
+func dotBF16RowsAVX2(w *byte, stride, n, rows int, x *float32, out *float32)   { panic(noAsm) }
 func dotF32RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)  { panic(noAsm) }
 func dotF16RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)  { panic(noAsm) }
 func dotBF16RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32) { panic(noAsm) }

@@ -261,9 +261,9 @@ type floatKernel struct {
 
 func floatKernels() []floatKernel {
 	return []floatKernel{
-		{"f32/avx2", 4, 8, simdAVX2, decF32, dotF32x4AVX2, nil, tileF32AVX2, 2},
-		{"f16/avx2", 2, 8, simdAVX2, decF16, dotF16x4AVX2, nil, tileF16AVX2, 2},
-		{"bf16/avx2", 2, 8, simdAVX2, decBF16, dotBF16x4AVX2, nil, tileBF16AVX2, 2},
+		{"f32/avx2", 4, 8, simdAVX2, decF32, dotF32x4AVX2, dotF32RowsAVX2, tileF32AVX2, 2},
+		{"f16/avx2", 2, 8, simdAVX2, decF16, dotF16x4AVX2, dotF16RowsAVX2, tileF16AVX2, 2},
+		{"bf16/avx2", 2, 8, simdAVX2, decBF16, dotBF16x4AVX2, dotBF16RowsAVX2, tileBF16AVX2, 2},
 		{"f32/avx512", 4, 16, simdAVX512, decF32, dotF32x4AVX512, dotF32RowsAVX512, tileF32AVX512, 4},
 		{"f16/avx512", 2, 16, simdAVX512, decF16, dotF16x4AVX512, dotF16RowsAVX512, tileF16AVX512, 4},
 		{"bf16/avx512", 2, 16, simdAVX512, decBF16, dotBF16x4AVX512, dotBF16RowsAVX512, tileBF16AVX512, 4},
