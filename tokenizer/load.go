@@ -350,6 +350,24 @@ func parseComponent(raw json.RawMessage, depth int) (*component, error) {
 	return &c, nil
 }
 
+// parseSequence parses the steps of a Sequence component (normalizers,
+// pre-tokenizers, decoders, post-processors) with parse, one level deeper,
+// naming a failing step by its index, and keeps the steps that are not
+// null.
+func parseSequence[T any](steps []json.RawMessage, depth int, parse func(json.RawMessage, int) (T, error)) ([]T, error) {
+	var q []T
+	for i, r := range steps {
+		x, err := parse(r, depth+1)
+		if err != nil {
+			return nil, fmt.Errorf("Sequence[%d]: %w", i, err)
+		}
+		if any(x) != nil {
+			q = append(q, x)
+		}
+	}
+	return q, nil
+}
+
 func parseNormalizer(raw json.RawMessage, depth int) (normalizer, error) {
 	if isNull(raw) {
 		return nil, nil
@@ -364,17 +382,11 @@ func parseNormalizer(raw json.RawMessage, depth int) (normalizer, error) {
 	case "NFKC":
 		return unicodeNorm{norm.NFKC}, nil
 	case "Sequence":
-		var q normSeq
-		for i, r := range c.Normalizers {
-			n, err := parseNormalizer(r, depth+1)
-			if err != nil {
-				return nil, fmt.Errorf("Sequence[%d]: %w", i, err)
-			}
-			if n != nil {
-				q = append(q, n)
-			}
+		q, err := parseSequence(c.Normalizers, depth, parseNormalizer)
+		if err != nil {
+			return nil, err
 		}
-		return q, nil
+		return normSeq(q), nil
 	case "Prepend":
 		if c.Prepend == nil {
 			return nil, fmt.Errorf("Prepend without prepend")
@@ -400,17 +412,13 @@ func parsePreTokenizer(raw json.RawMessage, depth int, byteLevel *bool) (preToke
 	}
 	switch c.Type {
 	case "Sequence":
-		var q preSeq
-		for i, r := range c.Pretokenizers {
-			p, err := parsePreTokenizer(r, depth+1, byteLevel)
-			if err != nil {
-				return nil, fmt.Errorf("Sequence[%d]: %w", i, err)
-			}
-			if p != nil {
-				q = append(q, p)
-			}
+		q, err := parseSequence(c.Pretokenizers, depth, func(r json.RawMessage, depth int) (preTokenizer, error) {
+			return parsePreTokenizer(r, depth, byteLevel)
+		})
+		if err != nil {
+			return nil, err
 		}
-		return q, nil
+		return preSeq(q), nil
 	case "Split":
 		lit, re, err := parsePattern(c.Pattern)
 		if err != nil {
@@ -448,17 +456,11 @@ func parseDecoder(raw json.RawMessage, depth int) (decoder, error) {
 	case "ByteLevel":
 		return byteLevelDec{}, nil
 	case "Sequence":
-		var q decSeq
-		for i, r := range c.Decoders {
-			d, err := parseDecoder(r, depth+1)
-			if err != nil {
-				return nil, fmt.Errorf("Sequence[%d]: %w", i, err)
-			}
-			if d != nil {
-				q = append(q, d)
-			}
+		q, err := parseSequence(c.Decoders, depth, parseDecoder)
+		if err != nil {
+			return nil, err
 		}
-		return q, nil
+		return decSeq(q), nil
 	case "Replace":
 		lit, re, err := parsePattern(c.Pattern)
 		if err != nil || c.Content == nil {
@@ -491,12 +493,10 @@ func (t *hfTokenizer) parsePost(raw json.RawMessage, depth int) error {
 		t.trimOffsets = c.TrimOffsets
 		return nil
 	case "Sequence":
-		for i, r := range c.Processors {
-			if err := t.parsePost(r, depth+1); err != nil {
-				return fmt.Errorf("Sequence[%d]: %w", i, err)
-			}
-		}
-		return nil
+		_, err := parseSequence(c.Processors, depth, func(r json.RawMessage, depth int) (any, error) {
+			return nil, t.parsePost(r, depth)
+		})
+		return err
 	case "TemplateProcessing":
 		if t.template != nil {
 			return fmt.Errorf("two TemplateProcessing steps: %w", ErrUnsupported)
