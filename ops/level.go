@@ -119,7 +119,7 @@ var levels = [...]kernelSet{
 		f32:  typeKernels{row: kDotF32x4AVX2, lanes: 8, rows: kDotF32RowsAVX2, tile: kTileF32AVX2, tileTokens: 2},
 		f16:  typeKernels{row: kDotF16x4AVX2, lanes: 8, rows: kDotF16RowsAVX2, tile: kTileF16AVX2, tileTokens: 2},
 		bf16: typeKernels{row: kDotBF16x4AVX2, lanes: 8, rows: kDotBF16RowsAVX2, tile: kTileBF16AVX2, tileTokens: 2},
-		q8:   typeKernels{row: kDotQ8x4AVX2, block: true, tile: kTileQ8AVX2, tileTokens: 2},
+		q8:   typeKernels{row: kDotQ8x4AVX2, block: true, rows: kDotQ8RowsAVX2, tile: kTileQ8AVX2, tileTokens: 2},
 		q4:   typeKernels{row: kDotQ4x4AVX2, block: true, tile: kTileQ8AVX2, tileTokens: 2},
 		vec8: true,
 	},

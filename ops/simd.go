@@ -61,6 +61,7 @@ const (
 	kDotF16RowsAVX512
 	kDotBF16RowsAVX2
 	kDotBF16RowsAVX512
+	kDotQ8RowsAVX2
 	kDotQ8RowsAVX512
 
 	// Tiles of 4 rows x 2 or 4 tokens (tile_amd64.s), used by MatMul.
@@ -361,12 +362,18 @@ func (pr *product) blockRowsTok(t, lo, hi int) {
 		return
 	}
 	xq, xd := &pr.xq[t*C], &pr.xd[t*nb]
-	if pr.k.rows == kDotQ8RowsAVX512 && nb%2 == 0 && hi-lo >= 8 && pr.rb == nb*quant.Q8_0BlockBytes {
-		// Rows back to back (not a column view): its linear prefetch
-		// covers them.
+	if hi-lo >= 8 && pr.rb == nb*quant.Q8_0BlockBytes {
+		// Rows back to back (not a column view): the many-row kernels'
+		// linear prefetch covers them.
 		n4 := (hi - lo) &^ 3
-		dotQ8RowsAVX512(&pr.w.Data[lo*pr.rb], pr.rb, nb, n4, xq, xd, &dst[lo])
-		lo += n4
+		switch {
+		case pr.k.rows == kDotQ8RowsAVX512 && nb%2 == 0:
+			dotQ8RowsAVX512(&pr.w.Data[lo*pr.rb], pr.rb, nb, n4, xq, xd, &dst[lo])
+			lo += n4
+		case pr.k.rows == kDotQ8RowsAVX2:
+			dotQ8RowsAVX2(&pr.w.Data[lo*pr.rb], pr.rb, nb, n4, xq, xd, &dst[lo])
+			lo += n4
+		}
 	}
 	var out [4]float32
 	for r := lo; r < hi; {

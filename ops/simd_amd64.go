@@ -126,6 +126,17 @@ func dotQ4x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float
 //go:noescape
 func dotQ8x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 
+// dotQ8RowsAVX2 is dotQ8x4AVX2 over rows/4 groups of four rows (rows a
+// positive multiple of 4, nb > 0), with its bits; it prefetches the rows as
+// one stream, so they should lie back to back (stride = 34*nb):
+//
+//	for g := 0; g < rows/4; g++ {
+//		dotQ8x4AVX2(w[4*g*stride:], stride, nb, xq, xd, out[4*g:4*g+4])
+//	}
+//
+//go:noescape
+func dotQ8RowsAVX2(w *byte, stride, nb, rows int, xq *int8, xd *float32, out *float32)
+
 // dotF32RowsAVX2 is dotF32x4AVX2 over rows/4 groups of four rows (rows a
 // positive multiple of 4, n a positive multiple of 8), with its bits; it
 // prefetches the rows as one stream, so they should lie back to back

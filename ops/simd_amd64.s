@@ -477,6 +477,62 @@ TEXT ·dotQ8x4AVX2(SB), NOSPLIT, $0-48
 	QROWS
 	QLOOP(Q8W, SUMI2, 34)
 
+// func dotQ8RowsAVX2(w *byte, stride, nb, rows int, xq *int8, xd *float32, out *float32)
+// nb is a positive number of blocks; the rows are back to back (stride =
+// 34*nb). dotQ8x4AVX2's loop (BLOCK4 of Q8W, SUMI2) on each group of four
+// rows, so its bits; the group's bytes PF ahead are prefetched as one
+// linear stream, 3 lines a step of 4 x 34 bytes (R13), the way
+// dotQ8RowsAVX512 does.
+TEXT ·dotQ8RowsAVX2(SB), NOSPLIT, $0-56
+	MOVQ w+0(FP), R14         // the group's first row
+	MOVQ stride+8(FP), DX
+	MOVQ rows+24(FP), BX
+	MOVQ out+48(FP), R8
+	SHRQ $2, BX
+	JZ   q8r2done
+
+q8r2group:
+	MOVQ     R14, SI
+	LEAQ     (SI)(DX*1), R9
+	LEAQ     (SI)(DX*2), R10
+	LEAQ     (R10)(DX*1), R11
+	MOVQ     xq+32(FP), DI
+	MOVQ     xd+40(FP), R12
+	MOVQ     nb+16(FP), CX
+	LEAQ     PF(SI), R13
+	VXORPS   Y0, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+	VXORPS   Y3, Y3, Y3
+	VPCMPEQW Y15, Y15, Y15    // sixteen int16 ones (REDUCE4's VZEROUPPER clears them)
+	VPSRLW   $15, Y15, Y15
+
+q8r2loop:
+	VMOVDQU    (DI), Y4
+	VMOVSS     (R12), X5
+	PREFETCHT0 (R13)
+	PREFETCHT0 64(R13)
+	PREFETCHT0 128(R13)
+	ADDQ       $136, R13
+	BLOCK4(Q8W, SUMI2)
+	ADDQ       $34, SI
+	ADDQ       $34, R9
+	ADDQ       $34, R10
+	ADDQ       $34, R11
+	ADDQ       $32, DI
+	ADDQ       $4, R12
+	DECQ       CX
+	JNZ        q8r2loop
+
+	REDUCE4
+	ADDQ $16, R8
+	LEAQ (R14)(DX*4), R14
+	DECQ BX
+	JNZ  q8r2group
+
+q8r2done:
+	RET
+
 // func dotQ4x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 TEXT ·dotQ4x4AVX2(SB), NOSPLIT, $0-48
 	QROWS

@@ -37,6 +37,9 @@ func dotBF16RowsAVX2(w *byte, stride, n, rows int, x *float32, out *float32)   {
 func dotF32RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)  { panic(noAsm) }
 func dotF16RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)  { panic(noAsm) }
 func dotBF16RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32) { panic(noAsm) }
+func dotQ8RowsAVX2(w *byte, stride, nb, rows int, xq *int8, xd *float32, out *float32) {
+	panic(noAsm)
+}
 func dotQ8RowsAVX512(w *byte, stride, nb, rows int, xq *int8, xd *float32, out *float32) {
 	panic(noAsm)
 }

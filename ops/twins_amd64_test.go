@@ -392,10 +392,14 @@ func TestBlockKernelsTwin(t *testing.T) {
 					if k.q4 || nb == 0 {
 						continue
 					}
-					if k.level == simdAVX512 && nb%2 == 0 {
+					if k.level == simdAVX2 || nb%2 == 0 {
 						for rows := 4; rows <= 16; rows += 4 {
 							got, check := guarded(rows, off)
-							dotQ8RowsAVX512(&w[0], stride, nb, rows, &xq[0], &xd[0], &got[0])
+							if k.level == simdAVX2 {
+								dotQ8RowsAVX2(&w[0], stride, nb, rows, &xq[0], &xd[0], &got[0])
+							} else {
+								dotQ8RowsAVX512(&w[0], stride, nb, rows, &xq[0], &xd[0], &got[0])
+							}
 							check(t)
 							for r := 0; r < rows; r++ {
 								if want := dotBlockTwin(false, w[r*stride:], nb, xq, xd); math.Float32bits(got[r]) != math.Float32bits(want) {
