@@ -5,6 +5,8 @@
 //	mmrun score    -m MODEL FILE
 //	mmrun tokenize (-m MODEL | --tokenizer tokenizer.json) [--text T | FILE] [--json]
 //	mmrun detokenize (-m MODEL | --tokenizer tokenizer.json) [--ids "1 2 3" | FILE]
+//	mmrun trace    -m MODEL (--text T | FILE) --html REPORT.html [--json TRACE.json]
+//	mmrun memory   -m MODEL [-m MODEL2 ...] FILE --html OUT.html [--json OUT.json]
 package main
 
 import (
@@ -37,6 +39,8 @@ var commands = map[string]command{
 	"bench":      {bench, "measure prefill and decode speed, memory and bandwidth"},
 	"passkey":    {passkeyCmd, "passkey retrieval accuracy by prompt length"},
 	"serve":      {serve, "serve the model over an OpenAI-compatible HTTP API"},
+	"trace":      {traceCmd, "an HTML report of what the Note Blocks do with a text"},
+	"memory":     {memoryCmd, "memory-decay curves of one or more models (HTML and JSON)"},
 }
 
 func main() {
@@ -112,7 +116,7 @@ func run(args []string) error {
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		return cli.Usagef("unknown command %q (want generate, logits, score, tokenize, detokenize, bench or passkey)", args[0])
+		return cli.Usagef("unknown command %q (want generate, logits, score, tokenize, detokenize, bench, passkey, serve, trace or memory)", args[0])
 	}
 	return c.run(args[1:])
 }
@@ -131,6 +135,12 @@ type modelFlags struct {
 
 func (m *modelFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&m.model, "model", "m", "", "model file (from mmconvert)")
+	m.registerRest(fs)
+}
+
+// registerRest registers every model flag but -m (for commands that take
+// several models).
+func (m *modelFlags) registerRest(fs *pflag.FlagSet) {
 	fs.IntVarP(&m.threads, "threads", "t", 0, fmt.Sprintf("worker threads (0: all cores; at most %d)", maxThreads))
 	fs.StringVar(&m.backend, "backend", "native", "dense blocks on: native (Go) or ort (ONNX Runtime; install with `make ort`)")
 	fs.BoolVar(&m.verify, "verify", false, "check every tensor's checksum at load")
