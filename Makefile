@@ -6,7 +6,7 @@ PYTHON  ?= /usr/bin/python3
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build deps demo tokenizers ort llamacpp openai fuzz-parsers test test-go check-fixtures fixtures vet fuzz clean
+.PHONY: all build deps demo tokenizers ort llamacpp openai chromium fuzz-parsers test test-go check-fixtures fixtures vet fuzz clean
 
 all: build
 
@@ -23,7 +23,7 @@ deps:
 	./scripts/deps.sh
 
 ## test: everything CI checks: formatting, vet, Go tests (race detector on), the reference against its fixtures, a short fuzz of every parser
-test: deps tokenizers ort llamacpp openai vet test-go check-fixtures
+test: deps tokenizers ort llamacpp openai chromium vet test-go check-fixtures
 	$(MAKE) fuzz-parsers FUZZTIME=5s
 
 vet:
@@ -43,6 +43,9 @@ openai:
 ## ort: install ONNX Runtime's shared library into third_party/onnxruntime/lib (npm onnxruntime-node, idempotent)
 ort:
 	./scripts/install-ort.sh
+
+## chromium: install Debian's chromium, the headless browser the trace report's test loads the report in (apt-get, idempotent)
+chromium: ; ./scripts/install-chromium.sh
 
 ## llamacpp: install llama.cpp (npm @node-llama-cpp/linux-x64 libraries, node-llama-cpp source headers) into third_party/llama.cpp and build mmllama (idempotent)
 llamacpp: ; ./scripts/install-llamacpp.sh

@@ -75,9 +75,18 @@ type Curve struct {
 	MeanKL      []float64 `json:"mean_kl"`
 	StdErr      []float64 `json:"stderr"`
 	Top1Changed []float64 `json:"top1_changed"`
-	Positions   []int     `json:"positions"` // the sampled t, ascending
-	TokensRun   int       `json:"tokens_run"`
-	Seconds     float64   `json:"seconds"`
+	// Draws are the S*R pairs: each position t (ascending), the token there
+	// and its replacement.
+	Draws     []Draw  `json:"draws"`
+	TokensRun int     `json:"tokens_run"`
+	Seconds   float64 `json:"seconds"`
+}
+
+// Draw is one (t, x') pair of a measurement.
+type Draw struct {
+	T           int `json:"t"`
+	Token       int `json:"token"`
+	Replacement int `json:"replacement"`
 }
 
 // Grid returns the distances 1, 2, 4, ... up to maxK, and maxK.
@@ -149,7 +158,7 @@ func Measure(m *runtime.Model, ids []int, o Options) (*Curve, error) {
 	grid := Grid(o.MaxK)
 	V := m.Config.VocabSize
 	c := &Curve{ModelType: string(m.Config.ModelType), Context: N, MaxK: o.MaxK, Samples: o.Samples,
-		Replacements: o.Replacements, Seed: o.Seed, K: grid, Positions: pos}
+		Replacements: o.Replacements, Seed: o.Seed, K: grid}
 	sum := make([]float64, len(grid))
 	sum2 := make([]float64, len(grid))
 	top := make([]float64, len(grid))
@@ -185,6 +194,7 @@ func Measure(m *runtime.Model, ids []int, o Options) (*Curve, error) {
 		}
 		c.TokensRun += len(branch)
 		for _, x := range repl[t] {
+			c.Draws = append(c.Draws, Draw{T: t, Token: ids[t], Replacement: x})
 			branch[0] = x
 			gi := 0
 			if err := base.Clone().PrefillAll(branch, func(k int, l []float32) error {

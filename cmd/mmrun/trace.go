@@ -101,7 +101,7 @@ func traceCmd(args []string) error {
 		return cli.Usagef("the text has %d tokens, above trace's bound of %d: give a shorter one", len(ids), maxTraceTokens)
 	}
 	start := time.Now()
-	rep, err := buildTrace(m, tok, ids, filepath.Base(mf.model), source)
+	rep, err := buildTrace(m, tok, ids, filepath.Base(mf.model), filepath.Base(source))
 	if err != nil {
 		return err
 	}
