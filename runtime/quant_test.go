@@ -8,6 +8,7 @@ import (
 
 	"github.com/memmamba/memmamba/internal/fixtures"
 	"github.com/memmamba/memmamba/quant"
+	"github.com/memmamba/memmamba/sample"
 )
 
 // quantBounds are the per-type bounds on the fixtures, against the f32 run
@@ -64,31 +65,13 @@ func decisionFlips(a, b *Trace) int {
 	return n
 }
 
-// logSoftmax returns log p for the logits, in float64.
-func logSoftmax(l []float32) []float64 {
-	mx := math.Inf(-1)
-	for _, v := range l {
-		mx = math.Max(mx, float64(v))
-	}
-	var sum float64
-	for _, v := range l {
-		sum += math.Exp(float64(v) - mx)
-	}
-	ls := math.Log(sum) + mx
-	out := make([]float64, len(l))
-	for i, v := range l {
-		out[i] = float64(v) - ls
-	}
-	return out
-}
-
 // divergence compares two runs: mean KL(ref || got), top-1 agreement over
 // all positions and over the clear ones, and the largest logit error
 // relative to its row's largest |logit|.
 func divergence(ref, got [][]float32) (d struct{ meanKL, top1, top1Clear, relErr float64 }) {
 	agree, clearN, clearAgree := 0, 0, 0
 	for i := range ref {
-		p, q := logSoftmax(ref[i]), logSoftmax(got[i])
+		p, q := sample.LogSoftmax(nil, ref[i]), sample.LogSoftmax(nil, got[i])
 		var kl, scale, errMax float64
 		for v := range p {
 			kl += math.Exp(p[v]) * (p[v] - q[v])

@@ -16,6 +16,7 @@ import (
 	"github.com/memmamba/memmamba/internal/fixtures"
 	"github.com/memmamba/memmamba/internal/npy"
 	"github.com/memmamba/memmamba/runtime/ort"
+	"github.com/memmamba/memmamba/sample"
 )
 
 // These tests build mmconvert and mmrun and run them as a user would.
@@ -175,7 +176,7 @@ func TestScore(t *testing.T) {
 	}
 	var nll float64
 	for i := 0; i+1 < len(g.Tokens); i++ {
-		nll -= logProb(g.Logits[i], g.Tokens[i+1])
+		nll -= sample.LogProb(g.Logits[i], g.Tokens[i+1])
 	}
 	want := nll / float64(len(g.Tokens)-1)
 	if res.Tokens != len(g.Tokens)-1 || math.Abs(res.NLL-want) > 1e-3 {

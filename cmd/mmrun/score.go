@@ -14,6 +14,7 @@ import (
 	"github.com/memmamba/memmamba/format"
 	"github.com/memmamba/memmamba/internal/cli"
 	"github.com/memmamba/memmamba/runtime"
+	"github.com/memmamba/memmamba/sample"
 	"github.com/memmamba/memmamba/tokenizer"
 )
 
@@ -171,16 +172,16 @@ type scorer struct {
 }
 
 func (sc *scorer) add(l, ref []float32, next, nb int) {
-	sc.nll -= logProb(l, next)
+	sc.nll -= sample.LogProb(l, next)
 	sc.res.Bytes += int64(nb)
 	sc.res.Tokens++
 	if !sc.compare {
 		return
 	}
-	sc.refNLL -= logProb(ref, next)
+	sc.refNLL -= sample.LogProb(ref, next)
 	// KL(ref || model) of the next-token distributions.
-	sc.lp = logSoftmax(sc.lp[:0], ref)
-	sc.lq = logSoftmax(sc.lq[:0], l)
+	sc.lp = sample.LogSoftmax(sc.lp[:0], ref)
+	sc.lq = sample.LogSoftmax(sc.lq[:0], l)
 	var kl float64
 	for v, p := range sc.lp {
 		kl += math.Exp(p) * (p - sc.lq[v])
@@ -280,34 +281,4 @@ func scoreReader(m, ref *runtime.Model, r *bufio.Reader, progress func(int64)) (
 		res.Compare = c
 	}
 	return res, nil
-}
-
-// logSoftmax appends log softmax(l) to dst, in float64.
-func logSoftmax(dst []float64, l []float32) []float64 {
-	mx := math.Inf(-1)
-	for _, v := range l {
-		mx = math.Max(mx, float64(v))
-	}
-	var sum float64
-	for _, v := range l {
-		sum += math.Exp(float64(v) - mx)
-	}
-	ls := mx + math.Log(sum)
-	for _, v := range l {
-		dst = append(dst, float64(v)-ls)
-	}
-	return dst
-}
-
-// logProb is log softmax(l)[id], in float64.
-func logProb(l []float32, id int) float64 {
-	mx := math.Inf(-1)
-	for _, v := range l {
-		mx = math.Max(mx, float64(v))
-	}
-	var sum float64
-	for _, v := range l {
-		sum += math.Exp(float64(v) - mx)
-	}
-	return float64(l[id]) - mx - math.Log(sum)
 }
