@@ -3,11 +3,11 @@ package format
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/memmamba/memmamba/arch"
+	"github.com/memmamba/memmamba/internal/golden"
 	"github.com/memmamba/memmamba/quant"
 )
 
@@ -92,14 +92,9 @@ func TestSeedCorpus(t *testing.T) {
 	if !*update {
 		t.Skip("run with -update to rewrite testdata/fuzz/FuzzOpen")
 	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzOpen")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	seeds := map[string][]byte{}
 	for i, s := range seedFiles(t) {
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%d", i)), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		seeds[fmt.Sprintf("seed-%d", i)] = s
 	}
+	golden.WriteSeeds(t, "FuzzOpen", seeds)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/memmamba/memmamba/convert/source"
+	"github.com/memmamba/memmamba/internal/golden"
 	"github.com/memmamba/memmamba/quant"
 )
 
@@ -491,27 +492,7 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 // TestFuzzSeeds keeps testdata/fuzz/FuzzOpen in step with the writer
 // (-update rewrites it).
 func TestFuzzSeeds(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzOpen")
-	for name, b := range fuzzSeeds(t) {
-		path := filepath.Join(dir, name)
-		want := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
-		if *update {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run go test -update)", err)
-		}
-		if string(got) != want {
-			t.Errorf("%s is stale: run go test ./convert/gguf -run TestFuzzSeeds -update", path)
-		}
-	}
+	golden.CheckSeeds(t, "FuzzOpen", fuzzSeeds(t), *update, "go test ./convert/gguf -run TestFuzzSeeds -update")
 }
 
 func FuzzOpen(f *testing.F) {

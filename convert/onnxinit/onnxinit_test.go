@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	onnx "github.com/owulveryck/onnx-go"
 
 	"github.com/memmamba/memmamba/convert/source"
+	"github.com/memmamba/memmamba/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the fuzz seeds under testdata/fuzz")
@@ -296,24 +296,7 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 // TestFuzzSeeds keeps testdata/fuzz/FuzzParse in step with the test files
 // (-update rewrites it).
 func TestFuzzSeeds(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzParse")
-	for name, b := range fuzzSeeds(t) {
-		path := filepath.Join(dir, name)
-		want := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
-		if *update {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil || string(got) != want {
-			t.Errorf("%s is missing or stale: run go test ./convert/onnxinit -run TestFuzzSeeds -update", path)
-		}
-	}
+	golden.CheckSeeds(t, "FuzzParse", fuzzSeeds(t), *update, "go test ./convert/onnxinit -run TestFuzzSeeds -update")
 }
 
 func FuzzParse(f *testing.F) {

@@ -4,8 +4,9 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
+
+	"github.com/memmamba/memmamba/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/tiny.safetensors and the fuzz seed corpus")
@@ -28,10 +29,6 @@ func TestUpdateSeeds(t *testing.T) {
 		}
 		return
 	}
-	seedDir := filepath.Join("testdata", "fuzz", "FuzzSafetensors")
-	if err := os.MkdirAll(seedDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(fixturePath, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -40,10 +37,5 @@ func TestUpdateSeeds(t *testing.T) {
 		"empty": build(`{}      `, nil),
 		"meta":  build(`{"__metadata__":{"format":"pt"},"x":{"dtype":"BF16","shape":[1,1],"data_offsets":[0,2]}}`, []byte{0x80, 0x3f}),
 	}
-	for name, b := range seeds {
-		content := "go test fuzz v1\n[]byte(" + strconv.Quote(string(b)) + ")\n"
-		if err := os.WriteFile(filepath.Join(seedDir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	golden.WriteSeeds(t, "FuzzSafetensors", seeds)
 }

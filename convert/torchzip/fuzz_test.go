@@ -7,8 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
+
+	"github.com/memmamba/memmamba/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the fuzz seed corpus under testdata/fuzz")
@@ -53,22 +54,15 @@ func TestUpdateSeeds(t *testing.T) {
 	if !*update {
 		t.Skip("run with -update to rewrite the fuzz seeds")
 	}
+	zips, pickles := map[string][]byte{}, map[string][]byte{}
 	for name, b := range realFiles(t) {
-		seeds := map[string][]byte{"FuzzTorchZip": b, "FuzzPickle": dataPkl(b)}
-		for target, data := range seeds {
-			if data == nil {
-				continue
-			}
-			dir := filepath.Join("testdata", "fuzz", target)
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			content := "go test fuzz v1\n[]byte(" + strconv.Quote(string(data)) + ")\n"
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-				t.Fatal(err)
-			}
+		zips[name] = b
+		if p := dataPkl(b); p != nil {
+			pickles[name] = p
 		}
 	}
+	golden.WriteSeeds(t, "FuzzTorchZip", zips)
+	golden.WriteSeeds(t, "FuzzPickle", pickles)
 }
 
 // FuzzPickle runs the unpickler with a persistent loader that accepts any
