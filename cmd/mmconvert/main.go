@@ -1,8 +1,11 @@
 // Command mmconvert imports Mamba and MemMamba checkpoints into the
 // project's model file, inspects and verifies model files, and exports
-// them to GGUF.
+// them to GGUF. Its commands (`mmconvert --help` gives the flags):
 //
 //	mmconvert [flags] INPUT -o OUTPUT     convert (INPUT: folder or weights file)
+//	mmconvert [flags] --to gguf INPUT -o OUTPUT.gguf
+//	                                      export to GGUF for llama.cpp
+//	mmconvert --synthetic SHAPE -o OUTPUT write a random-weight model
 //	mmconvert inspect [--json] FILE       show a model file
 //	mmconvert verify FILE                 check every checksum
 package main

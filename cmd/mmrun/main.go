@@ -1,12 +1,25 @@
 // Command mmrun runs a MemMamba or Mamba model file (written by mmconvert).
+// Its commands (`mmrun COMMAND --help` gives each one's flags):
 //
 //	mmrun generate -m MODEL -p PROMPT [-n 128] [sampling flags] [-i]
 //	mmrun logits   -m MODEL (--ids "1 2 3" | --text T) --out FILE.npy [--trace FILE.json]
 //	mmrun score    -m MODEL FILE
 //	mmrun tokenize (-m MODEL | --tokenizer tokenizer.json) [--text T | FILE] [--json]
 //	mmrun detokenize (-m MODEL | --tokenizer tokenizer.json) [--ids "1 2 3" | FILE]
+//	mmrun bench    -m MODEL [--prefill 512] [--decode 128] [--runs 5] [--batch 1,4,16,32] [--json]
+//	mmrun passkey  -m MODEL [--lengths 1k,2k,4k,8k,16k,32k,64k] [--trials 20] [--json]
+//	mmrun serve    -m MODEL [--host 127.0.0.1] [--port 8080] [--parallel N]
 //	mmrun trace    -m MODEL (--text T | FILE) --html REPORT.html [--json TRACE.json]
-//	mmrun memory   -m MODEL [-m MODEL2 ...] FILE --html OUT.html [--json OUT.json]
+//	mmrun memory   -m MODEL [-m MODEL2 ...] FILE [--html OUT.html] [--json OUT.json]
+//
+// generate streams text from a prompt; logits writes every position's
+// logits (and the Note Block trace); score gives a text's negative
+// log-likelihood, perplexity and bits per byte; tokenize and detokenize
+// convert between text and token ids; bench measures prefill and decode
+// speed, memory and bandwidth; passkey measures passkey-retrieval accuracy
+// by prompt length; serve answers an OpenAI-compatible HTTP API; trace
+// writes an HTML report of what the Note Blocks do with a text; memory
+// draws memory-decay curves of one or more models.
 package main
 
 import (
