@@ -71,6 +71,12 @@ type TensorReport struct {
 // Convert converts the checkpoint at input (folder or file) to a model file
 // at output.
 func Convert(input, output string, opts Options) (*Report, error) {
+	return openAndWrite(input, output, opts, Write)
+}
+
+// openAndWrite checks opts' policy, opens the checkpoint at input and
+// hands it to write (Write or WriteGGUF), closing it after.
+func openAndWrite(input, output string, opts Options, write func(*Input, string, Options) (*Report, error)) (*Report, error) {
 	if err := opts.Policy.Validate(); err != nil {
 		return nil, err
 	}
@@ -79,7 +85,7 @@ func Convert(input, output string, opts Options) (*Report, error) {
 		return nil, err
 	}
 	defer in.Close()
-	return Write(in, output, opts)
+	return write(in, output, opts)
 }
 
 // Write writes an opened input to a model file at output.

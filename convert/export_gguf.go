@@ -21,15 +21,7 @@ import (
 // the names of gguf/README.md. Tensors already of the requested type are
 // copied bit for bit; lm_head is left out when tied, as llama.cpp expects.
 func ConvertToGGUF(input, output string, opts Options) (*Report, error) {
-	if err := opts.Policy.Validate(); err != nil {
-		return nil, err
-	}
-	in, err := OpenInput(input)
-	if err != nil {
-		return nil, err
-	}
-	defer in.Close()
-	return WriteGGUF(in, output, opts)
+	return openAndWrite(input, output, opts, WriteGGUF)
 }
 
 // WriteGGUF writes an opened input as GGUF.
