@@ -379,39 +379,34 @@ func (w *walker) walk(v any, path string, depth int) error {
 			}
 		}
 	case *pyList:
-		if w.seen[v] {
-			return nil
-		}
-		w.seen[v] = true
-		for i, it := range v.items {
-			p, err := join(path, strconv.Itoa(i))
-			if err != nil {
-				return err
-			}
-			if err := w.walk(it, p, depth+1); err != nil {
-				return err
-			}
-		}
+		return w.walkItems(v, v.items, path, depth)
 	case *pyTuple:
-		if w.seen[v] {
-			return nil
-		}
-		w.seen[v] = true
-		for i, it := range v.items {
-			p, err := join(path, strconv.Itoa(i))
-			if err != nil {
-				return err
-			}
-			if err := w.walk(it, p, depth+1); err != nil {
-				return err
-			}
-		}
+		return w.walkItems(v, v.items, path, depth)
 	case int64, float64, string, bool:
 		if path != "" && len(w.f.meta) < maxMetadata {
 			if w.f.meta == nil {
 				w.f.meta = map[string]any{}
 			}
 			w.f.meta[path] = v
+		}
+	}
+	return nil
+}
+
+// walkItems walks the items of the list or tuple c (once, however many
+// paths reach it) under path.0, path.1, ...
+func (w *walker) walkItems(c any, items []any, path string, depth int) error {
+	if w.seen[c] {
+		return nil
+	}
+	w.seen[c] = true
+	for i, it := range items {
+		p, err := join(path, strconv.Itoa(i))
+		if err != nil {
+			return err
+		}
+		if err := w.walk(it, p, depth+1); err != nil {
+			return err
 		}
 	}
 	return nil
