@@ -12,6 +12,11 @@
 # PEER_PREFILL (512) and decode PEER_DECODE (128) tokens, the order swapped
 # every round; prints each round and the medians' ratios mmrun / llama.cpp.
 # PEER_MODEL=NAME uses $BENCH_DIR/NAME.<type>.mmq instead (any plain Mamba).
+# PEER_SIMD=avx2 runs both at the AVX2 level: mmrun with MMRUN_SIMD=avx2 and
+# llama-bench from a folder that holds only llama.cpp's AVX2 CPU backend
+# (libggml-cpu-haswell.so; ggml loads the best backend it finds beside the
+# executable); PEER_SIMD=avx512 runs mmrun with MMRUN_SIMD=avx512 against
+# the backend llama.cpp picks itself (zen4, skylakex, ... on AVX-512 CPUs).
 #
 # Synthetic models are written once to $BENCH_DIR (default /tmp/mmbench).
 # The ONNX Runtime rows need `make ort` first. Pause anything else running:
@@ -65,6 +70,23 @@ noteblock)
 peer)
   llb=third_party/llama.cpp/bin/llama-bench
   [ -x "$llb" ] || { echo "bench.sh peer: no $llb: run make llamacpp first" >&2; exit 1; }
+  case "${PEER_SIMD:-}" in
+  "") ;;
+  avx2)
+    export MMRUN_SIMD=avx2
+    one="$dir/llama-haswell"
+    rm -rf "$one" && mkdir -p "$one"
+    lib=$(cd third_party/llama.cpp/lib && pwd)
+    cp "$lib/llama-bench" "$one/"
+    for f in "$lib"/lib*.so; do
+      case "$(basename "$f")" in libggml-cpu-*) ;; *) ln -s "$f" "$one/" ;; esac
+    done
+    ln -s "$lib/libggml-cpu-haswell.so" "$one/"
+    llb="$one/llama-bench"
+    ;;
+  avx512) export MMRUN_SIMD=avx512 ;;
+  *) echo "bench.sh peer: PEER_SIMD is avx2 or avx512" >&2; exit 2 ;;
+  esac
   model=${PEER_MODEL:-mamba-130m}
   rounds=${PEER_ROUNDS:-4}
   pp=${PEER_PREFILL:-512}
