@@ -6,7 +6,7 @@ PYTHON  ?= /usr/bin/python3
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build deps demo tokenizers ort llamacpp openai chromium fuzz-parsers test test-go check-fixtures fixtures vet fuzz clean
+.PHONY: all build deps demo tokenizers ort llamacpp openai chromium fuzz-parsers test test-go test-cross check-fixtures fixtures vet fuzz clean
 
 all: build
 
@@ -22,8 +22,8 @@ demo: build
 deps:
 	./scripts/deps.sh
 
-## test: everything CI checks: formatting, vet, Go tests (race detector on), the reference against its fixtures, a short fuzz of every parser
-test: deps tokenizers ort llamacpp openai chromium vet test-go check-fixtures
+## test: everything CI checks: formatting, vet, Go tests (race detector on), the purego and arm64 builds, the reference against its fixtures, a short fuzz of every parser
+test: deps tokenizers ort llamacpp openai chromium vet test-go test-cross check-fixtures
 	$(MAKE) fuzz-parsers FUZZTIME=5s
 
 vet:
@@ -35,6 +35,10 @@ test-go:
 	@# the cross-runtime matrix again, to print its count of cases run and skipped
 	$(GO) test -count=1 -run 'TestORTMatrix' -v ./runtime | grep -E '^(ORT matrix|--- FAIL|FAIL|ok)'
 	$(GO) test -count=1 -run 'TestLlamaCppMatrix' -v ./interop | grep -E '^(llama.cpp matrix|--- FAIL|FAIL|ok)'
+
+## test-cross: the other builds a user can make: go vet and the ops tests with -tags purego; go vet for GOARCH=arm64 and the arm64 tests of ops, quant, arch, format and a runtime subset under qemu-aarch64 (installs Debian's qemu-user, idempotent)
+test-cross:
+	GO=$(GO) ./scripts/test-cross.sh
 
 ## openai: install the official openai npm client that server/openai_test.go drives against a test server (npm, idempotent)
 openai:
