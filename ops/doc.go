@@ -55,13 +55,13 @@
 //   - MatMul runs tile kernels (tile_amd64.s) of 4 rows x 4 tokens
 //     (AVX-512: f32/f16/bf16, and Q8_0 with VNNI, where the activations are
 //     offset to unsigned once per token instead of sign-flipped per row) or
-//     4 rows x 2 tokens (AVX2 floats), so each weight vector loaded and
-//     decoded serves several tokens and each activation vector several
-//     rows. Each output keeps its own accumulator with the row kernel's
+//     4 rows x 2 tokens (AVX2: f32/f16/bf16 and Q8_0), so each weight
+//     vector loaded and decoded serves several tokens and each activation
+//     vector several rows. Each output keeps its own accumulator with the row kernel's
 //     operations in the row kernel's order and the same reduction tree, so
-//     each of MatMul's outputs is MatVec's exactly. Q4_0 with VNNI widens
-//     a tile of rows to Q8_0 (exact) and runs the Q8_0 tile; without VNNI
-//     Q8_0 and Q4_0 run the four-row kernel once per token.
+//     each of MatMul's outputs is MatVec's exactly. Q4_0 widens a tile of
+//     rows to Q8_0 (exact) and runs its level's Q8_0 tile. Which level
+//     runs which kernels is one table, levels (level.go).
 //   - The scan is vectorised over the state dimensions (N a multiple of 8)
 //     with a float32 vector exp (at most 2 ulp for normal results, tested;
 //     see scan_simd.go), the SiLU gate also through the vector exp.
