@@ -28,8 +28,12 @@ With --batch, it also decodes B sequences at once through runtime.Batch
 (each prefilled with 32 random tokens, then one greedy token each per
 batched step) and reports per batch size the aggregate and per-sequence
 tok/s, the step time, the share of the prefill speed, the weight bytes
-read per token, the state a sequence holds, and the peak RSS so far. Make a model of a named shape with 'mmconvert --synthetic
-mamba-130m -o model.mmq --type int8'.
+read per token, the state a sequence holds, and the peak RSS so far. The
+kernel level (avx512, avx2 or go) is the widest this CPU has unless
+MMRUN_SIMD names one; the first lines say which runs.
+
+Make a model of a named shape with 'mmconvert --synthetic mamba-130m -o
+model.mmq --type int8'.
 
 Flags:
 `

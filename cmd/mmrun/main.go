@@ -155,7 +155,7 @@ func (m *modelFlags) register(fs *pflag.FlagSet) {
 // several models).
 func (m *modelFlags) registerRest(fs *pflag.FlagSet) {
 	fs.IntVarP(&m.threads, "threads", "t", 0, fmt.Sprintf("worker threads (0: all cores; at most %d)", maxThreads))
-	fs.StringVar(&m.backend, "backend", "native", "dense blocks on: native (Go) or ort (ONNX Runtime; install with `make ort`)")
+	fs.StringVar(&m.backend, "backend", "native", "dense blocks on: native (Go) or ort (ONNX Runtime; install with make ort)")
 	fs.BoolVar(&m.verify, "verify", false, "check every tensor's checksum at load")
 	fs.StringVar(&m.ortLib, "ort-lib", "", "path of libonnxruntime.so.1 (default: $MMRUN_ORT_LIB, then the project's third_party/onnxruntime)")
 	fs.IntVar(&m.ortThreads, "ort-threads", 0, "ONNX Runtime intra-op threads (0: --threads)")
