@@ -5,6 +5,30 @@
 //
 // Every other package (the converter, the model file, the runtime) takes its
 // sizes and names from here, so the SPEC is implemented once.
+//
+// # The weights: one table
+//
+// Table holds one row per tensor of the canonical state_dict (a layer's
+// tensors once, with "{l}" for the layer): its name, its shape in the SPEC's
+// notation (Dim), the config keys that switch it on (Presence), its role,
+// whether the converter may quantise it, and which part of the runtime
+// reads it (Reader). Everything that names or sizes a weight reads it: the
+// converter's validation and quantisation policy (Config.Weights, in the
+// model file's order), the runtime's binder and the ONNX Runtime graphs
+// (Config.Weight and Config.WeightName by WeightID), and the cross-layer
+// attention's weights follow the grouping rule, Config.CrossLayerGroup.
+//
+// Why a table keyed by WeightID and not struct tags read by reflection, as
+// ollama binds GGUF tensors (`gguf:"output,alt:token_embd"`): the runtime's
+// weight structs hold unexported fields of several kinds (ops.Matrix,
+// []float32, float32 scalars, -exp(A_log) computed at load), which
+// reflection cannot set without unsafe; the ONNX Runtime graphs have no
+// struct to tag, they need names only; and the converter needs the weights
+// in the file's order with their shapes before any struct exists. A table
+// is plain data that all three read and that a test compares with the
+// SPEC's list line by line (TestWeightsMatchSpec), and the binding (which
+// field takes which WeightID) stays a line of ordinary code that the
+// compiler checks.
 package arch
 
 import (

@@ -11,14 +11,14 @@ import (
 
 // Policy decides each tensor's storage type in the model file.
 //
-// The target type (f32, f16, bf16, int8, int4) applies to the matrices the
-// runtime multiplies by (arch.Weight.Matmul: the projections, the Note
-// Block's scorers, summary and attention weights, the LM head) and to the
-// embeddings, when the matrix's input dimension (its last) fills whole
-// blocks of the type (32 for int8 and int4). Everything else stays f32:
-// norms, the conv1d kernel, A_log, D, biases, 1-D tensors, the dt projection
-// when its input width (time_step_rank) is not a multiple of 32, and any
-// tensor matched by a Keep glob.
+// The target type (f32, f16, bf16, int8, int4) applies to the weights
+// arch.Table marks Quantisable (the matrices the runtime multiplies by: the
+// projections, the Note Block's scorers, summary and attention weights, the
+// LM head; and the embeddings), when the matrix's input dimension (its
+// last) fills whole blocks of the type (32 for int8 and int4). Everything
+// else stays f32: norms, the conv1d kernel, A_log, D, biases, 1-D tensors,
+// the dt projection when its input width (time_step_rank) is not a multiple
+// of 32, and any tensor matched by a Keep glob.
 type Policy struct {
 	Type quant.Type
 	// Keep holds path.Match globs of tensor names kept in f32.
@@ -69,7 +69,7 @@ func (p Policy) Decide(w arch.Weight) Decision {
 	if p.Type == quant.F32 {
 		return Decision{Type: quant.F32, Reason: "f32 requested"}
 	}
-	if len(w.Shape) != 2 || !(w.Matmul || w.Name == arch.EmbeddingsName) {
+	if len(w.Shape) != 2 || !w.Quantisable {
 		return Decision{Type: quant.F32, Reason: whyF32(w)}
 	}
 	if in := w.Shape[1]; in%p.Type.BlockLen() != 0 {

@@ -251,44 +251,36 @@ func newModel(f *format.File, opts Options) (*Model, error) {
 	}
 	m := &Model{Config: &c, Header: &f.Header, file: f}
 	b := binder{f: f, c: &c}
-	d, E, N, K, R := c.HiddenSize, c.Intermediate, c.StateSize, c.ConvKernel, c.TimeStepRank
-	m.emb = b.matrix(arch.EmbeddingsName, c.VocabSize, d)
-	m.normF = b.vec(arch.NormFName, d)
+	m.emb = b.matrix(arch.WEmbeddings, 0)
+	m.normF = b.vec(arch.WNormF, 0)
 	if _, ok := f.Tensor(arch.LMHeadName); ok || !c.TieEmbeddings {
-		m.lmHead = b.matrix(arch.LMHeadName, c.VocabSize, d)
+		m.lmHead = b.matrix(arch.WLMHead, 0)
 	} else {
 		m.lmHead = m.emb
 	}
 	m.layers = make([]layerWeights, c.NumLayers)
 	for l := range m.layers {
-		p := arch.LayerPrefix(l)
-		mx := p + "mixer."
 		lw := &m.layers[l]
-		lw.norm = b.vec(p+"norm.weight", d)
+		lw.norm = b.vec(arch.WNorm, l)
 		w := &lw.mixer
-		w.inProj = b.matrix(mx+"in_proj.weight", 2*E, d)
-		w.xProj = b.matrix(mx+"x_proj.weight", R+2*N, E)
-		w.dtProj = b.matrix(mx+"dt_proj.weight", E, R)
-		w.outProj = b.matrix(mx+"out_proj.weight", d, E)
-		if c.UseBias {
-			w.inBias = b.vec(mx+"in_proj.bias", 2*E)
-			w.outBias = b.vec(mx+"out_proj.bias", d)
-		}
-		w.convW = b.vecShape(mx+"conv1d.weight", E, 1, K)
-		if c.UseConvBias {
-			w.convB = b.vec(mx+"conv1d.bias", E)
-		}
-		w.dtBias = b.vec(mx+"dt_proj.bias", E)
-		aLog := b.vecShape(mx+"A_log", E, N)
-		if aLog != nil {
+		w.inProj = b.matrix(arch.WInProj, l)
+		w.xProj = b.matrix(arch.WXProj, l)
+		w.dtProj = b.matrix(arch.WDtProj, l)
+		w.outProj = b.matrix(arch.WOutProj, l)
+		w.inBias = b.vec(arch.WInProjBias, l)
+		w.outBias = b.vec(arch.WOutProjBias, l)
+		w.convW = b.vec(arch.WConv, l)
+		w.convB = b.vec(arch.WConvBias, l)
+		w.dtBias = b.vec(arch.WDtProjBias, l)
+		if aLog := b.vec(arch.WALog, l); aLog != nil {
 			w.A = make([]float32, len(aLog))
 			for i, v := range aLog {
 				w.A[i] = float32(-math.Exp(float64(v)))
 			}
 		}
-		w.D = b.vec(mx+"D", E)
+		w.D = b.vec(arch.WD, l)
 		if c.IsMemMamba() {
-			lw.note = b.note(p+"note.", c.HasCrossLayer(l))
+			lw.note = b.note(l)
 		}
 	}
 	if err := errors.Join(b.errs...); err != nil {
@@ -326,49 +318,57 @@ func (m *Model) fuseGates() {
 	}
 }
 
-// binder looks tensors up by name, checks their shapes and collects errors.
+// binder binds the weights of arch.Table by WeightID: it looks each up by
+// its name, checks the shape the config gives it and collects errors. A
+// weight the config does not call for (a bias switched off) binds to nil.
 type binder struct {
 	f    *format.File
 	c    *arch.Config
 	errs []error
 }
 
-func (b *binder) tensor(name string, shape ...int) (format.Tensor, bool) {
-	t, ok := b.f.Tensor(name)
+// tensor returns weight id of layer l from the file; ok is false when the
+// config does not call for it or it is missing or misshapen (an error).
+func (b *binder) tensor(id arch.WeightID, l int) (t format.Tensor, w arch.Weight, ok bool) {
+	w, want := b.c.Weight(id, l)
+	if !want {
+		return t, w, false
+	}
+	t, ok = b.f.Tensor(w.Name)
 	if !ok {
-		b.errs = append(b.errs, fmt.Errorf("tensor %q is missing", name))
-		return t, false
+		b.errs = append(b.errs, fmt.Errorf("tensor %q is missing", w.Name))
+		return t, w, false
 	}
-	if !arch.ShapeEqual(t.Shape, shape) {
-		b.errs = append(b.errs, fmt.Errorf("tensor %q has shape %v, the config calls for %v", name, t.Shape, shape))
-		return t, false
+	if !arch.ShapeEqual(t.Shape, w.Shape) {
+		b.errs = append(b.errs, fmt.Errorf("tensor %q has shape %v, the config calls for %v", w.Name, t.Shape, w.Shape))
+		return t, w, false
 	}
-	return t, true
+	return t, w, true
 }
 
-func (b *binder) matrix(name string, rows, cols int) ops.Matrix {
-	t, ok := b.tensor(name, rows, cols)
+// matrix binds a 2-D weight in its stored type.
+func (b *binder) matrix(id arch.WeightID, l int) ops.Matrix {
+	t, w, ok := b.tensor(id, l)
 	if !ok {
 		return ops.Matrix{}
 	}
-	mat, err := ops.NewMatrix(t.Type, rows, cols, t.Data)
+	mat, err := ops.NewMatrix(t.Type, w.Shape[0], w.Shape[1], t.Data)
 	if err != nil {
-		b.errs = append(b.errs, fmt.Errorf("tensor %q: %w", name, err))
+		b.errs = append(b.errs, fmt.Errorf("tensor %q: %w", w.Name, err))
 	}
 	return mat
 }
 
-func (b *binder) vec(name string, n int) []float32 { return b.vecShape(name, n) }
-
-// vecShape returns a small tensor as float32: in place when it is stored as
-// f32 (the converter keeps every vector f32), decoded otherwise.
-func (b *binder) vecShape(name string, shape ...int) []float32 {
-	t, ok := b.tensor(name, shape...)
+// vec returns a small tensor of any shape as float32, flattened: in place
+// when it is stored as f32 (the converter keeps every vector f32), decoded
+// otherwise.
+func (b *binder) vec(id arch.WeightID, l int) []float32 {
+	t, w, ok := b.tensor(id, l)
 	if !ok {
 		return nil
 	}
 	n := 1
-	for _, d := range shape {
+	for _, d := range w.Shape {
 		n *= d
 	}
 	if t.Type == quant.F32 && nativeLittleEndian && uintptr(unsafe.Pointer(unsafe.SliceData(t.Data)))%4 == 0 {
@@ -376,51 +376,49 @@ func (b *binder) vecShape(name string, shape ...int) []float32 {
 	}
 	out := make([]float32, n)
 	if err := quant.Decode(t.Type, out, t.Data); err != nil {
-		b.errs = append(b.errs, fmt.Errorf("tensor %q: %w", name, err))
+		b.errs = append(b.errs, fmt.Errorf("tensor %q: %w", w.Name, err))
 	}
 	return out
 }
 
-func (b *binder) scalar(name string) float32 {
-	v := b.vecShape(name, 1)
+// scalar binds a weight of shape [1].
+func (b *binder) scalar(id arch.WeightID, l int) float32 {
+	v := b.vec(id, l)
 	if len(v) != 1 {
 		return 0
 	}
 	return v[0]
 }
 
-func (b *binder) note(p string, cross bool) *noteWeights {
-	c := b.c
-	mem := c.Memory
-	d := c.HiddenSize
+// note binds layer l's Note Block.
+func (b *binder) note(l int) *noteWeights {
 	nw := &noteWeights{
-		fc1:      b.matrix(p+"score.fc1.weight", mem.ScoreDim, d),
-		fc1B:     b.vec(p+"score.fc1.bias", mem.ScoreDim),
-		fc2:      b.matrix(p+"score.fc2.weight", 1, mem.ScoreDim),
-		fc2B:     b.scalar(p + "score.fc2.bias"),
-		trigger:  b.matrix(p+"trigger.weight", 1, d),
-		triggerB: b.scalar(p + "trigger.bias"),
-		summary:  b.matrix(p+"summary.weight", mem.SummaryDim, d),
-		tok:      b.attend(p + "token_attn."),
+		fc1:      b.matrix(arch.WScoreFC1, l),
+		fc1B:     b.vec(arch.WScoreFC1Bias, l),
+		fc2:      b.matrix(arch.WScoreFC2, l),
+		fc2B:     b.scalar(arch.WScoreFC2Bias, l),
+		trigger:  b.matrix(arch.WTrigger, l),
+		triggerB: b.scalar(arch.WTriggerBias, l),
+		summary:  b.matrix(arch.WSummary, l),
+		tok:      b.attend(arch.TokenAttn, l),
 	}
-	if cross {
-		a := b.attend(p + "layer_attn.")
+	if b.c.HasCrossLayer(l) {
+		a := b.attend(arch.LayerAttn, l)
 		nw.lay = &a
 	}
 	return nw
 }
 
-func (b *binder) attend(p string) attendWeights {
-	c := b.c
-	mem, d := c.Memory, c.HiddenSize
+// attend binds one of layer l's attentions.
+func (b *binder) attend(a arch.Attention, l int) attendWeights {
 	return attendWeights{
-		norm:  b.vec(p+"norm.weight", d),
-		q:     b.matrix(p+"q_proj.weight", mem.AttnDim, d),
-		k:     b.matrix(p+"k_proj.weight", mem.AttnDim, mem.SummaryDim),
-		v:     b.matrix(p+"v_proj.weight", mem.AttnDim, mem.SummaryDim),
-		o:     b.matrix(p+"o_proj.weight", d, mem.AttnDim),
-		gate:  b.matrix(p+"gate.weight", d, 2*d),
-		gateB: b.vec(p+"gate.bias", d),
+		norm:  b.vec(a.Norm, l),
+		q:     b.matrix(a.Q, l),
+		k:     b.matrix(a.K, l),
+		v:     b.matrix(a.V, l),
+		o:     b.matrix(a.O, l),
+		gate:  b.matrix(a.Gate, l),
+		gateB: b.vec(a.GateBias, l),
 	}
 }
 

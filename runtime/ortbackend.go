@@ -365,15 +365,14 @@ var ortAccuracyLevel int64 = 4
 
 func (g *graphs) eps() float32 { return float32(g.m.Config.LayerNormEps) }
 
+// name is weight id of layer l's name, "" when the config does not call
+// for it (arch.Table).
+func (g *graphs) name(id arch.WeightID, l int) string { return g.m.Config.WeightName(id, l) }
+
 // mixerIn adds layer l's norm and in_proj on x.
 func (g *graphs) mixerIn(b *onnxgraph.Builder, x string, l int) string {
-	p := arch.LayerPrefix(l)
-	u := b.RMSNorm(x, g.weight(b, p+"norm.weight"), g.eps())
-	bias := ""
-	if g.m.Config.UseBias {
-		bias = p + "mixer.in_proj.bias"
-	}
-	return g.linear(b, u, p+"mixer.in_proj.weight", bias)
+	u := b.RMSNorm(x, g.weight(b, g.name(arch.WNorm, l)), g.eps())
+	return g.linear(b, u, g.name(arch.WInProj, l), g.name(arch.WInProjBias, l))
 }
 
 func (g *graphs) in0(b *onnxgraph.Builder) ([]string, []string) {
@@ -386,10 +385,10 @@ func (g *graphs) in0(b *onnxgraph.Builder) ([]string, []string) {
 func (g *graphs) head(b *onnxgraph.Builder) ([]string, []string) {
 	c := g.m.Config
 	x := b.Input("x", onnxgraph.Float, onnxgraph.Sym("T"), onnxgraph.D(int64(c.HiddenSize)))
-	xn := b.RMSNorm(x, g.weight(b, arch.NormFName), g.eps())
-	lm := arch.LMHeadName
+	xn := b.RMSNorm(x, g.weight(b, g.name(arch.WNormF, 0)), g.eps())
+	lm := g.name(arch.WLMHead, 0)
 	if _, ok := g.offsets[lm]; !ok {
-		lm = arch.EmbeddingsName
+		lm = g.name(arch.WEmbeddings, 0) // tied
 	}
 	out(b, g.linear(b, xn, lm, ""), "logits", c.VocabSize)
 	return []string{"x"}, []string{"logits"}
@@ -397,14 +396,13 @@ func (g *graphs) head(b *onnxgraph.Builder) ([]string, []string) {
 
 func (g *graphs) ssm(b *onnxgraph.Builder, l int) ([]string, []string) {
 	c := g.m.Config
-	p := arch.LayerPrefix(l) + "mixer."
 	a := b.Input("a", onnxgraph.Float, onnxgraph.Sym("T"), onnxgraph.D(int64(c.Intermediate)))
-	dbc := g.linear(b, a, p+"x_proj.weight", "")
+	dbc := g.linear(b, a, g.name(arch.WXProj, l), "")
 	if c.DtBCRMS {
 		dbc = g.normDBC(b, dbc)
 	}
 	delta := b.Slice(dbc, []int64{0}, []int64{int64(c.TimeStepRank)}, []int64{1})
-	dt := b.Softplus(g.linear(b, delta, p+"dt_proj.weight", p+"dt_proj.bias"))
+	dt := b.Softplus(g.linear(b, delta, g.name(arch.WDtProj, l), g.name(arch.WDtProjBias, l)))
 	out(b, dbc, "dbc", c.TimeStepRank+2*c.StateSize)
 	out(b, dt, "dt", c.Intermediate)
 	return []string{"a"}, []string{"dbc", "dt"}
@@ -434,14 +432,9 @@ func out(b *onnxgraph.Builder, v, name string, width int) {
 func (g *graphs) out(b *onnxgraph.Builder, l int) ([]string, []string) {
 	c := g.m.Config
 	d := int64(c.HiddenSize)
-	p := arch.LayerPrefix(l) + "mixer."
 	y := b.Input("y", onnxgraph.Float, onnxgraph.Sym("T"), onnxgraph.D(int64(c.Intermediate)))
 	x := b.Input("x", onnxgraph.Float, onnxgraph.Sym("T"), onnxgraph.D(d))
-	bias := ""
-	if c.UseBias {
-		bias = p + "out_proj.bias"
-	}
-	mix := g.linear(b, y, p+"out_proj.weight", bias)
+	mix := g.linear(b, y, g.name(arch.WOutProj, l), g.name(arch.WOutProjBias, l))
 	r := b.Add(x, mix)
 	out(b, mix, "mix", c.HiddenSize)
 	out(b, r, "r", c.HiddenSize)
@@ -453,49 +446,48 @@ func (g *graphs) out(b *onnxgraph.Builder, l int) ([]string, []string) {
 		return []string{"y", "x"}, []string{"mix", "r"}
 	}
 	mem := c.Memory
-	nb := arch.LayerPrefix(l) + "note."
 	m0 := b.Input("m0", onnxgraph.Float, onnxgraph.D(1), onnxgraph.D(d))
-	h := b.Op("Relu", []string{g.linear(b, r, nb+"score.fc1.weight", nb+"score.fc1.bias")})
-	out(b, b.Sigmoid(g.linear(b, h, nb+"score.fc2.weight", nb+"score.fc2.bias")), "imp", 1)
+	h := b.Op("Relu", []string{g.linear(b, r, g.name(arch.WScoreFC1, l), g.name(arch.WScoreFC1Bias, l))})
+	out(b, b.Sigmoid(g.linear(b, h, g.name(arch.WScoreFC2, l), g.name(arch.WScoreFC2Bias, l))), "imp", 1)
 	prev := b.Concat(0, m0, b.Slice(mix, []int64{0}, []int64{-1}, []int64{0}))
-	out(b, b.Sigmoid(g.linear(b, prev, nb+"trigger.weight", nb+"trigger.bias")), "gate", 1)
-	out(b, g.linear(b, r, nb+"summary.weight", ""), "summ", mem.SummaryDim)
+	out(b, b.Sigmoid(g.linear(b, prev, g.name(arch.WTrigger, l), g.name(arch.WTriggerBias, l))), "gate", 1)
+	out(b, g.linear(b, r, g.name(arch.WSummary, l), ""), "summ", mem.SummaryDim)
 	outs := []string{"mix", "r", "imp", "gate", "summ", "q_tok"}
-	out(b, g.query(b, r, nb+"token_attn."), "q_tok", mem.AttnDim)
+	out(b, g.query(b, r, arch.TokenAttn, l), "q_tok", mem.AttnDim)
 	if c.HasCrossLayer(l) {
-		out(b, g.query(b, r, nb+"layer_attn."), "q_lay", mem.AttnDim)
+		out(b, g.query(b, r, arch.LayerAttn, l), "q_lay", mem.AttnDim)
 		outs = append(outs, "q_lay")
 	}
 	return []string{"y", "x", "m0"}, outs
 }
 
-func (g *graphs) query(b *onnxgraph.Builder, r, p string) string {
-	return g.linear(b, b.RMSNorm(r, g.weight(b, p+"norm.weight"), g.eps()), p+"q_proj.weight", "")
+// query is an attention's q = W_q RMSNorm(r; w_qn).
+func (g *graphs) query(b *onnxgraph.Builder, r string, a arch.Attention, l int) string {
+	return g.linear(b, b.RMSNorm(r, g.weight(b, g.name(a.Norm, l)), g.eps()), g.name(a.Q, l), "")
 }
 
 // gated is Attend's end: scale * sigma(W_gate [r; o] + b_gate) * o with
 // o = W_o att.
-func (g *graphs) gated(b *onnxgraph.Builder, r, att, scale, p string) string {
-	o := g.linear(b, att, p+"o_proj.weight", "")
-	gt := b.Sigmoid(g.linear(b, b.Concat(1, r, o), p+"gate.weight", p+"gate.bias"))
+func (g *graphs) gated(b *onnxgraph.Builder, r, att, scale string, a arch.Attention, l int) string {
+	o := g.linear(b, att, g.name(a.O, l), "")
+	gt := b.Sigmoid(g.linear(b, b.Concat(1, r, o), g.name(a.Gate, l), g.name(a.GateBias, l)))
 	return b.Mul(b.Mul(o, gt), scale)
 }
 
 func (g *graphs) note(b *onnxgraph.Builder, l int) ([]string, []string) {
 	c := g.m.Config
 	mem := c.Memory
-	nb := arch.LayerPrefix(l) + "note."
 	T := onnxgraph.Sym("T")
 	r := b.Input("r", onnxgraph.Float, T, onnxgraph.D(int64(c.HiddenSize)))
 	oTok := b.Input("o_tok", onnxgraph.Float, T, onnxgraph.D(int64(mem.AttnDim)))
 	sTok := b.Input("s_tok", onnxgraph.Float, T, onnxgraph.D(1))
 	ins := []string{"r", "o_tok", "s_tok"}
-	x := b.Add(r, g.gated(b, r, oTok, sTok, nb+"token_attn."))
+	x := b.Add(r, g.gated(b, r, oTok, sTok, arch.TokenAttn, l))
 	if c.HasCrossLayer(l) {
 		oLay := b.Input("o_lay", onnxgraph.Float, T, onnxgraph.D(int64(mem.AttnDim)))
 		sLay := b.Input("s_lay", onnxgraph.Float, T, onnxgraph.D(1))
 		ins = append(ins, "o_lay", "s_lay")
-		x = b.Add(x, g.gated(b, r, oLay, sLay, nb+"layer_attn."))
+		x = b.Add(x, g.gated(b, r, oLay, sLay, arch.LayerAttn, l))
 	}
 	out(b, x, "x", c.HiddenSize)
 	if l+1 < c.NumLayers {
