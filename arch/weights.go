@@ -130,7 +130,7 @@ const (
 type Reader uint8
 
 const (
-	// ReadDense: the dense blocks (runtime's dense interface), which the
+	// ReadDense: the dense blocks (runtime.DenseBlocks), which the
 	// chosen backend runs: the native kernels or the ONNX Runtime graphs.
 	ReadDense Reader = 1 << iota
 	// ReadEngine: the Go engine itself, on every backend: the embedding

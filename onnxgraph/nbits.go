@@ -3,6 +3,8 @@ package onnxgraph
 import (
 	"fmt"
 	"math"
+
+	"github.com/memmamba/memmamba/quant"
 )
 
 // NBits is a weight matrix w [N, K] (row n is output feature n, as in
@@ -151,4 +153,45 @@ func (q *NBits) Dequantize() ([]float32, error) {
 		}
 	}
 	return w, nil
+}
+
+// NBitsFromBlocks re-lays a rows x cols matrix of GGUF Q8_0 / Q4_0 blocks
+// (the model file's int8 and int4 types) out as MatMulNBits blocks: the
+// same codes (int8 q + 128, or the Q4_0 nibble) with the default zero point
+// 2^(bits-1), packed low bits first, and the f16 scales as float32. So the
+// result dequantises to the very values the blocks do.
+func NBitsFromBlocks(t quant.Type, rows, cols int, data []byte) (*NBits, error) {
+	nb := cols / quant.BlockSize
+	q := &NBits{N: rows, K: cols, BlockSize: quant.BlockSize, Scales: make([]float32, rows*nb)}
+	switch t {
+	case quant.Q8_0:
+		q.Bits = 8
+		q.Blocks = make([]byte, rows*nb*quant.BlockSize)
+		for i := range rows * nb {
+			blk := data[i*quant.Q8_0BlockBytes : (i+1)*quant.Q8_0BlockBytes]
+			q.Scales[i] = quant.F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
+			for j := range quant.BlockSize {
+				q.Blocks[i*quant.BlockSize+j] = byte(int8(blk[2+j])) + 128
+			}
+		}
+	case quant.Q4_0:
+		q.Bits = 4
+		q.Blocks = make([]byte, rows*nb*quant.BlockSize/2)
+		for i := range rows * nb {
+			blk := data[i*quant.Q4_0BlockBytes : (i+1)*quant.Q4_0BlockBytes]
+			q.Scales[i] = quant.F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
+			code := func(j int) byte {
+				if j < 16 {
+					return blk[2+j] & 0x0f
+				}
+				return blk[2+j-16] >> 4
+			}
+			for k := range quant.BlockSize / 2 {
+				q.Blocks[i*quant.BlockSize/2+k] = code(2*k) | code(2*k+1)<<4
+			}
+		}
+	default:
+		return nil, fmt.Errorf("type %s is not a block type", t)
+	}
+	return q, q.Validate()
 }

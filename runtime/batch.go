@@ -72,7 +72,7 @@ func (b *Batch) Step(items []BatchItem) error {
 	if err := b.check(items); err != nil {
 		return err
 	}
-	if b.m.ort != nil {
+	if b.m.backend != nil { // one sequence a pass (DenseBlocks)
 		for i := range items {
 			it := &items[i]
 			l, err := it.Session.Prefill(it.Tokens)
@@ -158,7 +158,7 @@ func (b *Batch) headRows(items []BatchItem, seqs []seqRun, done int) int {
 		copy(g[j*d:(j+1)*d], sc.x[r*d:(r+1)*d])
 	}
 	out := b.logits[done*V : (done+n)*V]
-	b.p.dense.logits(out, g, n)
+	b.p.dense.Logits(out, g, n)
 	for j := range n {
 		items[b.heads[2*j+1]].Logits = out[j*V : (j+1)*V : (j+1)*V]
 	}

@@ -191,15 +191,3 @@ func TestBatchDecodeAllocs(t *testing.T) {
 		}
 	}
 }
-
-// TestBatchORT runs a batched schedule on the ONNX Runtime backend, which
-// steps a batch's sessions one after another: the same results as alone.
-func TestBatchORT(t *testing.T) {
-	ortOrSkip(t)
-	for _, name := range []string{"memmamba-priority", "mamba-bias-untied"} {
-		t.Run(name, func(t *testing.T) {
-			m := openBackend(t, convertFixture(t, name, quant.F32), "ort")
-			runSchedule(t, m, 5, 6)
-		})
-	}
-}

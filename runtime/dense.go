@@ -2,47 +2,60 @@ package runtime
 
 import "github.com/memmamba/memmamba/ops"
 
-// dense runs a session's dense blocks over a chunk of T tokens: the norms
-// and projections of the mixer, the Note Block's scorers, projections and
-// gates, and the LM head. The conv, the selective scan and the pool
-// bookkeeping stay in Go (pass.forward, pass.noteBlock). Each pass has its
-// own dense (an implementation may keep buffers of its own), made by the
-// model's backend: native Go (nativeDense) or ONNX Runtime (ortDense).
-// The rows of a chunk may belong to several sequences (a Batch); only the
-// native backend is given such chunks.
+// DenseBlocks runs a session's dense blocks over a chunk of T tokens: the
+// norms and projections of the mixer, the Note Block's scorers, projections
+// and gates, and the LM head. The embedding lookup, the conv, the selective
+// scan and the pool bookkeeping stay in the engine (pass.forward,
+// pass.noteBlock). Each pass has its own DenseBlocks (an implementation may
+// keep buffers of its own), made by the model's backend: native Go
+// (nativeDense) or one registered by name (RegisterBackend; the ONNX
+// Runtime one is runtime/ortbackend). Matrices are row-major, one row per
+// token; every slice holds exactly the chunk's rows.
 //
-// The calls come in the order forward makes them, layer by layer, which
-// lets a backend fuse the end of layer l with the start of layer l+1.
-type dense interface {
-	// mixerIn: xz (T x 2E) = W_in RMSNorm(x; norm_l) (+ b_in).
-	mixerIn(l int, xz, x []float32, T int)
-	// ssmIn: dbc (T x (R+2N)) = W_x a1; dt (T x E) = softplus(W_dt
+// The call order is part of the contract, so that a backend may fuse the
+// end of one call with the start of the next (the ONNX Runtime backend
+// computes layer l+1's xz in layer l's last graph, and the Note Block's
+// inputs in MixerOut): for each chunk, for l = 0, ..., L-1 in order,
+//
+//	MixerIn(l), SSMIn(l), MixerOut(l), and for MemMamba NoteIn(l), NoteOut(l)
+//
+// all with the same T, and after the last layer any number of Logits calls
+// on rows of the result. A backend may hold results computed early until
+// the call that asks for them, and nothing else comes between. Only the
+// native backend is given chunks whose rows belong to several sequences (a
+// Batch's), and only it replaces a one-token chunk's MixerIn and SSMIn by
+// its fused step (stepFuser).
+type DenseBlocks interface {
+	// MixerIn: xz (T x 2E) = W_in RMSNorm(x; norm_l) (+ b_in).
+	MixerIn(l int, xz, x []float32, T int)
+	// SSMIn: dbc (T x (R+2N)) = W_x a1; dt (T x E) = softplus(W_dt
 	// delta + b_dt), delta being dbc's first R columns. For Falcon-Mamba
 	// (Config.DtBCRMS) delta, B and C of dbc are RMS-normalised (no
 	// weight, eps mixer_rms_eps) before dt_proj, and dbc holds them so.
-	ssmIn(l int, dbc, dt, a1 []float32, T int)
-	// mixerOut: mix (T x d) = W_out y (+ b_out); x += mix (x becomes r).
+	SSMIn(l int, dbc, dt, a1 []float32, T int)
+	// MixerOut: mix (T x d) = W_out y (+ b_out); x += mix (x becomes r).
 	// prevM is the mixer output before the chunk's first token (the Note
-	// Block's trigger input, for a backend that fuses noteIn here and
+	// Block's trigger input, for a backend that fuses NoteIn here and
 	// takes one sequence a chunk).
-	mixerOut(l int, mix, x, y, prevM []float32, T int)
-	// noteIn: the Note Block's dense inputs (see noteDense) from r and
+	MixerOut(l int, mix, x, y, prevM []float32, T int)
+	// NoteIn: the Note Block's dense inputs (see NoteDense) from r and
 	// prev (T x d), each row's m_{t-1}.
-	noteIn(l int, nd *noteDense, r, prev []float32, T int)
-	// noteOut: r += sTok * Attend_tok's gated output of oTok, plus sLay *
+	NoteIn(l int, nd *NoteDense, r, prev []float32, T int)
+	// NoteOut: r += sTok * Attend_tok's gated output of oTok, plus sLay *
 	// Attend_lay's of oLay (sLay nil: no cross-layer attention). oTok and
 	// oLay are the attention results before o_proj (T x A).
-	noteOut(l int, r, oTok, oLay, sTok, sLay []float32, T int)
-	// logits: out (n x V) = W_lm RMSNorm(x; norm_f) for n rows of x.
-	logits(out, x []float32, n int)
+	NoteOut(l int, r, oTok, oLay, sTok, sLay []float32, T int)
+	// Logits: out (n x V) = W_lm RMSNorm(x; norm_f) for n rows of x.
+	Logits(out, x []float32, n int)
 }
 
-// noteDense holds the Note Block's dense results for a chunk: importance
-// I_t and trigger G_t (T each), the unscaled summaries W_s r (T x S) and the
-// queries of token and layer attention (T x A; qLay nil without
+// NoteDense holds the Note Block's dense results for a chunk, which NoteIn
+// fills (the slices are the caller's, of the sizes given): importance I_t
+// and trigger G_t (T each), the unscaled summaries W_s r (T x S) and the
+// queries of token and layer attention (T x A; QLay nil without
 // cross-layer attention).
-type noteDense struct {
-	imp, gate, summ, qTok, qLay []float32
+type NoteDense struct {
+	Imp, Gate, Summ, QTok, QLay []float32
 }
 
 // nativeDense runs the dense blocks with the ops kernels on the mapped
@@ -58,16 +71,16 @@ type nativeDense struct {
 	ones                         []float32 // Falcon-Mamba's norm weight (mixerNorms)
 }
 
-func (m *Model) newDense(sc *scratch) dense {
-	if m.ort != nil {
-		return m.ort.newDense(sc)
+func (m *Model) newDense(sc *scratch) DenseBlocks {
+	if m.backend != nil {
+		return m.backend.NewDense()
 	}
 	return &nativeDense{m: m, sc: sc}
 }
 
 func (n *nativeDense) eps() float32 { return float32(n.m.Config.LayerNormEps) }
 
-func (n *nativeDense) mixerIn(l int, xz, x []float32, T int) {
+func (n *nativeDense) MixerIn(l int, xz, x []float32, T int) {
 	m, d, E := n.m, n.m.Config.HiddenSize, n.m.Config.Intermediate
 	lw := &m.layers[l]
 	u := n.sc.buf(&n.u, T*d)
@@ -83,7 +96,7 @@ func (n *nativeDense) mixerIn(l int, xz, x []float32, T int) {
 	}
 }
 
-func (n *nativeDense) ssmIn(l int, dbc, dt, a1 []float32, T int) {
+func (n *nativeDense) SSMIn(l int, dbc, dt, a1 []float32, T int) {
 	m, c := n.m, n.m.Config
 	E, N, R := c.Intermediate, c.StateSize, c.TimeStepRank
 	w := &m.layers[l].mixer
@@ -101,7 +114,7 @@ func (n *nativeDense) ssmIn(l int, dbc, dt, a1 []float32, T int) {
 	}
 }
 
-func (n *nativeDense) mixerOut(l int, mix, x, y, _ []float32, T int) {
+func (n *nativeDense) MixerOut(l int, mix, x, y, _ []float32, T int) {
 	m, d := n.m, n.m.Config.HiddenSize
 	w := &m.layers[l].mixer
 	m.pool.MatMul(mix, w.outProj, y, T)
@@ -114,7 +127,7 @@ func (n *nativeDense) mixerOut(l int, mix, x, y, _ []float32, T int) {
 	ops.Add(x, x, mix)
 }
 
-func (n *nativeDense) noteIn(l int, nd *noteDense, r, prev []float32, T int) {
+func (n *nativeDense) NoteIn(l int, nd *NoteDense, r, prev []float32, T int) {
 	m, c := n.m, n.m.Config
 	d, Hs := c.HiddenSize, c.Memory.ScoreDim
 	nw := m.layers[l].note
@@ -126,13 +139,13 @@ func (n *nativeDense) noteIn(l int, nd *noteDense, r, prev []float32, T int) {
 	n.rmsNorm(rnTok, r, nw.tok.norm, T)
 	ps := append(n.ps[:0],
 		ops.Product{Dst: h1, W: nw.fc1, X: r, N: T},
-		ops.Product{Dst: nd.gate, W: nw.trigger, X: prev, N: T},
-		ops.Product{Dst: nd.summ, W: nw.summary, X: r, N: T},
-		ops.Product{Dst: nd.qTok, W: nw.tok.q, X: rnTok, N: T})
+		ops.Product{Dst: nd.Gate, W: nw.trigger, X: prev, N: T},
+		ops.Product{Dst: nd.Summ, W: nw.summary, X: r, N: T},
+		ops.Product{Dst: nd.QTok, W: nw.tok.q, X: rnTok, N: T})
 	if nw.lay != nil {
 		rnLay := n.sc.buf(&n.rnLay, T*d)
 		n.rmsNorm(rnLay, r, nw.lay.norm, T)
-		ps = append(ps, ops.Product{Dst: nd.qLay, W: nw.lay.q, X: rnLay, N: T})
+		ps = append(ps, ops.Product{Dst: nd.QLay, W: nw.lay.q, X: rnLay, N: T})
 	}
 	m.pool.MatMuls(ps)
 	n.ps = ps
@@ -142,13 +155,13 @@ func (n *nativeDense) noteIn(l int, nd *noteDense, r, prev []float32, T int) {
 		ops.Add(row, row, nw.fc1B)
 		ops.ReLU(row, row)
 	}
-	m.pool.MatMul(nd.imp, nw.fc2, h1, T)
-	for t := range nd.imp {
-		nd.imp[t] = ops.SigmoidScalar(nd.imp[t] + nw.fc2B)
+	m.pool.MatMul(nd.Imp, nw.fc2, h1, T)
+	for t := range nd.Imp {
+		nd.Imp[t] = ops.SigmoidScalar(nd.Imp[t] + nw.fc2B)
 	}
 	// 2. G_t = sigma(w_g . m_{t-1} + b_g)
-	for t := range nd.gate {
-		nd.gate[t] = ops.SigmoidScalar(nd.gate[t] + nw.triggerB)
+	for t := range nd.Gate {
+		nd.Gate[t] = ops.SigmoidScalar(nd.Gate[t] + nw.triggerB)
 	}
 }
 
@@ -160,7 +173,7 @@ func (n *nativeDense) rmsNorm(dst, x, w []float32, T int) {
 	}
 }
 
-func (n *nativeDense) noteOut(l int, r, oTok, oLay, sTok, sLay []float32, T int) {
+func (n *nativeDense) NoteOut(l int, r, oTok, oLay, sTok, sLay []float32, T int) {
 	nw, d := n.m.layers[l].note, n.m.Config.HiddenSize
 	dTok := n.sc.buf(&n.dTok, T*d)
 	n.gTok.prepare(n, dTok, r, oTok, &nw.tok, sTok, T)
@@ -294,7 +307,7 @@ func (gw *gatedWork) combine(dst, o, g []float32, scale float32) {
 	}
 }
 
-func (n *nativeDense) logits(out, x []float32, rows int) {
+func (n *nativeDense) Logits(out, x []float32, rows int) {
 	m, d := n.m, n.m.Config.HiddenSize
 	xn := n.sc.buf(&n.u, rows*d)
 	for t := range rows {

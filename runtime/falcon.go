@@ -6,7 +6,7 @@ import "github.com/memmamba/memmamba/ops"
 // B; C] has each of its three parts put through an RMSNorm without weight
 // (eps mixer_rms_eps) before dt_proj reads delta and the scan reads B and
 // C. normDBC is the one place that does it, for the chunked path
-// (nativeDense.ssmIn) and the fused step (nativeDense.ssmStep) alike, so
+// (nativeDense.SSMIn) and the fused step (nativeDense.ssmStep) alike, so
 // prefill and steps, batched and alone, give the same bits.
 
 // normDBC normalises the delta, B and C parts of T rows of dbc (each R+2N

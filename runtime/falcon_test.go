@@ -93,12 +93,3 @@ func TestFalconBatch(t *testing.T) {
 		})
 	}
 }
-
-// TestFalconORT: on ONNX Runtime (whose ssm graph has the norms,
-// graphs.normDBC) a batched schedule of falcon-mamba-tiny equals each
-// session alone; TestORTMatrix compares it with the golden outputs.
-func TestFalconORT(t *testing.T) {
-	ortOrSkip(t)
-	m := openBackend(t, convertFixture(t, "falcon-mamba-tiny", quant.F32), "ort")
-	runSchedule(t, m, 5, 6)
-}

@@ -15,7 +15,7 @@ type stepFuser interface {
 	// cv = silu(conv(xz[:E])) with the conv window updated.
 	mixerInStep(l int, xz, x, cv, window []float32)
 	// ssmStep: dbc = W_x cv (delta, B and C normalised for Falcon-Mamba,
-	// as in ssmIn); dt = softplus(W_dt delta + b_dt); y = the scan of cv
+	// as in SSMIn); dt = softplus(W_dt delta + b_dt); y = the scan of cv
 	// gated by z (h updated).
 	ssmStep(l int, dbc, dt, y, cv, z, h []float32)
 }

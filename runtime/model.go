@@ -10,6 +10,12 @@
 // only the Note Block's pool bookkeeping and its attention over the pools
 // walk the tokens one by one, as SPEC.md allows. A step is the chunk of one
 // token, so prefill and stepping give the same numbers.
+//
+// The package is the engine. Its dense blocks (DenseBlocks: the norms, the
+// projections, the Note Block's scorers and gates, the LM head) run on a
+// backend: the native Go kernels, built in, or one that registers itself
+// by name (RegisterBackend), as runtime/ortbackend does for ONNX Runtime;
+// the engine imports none of them.
 package runtime
 
 import (
@@ -34,17 +40,17 @@ type Options struct {
 	// VerifyChecksums checks every tensor's checksum at load (reads the
 	// whole file once).
 	VerifyChecksums bool
-	// Backend runs the dense blocks: "native" (the default, "" too) or
-	// "ort" (ONNX Runtime; the conv, scan and Note Block pools stay in Go).
+	// Backend runs the dense blocks: "native" (the default, "" too) or a
+	// backend registered under that name (RegisterBackend): "ort", ONNX
+	// Runtime, once a program imports runtime/ortbackend. The conv, the
+	// scan and the Note Block pools stay in Go on every backend.
 	Backend string
-	// ORT configures the "ort" backend.
-	ORT ORTOptions
+	// BackendOptions configure the backend named by Backend (for "ort":
+	// an ortbackend.Options); nil takes its defaults.
+	BackendOptions any
 	// MaxMemory, when positive, is the most bytes the model with one session may need (MemoryNeeded); 0 means the machine's memory.
 	MaxMemory int64
 }
-
-// Backends lists the values of Options.Backend.
-var Backends = []string{"native", "ort"}
 
 // Model is a loaded model: configuration, tokenizer description and weights
 // bound by name. It is read-only and safe for concurrent use by any number
@@ -68,8 +74,8 @@ type Model struct {
 	// pool (Config.CrossLayerGroup's hi), or -1.
 	reader []int
 
-	// ort is the ONNX Runtime backend; nil for the native one.
-	ort *ortBackend
+	// backend runs the dense blocks; nil for the native one.
+	backend Backend
 
 	tokOnce sync.Once
 	tok     tokenizer.Tokenizer
@@ -183,17 +189,17 @@ func Open(path string, opts Options) (*Model, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	switch opts.Backend {
-	case "", "native":
+	if opts.Backend == "" || opts.Backend == "native" {
 		m.fuseGates()
-	case "ort":
-		if m.ort, err = newORTBackend(m, path, opts); err != nil {
-			m.Close()
-			return nil, err
-		}
-	default:
+		return m, nil
+	}
+	open, err := lookupBackend(opts.Backend)
+	if err == nil {
+		m.backend, err = open(m, path, opts)
+	}
+	if err != nil {
 		m.Close()
-		return nil, fmt.Errorf("unknown backend %q (want native or ort)", opts.Backend)
+		return nil, err
 	}
 	return m, nil
 }
@@ -201,8 +207,8 @@ func Open(path string, opts Options) (*Model, error) {
 // Close unmaps the file and stops the worker pool. Sessions of the model
 // must not be used afterwards.
 func (m *Model) Close() error {
-	if m.ort != nil {
-		m.ort.close()
+	if m.backend != nil {
+		m.backend.Close()
 	}
 	m.pool.Close()
 	return m.file.Close()
@@ -237,6 +243,11 @@ func (m *Model) DecodeWeightBytes() int64 {
 
 // Threads is the number of worker threads of the dense kernels.
 func (m *Model) Threads() int { return m.pool.Threads() }
+
+// Tensor returns the model file's tensor of that name, its data mapped in
+// place (read-only), for a backend that builds its own form of the
+// weights.
+func (m *Model) Tensor(name string) (format.Tensor, bool) { return m.file.Tensor(name) }
 
 func newModel(f *format.File, opts Options) (*Model, error) {
 	if err := checkLoad(f, opts); err != nil {

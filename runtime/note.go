@@ -117,7 +117,7 @@ type poolHistory struct {
 // noteScratch holds a pass's Note Block buffers, one row per token of the
 // pass.
 type noteScratch struct {
-	dense                              noteDense
+	dense                              NoteDense
 	qLay, oTok, oLay, sTok, sLay, prev []float32
 	retrieved, crossed                 []bool
 }
@@ -149,13 +149,13 @@ func (p *pass) noteBlock(l int, r, mix []float32) {
 	// trigger reads m_{t-1}: a sequence's first row takes its session's
 	// previous mixer output, the others the row above.
 	nd := &ns.dense
-	nd.imp = sc.buf(&nd.imp, T)
-	nd.gate = sc.buf(&nd.gate, T)
-	nd.summ = sc.buf(&nd.summ, T*S)
-	nd.qTok = sc.buf(&nd.qTok, T*A)
-	nd.qLay = nil
+	nd.Imp = sc.buf(&nd.Imp, T)
+	nd.Gate = sc.buf(&nd.Gate, T)
+	nd.Summ = sc.buf(&nd.Summ, T*S)
+	nd.QTok = sc.buf(&nd.QTok, T*A)
+	nd.QLay = nil
 	if nw.lay != nil {
-		nd.qLay = sc.buf(&ns.qLay, T*A)
+		nd.QLay = sc.buf(&ns.qLay, T*A)
 	}
 	prev := sc.buf(&ns.prev, T*d)
 	for _, sr := range p.seqs {
@@ -163,7 +163,7 @@ func (p *pass) noteBlock(l int, r, mix []float32) {
 		copy(prev[o*d:(o+1)*d], sr.s.layers[l].prevM)
 		copy(prev[(o+1)*d:(o+n)*d], mix[o*d:(o+n-1)*d])
 	}
-	p.dense.noteIn(l, nd, r, prev, T)
+	p.dense.NoteIn(l, nd, r, prev, T)
 
 	// The sequential part, per sequence: pool bookkeeping and attention
 	// over the pools.
@@ -181,7 +181,7 @@ func (p *pass) noteBlock(l int, r, mix []float32) {
 	for t := range T {
 		sTok[t], sLay[t] = 0, 0
 		if ns.retrieved[t] {
-			sTok[t] = nd.gate[t]
+			sTok[t] = nd.Gate[t]
 		}
 		if ns.crossed[t] {
 			sLay[t] = 1
@@ -190,7 +190,7 @@ func (p *pass) noteBlock(l int, r, mix []float32) {
 	if nw.lay == nil {
 		sLay = nil
 	}
-	p.dense.noteOut(l, r, ns.oTok, ns.oLay, sTok, sLay, T)
+	p.dense.NoteOut(l, r, ns.oTok, ns.oLay, sTok, sLay, T)
 }
 
 // notesRange runs the pools of layer p.l for sequences lo..hi-1 (pool.For's
@@ -298,12 +298,12 @@ func (s *Session) newNoteRun(l int, p *pass, off, T int) *noteRun {
 		s: s, l: l, mem: mem, S: S, A: A,
 		nw: m.layers[l].note, pool: s.layers[l].pool,
 		lo: lo, single: T == 1,
-		imp: nd.imp[off : off+T], gate: nd.gate[off : off+T], summ: rows(nd.summ, S), qTok: rows(nd.qTok, A),
+		imp: nd.Imp[off : off+T], gate: nd.Gate[off : off+T], summ: rows(nd.Summ, S), qTok: rows(nd.QTok, A),
 		oTok: rows(ns.oTok, A), oLay: rows(ns.oLay, A),
 		retrieved: ns.retrieved[off : off+T], crossed: ns.crossed[off : off+T],
 	}
-	if nd.qLay != nil {
-		r.qLay = rows(nd.qLay, A)
+	if nd.QLay != nil {
+		r.qLay = rows(nd.QLay, A)
 	}
 	if rd := m.reader[l]; rd >= 0 {
 		r.reader = m.layers[rd].note.lay

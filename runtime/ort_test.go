@@ -1,4 +1,8 @@
-package runtime
+package runtime_test
+
+// The ONNX Runtime backend's tests: an external test package, because they
+// import runtime/ortbackend, which imports runtime. The internal tests'
+// helpers they use are exported to them by export_test.go.
 
 import (
 	"errors"
@@ -13,7 +17,9 @@ import (
 
 	"github.com/memmamba/memmamba/internal/fixtures"
 	"github.com/memmamba/memmamba/quant"
+	"github.com/memmamba/memmamba/runtime"
 	"github.com/memmamba/memmamba/runtime/ort"
+	"github.com/memmamba/memmamba/runtime/ortbackend"
 )
 
 // ortOrSkip skips the test, saying how to install ONNX Runtime, when the
@@ -28,9 +34,9 @@ func ortOrSkip(t *testing.T) {
 	}
 }
 
-func openBackend(t *testing.T, path, backend string) *Model {
+func openBackend(t *testing.T, path, backend string) *runtime.Model {
 	t.Helper()
-	m, err := Open(path, Options{Threads: 2, Backend: backend, ORT: ORTOptions{Threads: 1}})
+	m, err := runtime.Open(path, runtime.Options{Threads: 2, Backend: backend, BackendOptions: ortbackend.Options{Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,10 +46,10 @@ func openBackend(t *testing.T, path, backend string) *Model {
 
 // runMode returns every position's logits and the trace, by one prefill or
 // by steps.
-func runMode(t *testing.T, m *Model, tokens []int, step bool) ([][]float32, *Trace) {
+func runMode(t *testing.T, m *runtime.Model, tokens []int, step bool) ([][]float32, *runtime.Trace) {
 	t.Helper()
 	s := m.NewSession()
-	tr := &Trace{}
+	tr := &runtime.Trace{}
 	s.SetTrace(tr)
 	var out [][]float32
 	if step {
@@ -90,31 +96,31 @@ func TestORTMatrix(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					path := convertFixture(t, name, typ)
+					path := runtime.ConvertFixture(t, name, typ)
 					native := openBackend(t, path, "native")
 					onnx := openBackend(t, path, "ort")
 					nl, nt := runMode(t, native, g.Tokens, step)
 					ol, ot := runMode(t, onnx, g.Tokens, step)
 					if typ == quant.F32 {
-						compareLogits(t, "ort vs reference", ol, g)
-						compareTrace(t, "ort vs reference", ot, g)
+						runtime.CompareLogits(t, "ort vs reference", ol, g)
+						runtime.CompareTrace(t, "ort vs reference", ot, g)
 						for i := range nl {
 							for v := range nl[i] {
-								if !within(ol[i][v], nl[i][v]) {
+								if !runtime.Within(ol[i][v], nl[i][v]) {
 									t.Fatalf("position %d logit %d: ort %v, native %v", i, v, ol[i][v], nl[i][v])
 								}
 							}
 						}
-						if f := decisionFlips(nt, ot); f != 0 {
+						if f := runtime.DecisionFlips(nt, ot); f != 0 {
 							t.Errorf("%d Note Block decisions differ between ort and native", f)
 						}
 					} else {
-						b := quantBounds[typ]
-						d := divergence(nl, ol)
-						if d.meanKL > b.meanKL || d.top1Clear < b.top1Clear {
-							t.Errorf("ort vs native: mean KL %.2e, clear top-1 %.3f; bounds %.0e, %.2f", d.meanKL, d.top1Clear, b.meanKL, b.top1Clear)
+						bKL, bTop1Clear := runtime.QuantBound(typ)
+						meanKL, top1, top1Clear := runtime.Divergence(nl, ol)
+						if meanKL > bKL || top1Clear < bTop1Clear {
+							t.Errorf("ort vs native: mean KL %.2e, clear top-1 %.3f; bounds %.0e, %.2f", meanKL, top1Clear, bKL, bTop1Clear)
 						}
-						t.Logf("ort vs native: mean KL %.2e, top-1 %.3f, %d decisions differ", d.meanKL, d.top1, decisionFlips(nt, ot))
+						t.Logf("ort vs native: mean KL %.2e, top-1 %.3f, %d decisions differ", meanKL, top1, runtime.DecisionFlips(nt, ot))
 					}
 					ran++
 				})
@@ -126,8 +132,8 @@ func TestORTMatrix(t *testing.T) {
 // TestORTMissingLibrary: --backend ort without the library fails with one
 // sentence that says how to install it.
 func TestORTMissingLibrary(t *testing.T) {
-	path := convertFixture(t, "mamba-tiny", quant.F32)
-	_, err := Open(path, Options{Backend: "ort", ORT: ORTOptions{Lib: "/nonexistent/libonnxruntime.so.1"}})
+	path := runtime.ConvertFixture(t, "mamba-tiny", quant.F32)
+	_, err := runtime.Open(path, runtime.Options{Backend: "ort", BackendOptions: ortbackend.Options{Lib: "/nonexistent/libonnxruntime.so.1"}})
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -135,7 +141,7 @@ func TestORTMissingLibrary(t *testing.T) {
 		t.Errorf("error %v does not wrap ErrNotInstalled", err)
 	}
 	t.Log(err)
-	if _, err := Open(path, Options{Backend: "cuda"}); err == nil {
+	if _, err := runtime.Open(path, runtime.Options{Backend: "cuda"}); err == nil {
 		t.Error("unknown backend accepted")
 	}
 }
@@ -158,12 +164,12 @@ func TestORTGraphsCheck(t *testing.T) {
 		typ  quant.Type
 	}{{"memmamba-priority", quant.Q8_0}, {"mamba-bias-untied", quant.F32}, {"memmamba-bf16", quant.Q4_0}, {"memmamba-fifo", quant.F16}} {
 		dir := t.TempDir()
-		model := convertFixture(t, tc.name, tc.typ)
+		model := runtime.ConvertFixture(t, tc.name, tc.typ)
 		// The graphs name the model file relative to their folder.
 		if err := os.Symlink(model, filepath.Join(dir, filepath.Base(model))); err != nil {
 			t.Fatal(err)
 		}
-		m, err := Open(model, Options{Backend: "ort", ORT: ORTOptions{DumpDir: dir}})
+		m, err := runtime.Open(model, runtime.Options{Backend: "ort", BackendOptions: ortbackend.Options{DumpDir: dir}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,4 +189,25 @@ print(n)`
 		}
 		t.Logf("%s %s: onnx.checker accepts %s graphs", tc.name, tc.typ, strings.TrimSpace(string(out)))
 	}
+}
+
+// TestBatchORT runs a batched schedule on the ONNX Runtime backend, which
+// steps a batch's sessions one after another: the same results as alone.
+func TestBatchORT(t *testing.T) {
+	ortOrSkip(t)
+	for _, name := range []string{"memmamba-priority", "mamba-bias-untied"} {
+		t.Run(name, func(t *testing.T) {
+			m := openBackend(t, runtime.ConvertFixture(t, name, quant.F32), "ort")
+			runtime.RunSchedule(t, m, 5, 6)
+		})
+	}
+}
+
+// TestFalconORT: on ONNX Runtime (whose ssm graph has the norms,
+// graphs.normDBC) a batched schedule of falcon-mamba-tiny equals each
+// session alone; TestORTMatrix compares it with the golden outputs.
+func TestFalconORT(t *testing.T) {
+	ortOrSkip(t)
+	m := openBackend(t, runtime.ConvertFixture(t, "falcon-mamba-tiny", quant.F32), "ort")
+	runtime.RunSchedule(t, m, 5, 6)
 }

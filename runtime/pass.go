@@ -21,7 +21,7 @@ type seqRun struct {
 type pass struct {
 	m     *Model
 	s     scratch
-	dense dense
+	dense DenseBlocks
 	seqs  []seqRun
 	rows  int // the current pass's rows (the sum of its sequences' tokens)
 
@@ -95,7 +95,7 @@ func (p *pass) forward(seqs []seqRun) {
 			f.ssmStep(l, dbc, dt, y, cv, xz[E:], ls.ssm)
 		} else {
 			// 1-2. [a; z] = W_in RMSNorm(x) (+ b_in)
-			p.dense.mixerIn(l, xz, x, T)
+			p.dense.MixerIn(l, xz, x, T)
 			for t := range T {
 				row := xz[t*2*E : (t+1)*2*E]
 				copy(a[t*E:(t+1)*E], row[:E])
@@ -109,7 +109,7 @@ func (p *pass) forward(seqs []seqRun) {
 				m.pool.For(len(seqs)*E, chunkChannels, p.convFn)
 			}
 			// [delta; B; C] = W_x a', dt = softplus(W_dt delta + b_dt)
-			p.dense.ssmIn(l, dbc, dt, cv, T)
+			p.dense.SSMIn(l, dbc, dt, cv, T)
 			for t := range T {
 				row := dbc[t*(R+2*N) : (t+1)*(R+2*N)]
 				copy(B[t*N:(t+1)*N], row[R:R+N])
@@ -125,7 +125,7 @@ func (p *pass) forward(seqs []seqRun) {
 		}
 		// 3. m = W_out y (+ b_out); x = r = x + m. (Only the ONNX Runtime
 		// backend reads prevM here, and it runs one sequence a pass.)
-		p.dense.mixerOut(l, mix, x, y, seqs[0].s.layers[l].prevM, T)
+		p.dense.MixerOut(l, mix, x, y, seqs[0].s.layers[l].prevM, T)
 		// 4. Note Block: x = r + c_tok + c_lay
 		if lw.note != nil {
 			p.noteBlock(l, x, mix)
@@ -177,6 +177,6 @@ func (p *pass) logits(t0, n int) []float32 {
 	c, sc := p.m.Config, &p.s
 	d, V := c.HiddenSize, c.VocabSize
 	out := sc.buf(&sc.logits, n*V)
-	p.dense.logits(out, sc.x[t0*d:(t0+n)*d], n)
+	p.dense.Logits(out, sc.x[t0*d:(t0+n)*d], n)
 	return out
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/memmamba/memmamba/internal/cli"
 	"github.com/memmamba/memmamba/internal/safeio"
 	"github.com/memmamba/memmamba/runtime"
+	"github.com/memmamba/memmamba/runtime/ortbackend" // registers --backend ort
 )
 
 const name = "mmrun"
@@ -183,8 +184,8 @@ func (m *modelFlags) open() (*runtime.Model, error) {
 		}
 	}
 	return runtime.Open(m.model, runtime.Options{Threads: m.threads, VerifyChecksums: m.verify, Backend: m.backend,
-		MaxMemory: m.maxMemMiB << 20,
-		ORT:       runtime.ORTOptions{Lib: m.ortLib, Threads: m.ortThreads, DisablePrepacking: m.ortNoPack}})
+		MaxMemory:      m.maxMemMiB << 20,
+		BackendOptions: ortbackend.Options{Lib: m.ortLib, Threads: m.ortThreads, DisablePrepacking: m.ortNoPack}})
 }
 
 // checkOutputs checks, before the model runs, every output path given
