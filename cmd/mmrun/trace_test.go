@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -280,5 +281,59 @@ func TestTraceReportInBrowser(t *testing.T) {
 		if err := os.WriteFile(filepath.Join("..", "..", "docs", "trace-report.png"), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestMemoryCommand: mmrun memory draws the curves of two models in one
+// plot and writes the same numbers as JSON; the same seed gives the same.
+func TestMemoryCommand(t *testing.T) {
+	a, b := convertFixture(t, "mamba-tiny", "f32"), convertFixture(t, "memmamba-fifo", "f32")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "text.txt")
+	if err := os.WriteFile(file, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 3)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(out string) []byte {
+		mustRun(t, "mmrun", "memory", "-m", a, "-m", b, file, "--max-k", "8", "--samples", "3", "--context", "60",
+			"--html", filepath.Join(dir, out+".html"), "--json", filepath.Join(dir, out+".json"), "-q")
+		j, err := os.ReadFile(filepath.Join(dir, out+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	j := run("one")
+	var res struct {
+		Curves []struct {
+			Model  string    `json:"model"`
+			K      []int     `json:"k"`
+			MeanKL []float64 `json:"mean_kl"`
+			Seed   uint64    `json:"seed"`
+		} `json:"curves"`
+	}
+	if err := json.Unmarshal(j, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Curves) != 2 || !slices.Equal(res.Curves[1].K, []int{1, 2, 4, 8}) || len(res.Curves[0].MeanKL) != 4 || res.Curves[0].Seed != 1 {
+		t.Fatalf("curves %+v", res.Curves)
+	}
+	html, err := os.ReadFile(filepath.Join(dir, "one.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(html), `<g class="curve"`); n != 2 {
+		t.Errorf("%d curves in the plot, want 2", n)
+	}
+	var again map[string][]map[string]any
+	var first map[string][]map[string]any
+	json.Unmarshal(run("two"), &again)
+	json.Unmarshal(j, &first)
+	for i := range first["curves"] {
+		if fmt.Sprint(first["curves"][i]["mean_kl"]) != fmt.Sprint(again["curves"][i]["mean_kl"]) {
+			t.Errorf("model %d: the same seed gave another curve", i)
+		}
+	}
+	if _, errOut, code := cmd(t, "", "mmrun", "memory", "-m", a, file, "--max-k", "100000"); code != 2 {
+		t.Errorf("--max-k 100000: exit %d, %s", code, errOut)
 	}
 }
