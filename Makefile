@@ -33,7 +33,7 @@ vet:
 test-go:
 	$(GO) test -race -count=1 ./...
 	@# the cross-runtime matrix again, to print its count of cases run and skipped
-	$(GO) test -count=1 -run 'TestORTMatrix' -v ./runtime | grep -E '^(ORT matrix|--- FAIL|FAIL|ok)'
+	$(GO) test -count=1 -run 'TestORTMatrix' -v ./engine | grep -E '^(ORT matrix|--- FAIL|FAIL|ok)'
 	$(GO) test -count=1 -run 'TestLlamaCppMatrix' -v ./interop | grep -E '^(llama.cpp matrix|--- FAIL|FAIL|ok)'
 
 ## test-cross: the other builds a user can make: go vet and the ops tests with -tags purego; go vet for GOARCH=arm64 and the arm64 tests of ops, quant, arch, format and a runtime subset under qemu-aarch64 (installs Debian's qemu-user, idempotent)
@@ -75,7 +75,7 @@ fuzz:
 
 ## fuzz-parsers: the fuzz targets of the readers of files and blobs we do not control (what make test runs; prints each one's execution count)
 fuzz-parsers:
-	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh ./format ./convert/... ./arch ./runtime:FuzzLoadState ./runtime:FuzzOpenModel
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh ./format ./convert/... ./arch ./engine:FuzzLoadState ./engine:FuzzOpenModel
 
 clean:
 	rm -rf $(BIN)

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -91,12 +91,12 @@ func TestConfigLimits(t *testing.T) {
 func TestParseConfigForLayers(t *testing.T) {
 	held := tinyHeld(t)
 	for _, n := range []int{3, 1000, 1e6, 1 << 40} {
-		var before, after goruntime.MemStats
-		goruntime.ReadMemStats(&before)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		start := time.Now()
 		_, err := ParseConfigFor([]byte(withKey("num_hidden_layers", n)), held)
 		el := time.Since(start)
-		goruntime.ReadMemStats(&after)
+		runtime.ReadMemStats(&after)
 		want := fmt.Sprintf(`key "num_hidden_layers" is %d, but the weights hold 2 layers (0 to 1)`, n)
 		if err == nil || err.Error() != "config: "+want {
 			t.Errorf("%d layers: error %v, want %q", n, err, want)

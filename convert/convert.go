@@ -11,7 +11,7 @@ package convert
 
 import (
 	"fmt"
-	goruntime "runtime"
+	"runtime"
 	"slices"
 	"sort"
 	"time"
@@ -183,7 +183,7 @@ func Write(in *Input, output string, opts Options) (*Report, error) {
 			// Return a big tensor's buffers before reading the next, so
 			// that memory stays near one tensor, not two or three.
 			data = nil
-			goruntime.GC()
+			runtime.GC()
 		}
 		done += int64(st.NumElements()) * int64(dtypeSize(st.DType))
 		if opts.Progress != nil {

@@ -296,7 +296,7 @@ func (in *Input) openModelFile(path string) error {
 	for _, t := range s.Tensors() {
 		in.Tensors[t.Name] = &SourceTensor{Canonical: t.Name, Tensor: t, Reader: s}
 	}
-	// The header's config against the file's own tensors, as runtime.Open
+	// The header's config against the file's own tensors, as engine.Open
 	// checks it (format checks it only where the tensors are named as a
 	// model's).
 	if err := in.Config.CheckHeld(in.heldShapes()); err != nil {

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -45,12 +45,12 @@ func setConfigKey(t *testing.T, dir, key string, v any) {
 // allocates more than 100 MB, the bounds for a hostile input.
 func bounded(t *testing.T, what string, fn func()) {
 	t.Helper()
-	var before, after goruntime.MemStats
-	goruntime.ReadMemStats(&before)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
 	start := time.Now()
 	fn()
 	el := time.Since(start)
-	goruntime.ReadMemStats(&after)
+	runtime.ReadMemStats(&after)
 	if a := after.TotalAlloc - before.TotalAlloc; a > 100<<20 || el > 2*time.Second {
 		t.Errorf("%s: %d MB allocated in %v", what, a>>20, el)
 	}

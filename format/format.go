@@ -292,7 +292,7 @@ func checkConfig(h *Header) error {
 // as a model's weights, whatever the tensors are named: the table must hold
 // every layer the configuration counts and give each weight it holds the
 // configuration's shape (arch.Config.CheckHeld). Open checks this only for
-// tables that name a model's weights (see checkConfig); runtime.Open
+// tables that name a model's weights (see checkConfig); engine.Open
 // checks every file, and `mmconvert verify` should too.
 func (f *File) CheckModel() error {
 	h := &f.Header

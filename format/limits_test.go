@@ -68,7 +68,7 @@ func TestHeaderConfigAgainstTensors(t *testing.T) {
 	}
 }
 
-// TestCheckModel checks the strict check runtime.Open makes: a file whose
+// TestCheckModel checks the strict check engine.Open makes: a file whose
 // tensors are not named as a model's opens, but CheckModel refuses its
 // config's layers, naming the key and both numbers.
 func TestCheckModel(t *testing.T) {

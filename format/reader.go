@@ -96,9 +96,9 @@ func Verify(path string) error {
 }
 
 // VerifyModel is Verify for a file that is to run as a model: it also
-// runs CheckModel, the check runtime.Open makes of the config against the
+// runs CheckModel, the check engine.Open makes of the config against the
 // tensor table whatever the tensors are named, so that `mmconvert verify`
-// refuses what runtime.Open refuses (less the memory check, which depends
+// refuses what engine.Open refuses (less the memory check, which depends
 // on the machine).
 func VerifyModel(path string) error {
 	if err := Verify(path); err != nil {

@@ -9,9 +9,9 @@ import (
 
 	"github.com/memmamba/memmamba/convert"
 	"github.com/memmamba/memmamba/convert/gguf"
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/internal/fixtures"
 	"github.com/memmamba/memmamba/quant"
-	"github.com/memmamba/memmamba/runtime"
 )
 
 // isFalcon reports whether a fixture is a Falcon-Mamba.
@@ -97,7 +97,7 @@ func TestLlamaCppFalconEps(t *testing.T) {
 	if _, err := convert.Convert(gg, back, convert.Options{Policy: convert.Policy{Type: quant.F32}}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := runtime.Open(back, runtime.Options{Threads: 1})
+	m, err := engine.Open(back, engine.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/memmamba/memmamba/convert"
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/internal/fixtures"
 	"github.com/memmamba/memmamba/internal/npy"
 	"github.com/memmamba/memmamba/quant"
-	"github.com/memmamba/memmamba/runtime"
 )
 
 // mmllamaPath is the test driver that scripts/install-llamacpp.sh builds
@@ -162,7 +162,7 @@ func exportPair(t *testing.T, src string, typ quant.Type) (gg, mmq string) {
 // (Session.PrefillAll) and its greedy continuation of gen tokens.
 func runtimeRun(t *testing.T, mmq string, tokens []int, gen int) ([][]float32, []int) {
 	t.Helper()
-	m, err := runtime.Open(mmq, runtime.Options{Threads: 2})
+	m, err := engine.Open(mmq, engine.Options{Threads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

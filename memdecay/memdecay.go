@@ -34,7 +34,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/memmamba/memmamba/runtime"
+	"github.com/memmamba/memmamba/engine"
 )
 
 // Options sizes a measurement.
@@ -99,7 +99,7 @@ func Grid(maxK int) []int {
 }
 
 // Measure runs the measurement of m on the tokens ids.
-func Measure(m *runtime.Model, ids []int, o Options) (*Curve, error) {
+func Measure(m *engine.Model, ids []int, o Options) (*Curve, error) {
 	if o.MaxK == 0 {
 		o.MaxK = DefaultMaxK
 	}

@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/memmamba/memmamba/convert"
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/internal/fixtures"
 	"github.com/memmamba/memmamba/quant"
-	"github.com/memmamba/memmamba/runtime"
 )
 
-func openFixture(t *testing.T, name string) *runtime.Model {
+func openFixture(t *testing.T, name string) *engine.Model {
 	t.Helper()
 	g, err := fixtures.Load(name)
 	if err != nil {
@@ -24,7 +24,7 @@ func openFixture(t *testing.T, name string) *runtime.Model {
 	if _, err := convert.Convert(g.Source(), out, convert.Options{Policy: convert.Policy{Type: quant.F32}, Created: time.Unix(0, 0).UTC()}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := runtime.Open(out, runtime.Options{Threads: 1})
+	m, err := engine.Open(out, engine.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

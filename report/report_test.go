@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/memdecay"
-	"github.com/memmamba/memmamba/runtime"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
@@ -43,7 +43,7 @@ func golden(t *testing.T, name string, got []byte) {
 // pool size 3, with every kind of decision: notes, a drop, evictions,
 // retrievals with and without a note in the pool, and cross-layer reads on
 // layer 1.
-func sampleTrace() (*runtime.Trace, []int, []string) {
+func sampleTrace() (*engine.Trace, []int, []string) {
 	ids := []int{84, 104, 101, 32, 107, 101, 121, 32, 105, 115}
 	text := []string{"T", "h", "e", " ", "k", "e", "y", " ", "i", "s"}
 	type d struct {
@@ -59,7 +59,7 @@ func sampleTrace() (*runtime.Trace, []int, []string) {
 			{0.49, 0.31, "skip", -1}, {0.7, 0.8, "note", -1}, {0.75, 0.2, "evict", 3}, {0.1, 0.2, "skip", -1},
 			{0.2, 0.9, "skip", -1}, {0.65, 0.1, "drop", -1}},
 	}
-	tr := &runtime.Trace{Layers: make([][]runtime.TraceEntry, 2)}
+	tr := &engine.Trace{Layers: make([][]engine.TraceEntry, 2)}
 	for l, ds := range layers {
 		var pool []int
 		for i, x := range ds {
@@ -73,7 +73,7 @@ func sampleTrace() (*runtime.Trace, []int, []string) {
 					}
 				}
 			}
-			tr.Layers[l] = append(tr.Layers[l], runtime.TraceEntry{Pos: i, Importance: x.imp, Trigger: x.trig,
+			tr.Layers[l] = append(tr.Layers[l], engine.TraceEntry{Pos: i, Importance: x.imp, Trigger: x.trig,
 				Retrieved: x.trig > 0.3 && i > 0 && len(tr.Layers[l][i-1].Pool) > 0, Note: x.note, Evicted: x.ev,
 				CrossLayer: l == 1 && len(pool) > 0, Pool: append([]int(nil), pool...)})
 		}
@@ -87,8 +87,8 @@ func sampleReport(t *testing.T) *Trace {
 	r := NewTrace(Meta{Model: "sample.mmq", ModelType: "memmamba", Layers: 2, PoolSize: 3, TauNote: 0.5, TauRetrieve: 0.3,
 		Eviction: "priority", CrossLayerEvery: 2, Source: "--text"}, []bool{false, true})
 	// in two chunks, as mmrun trace adds them
-	first := &runtime.Trace{Layers: [][]runtime.TraceEntry{tr.Layers[0][:4], tr.Layers[1][:4]}}
-	rest := &runtime.Trace{Layers: [][]runtime.TraceEntry{tr.Layers[0][4:], tr.Layers[1][4:]}}
+	first := &engine.Trace{Layers: [][]engine.TraceEntry{tr.Layers[0][:4], tr.Layers[1][:4]}}
+	rest := &engine.Trace{Layers: [][]engine.TraceEntry{tr.Layers[0][4:], tr.Layers[1][4:]}}
 	if err := r.Add(ids[:4], text[:4], first); err != nil {
 		t.Fatal(err)
 	}
@@ -186,12 +186,12 @@ func checkSelfContained(t *testing.T, html string) {
 func TestTraceLong(t *testing.T) {
 	const n, L, P = 1 << 16, 4, 32
 	r := NewTrace(Meta{Model: "long", Layers: L, PoolSize: P, TauNote: 0.5, TauRetrieve: 0.3}, nil)
-	tr := &runtime.Trace{Layers: make([][]runtime.TraceEntry, L)}
+	tr := &engine.Trace{Layers: make([][]engine.TraceEntry, L)}
 	ids, text := make([]int, n), make([]string, n)
 	for l := range L {
 		var pool []int
 		for i := range n {
-			e := runtime.TraceEntry{Pos: i, Importance: float64((i*7+l)%100) / 100, Trigger: float64((i*13+l)%100) / 100, Note: "skip", Evicted: -1}
+			e := engine.TraceEntry{Pos: i, Importance: float64((i*7+l)%100) / 100, Trigger: float64((i*13+l)%100) / 100, Note: "skip", Evicted: -1}
 			if e.Importance > 0.5 {
 				if len(pool) < P {
 					e.Note = "note"

@@ -14,7 +14,7 @@ import (
 	"math"
 	"slices"
 
-	"github.com/memmamba/memmamba/runtime"
+	"github.com/memmamba/memmamba/engine"
 )
 
 // Note actions, as a token's flags keep them (bits 0-1).
@@ -112,7 +112,7 @@ func NewTrace(meta Meta, crossLayer []bool) *Trace {
 // they ran (tr.Layers[l] holds exactly one entry per token, at positions
 // t.Tokens, t.Tokens+1, ...). It checks that the recorded pool lists are
 // what the decisions give, so that the report's pools are the runtime's.
-func (t *Trace) Add(ids []int, text []string, tr *runtime.Trace) error {
+func (t *Trace) Add(ids []int, text []string, tr *engine.Trace) error {
 	if len(text) != len(ids) {
 		return fmt.Errorf("report: %d token texts for %d tokens", len(text), len(ids))
 	}
@@ -143,7 +143,7 @@ func (t *Trace) Add(ids []int, text []string, tr *runtime.Trace) error {
 	return nil
 }
 
-func (L *Layer) add(pos int, e runtime.TraceEntry, tau2 float64) error {
+func (L *Layer) add(pos int, e engine.TraceEntry, tau2 float64) error {
 	var f uint8
 	switch e.Note {
 	case "skip":

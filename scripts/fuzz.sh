@@ -6,7 +6,7 @@
 #
 # Arguments: a package pattern (./format, ./convert/...) runs every target
 # of those packages; PACKAGE:TARGET runs one target (for a package whose
-# other targets should not run here, as ./runtime:FuzzLoadState). No
+# other targets should not run here, as ./engine:FuzzLoadState). No
 # arguments: every target of every package.
 #
 # New crashers land in the package's testdata/fuzz/<Target>/ as Go writes

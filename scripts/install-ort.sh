@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs ONNX Runtime's shared library (libonnxruntime.so.1) for this
 # machine's architecture into third_party/onnxruntime/lib/, the folder the
-# runtime/ort package looks in after --ort-lib and MMRUN_ORT_LIB.
+# engine/ort package looks in after --ort-lib and MMRUN_ORT_LIB.
 #
 # The only download is `npm pack onnxruntime-node@$ORT_VERSION` from the npm
 # registry: that tarball carries the official Linux builds under

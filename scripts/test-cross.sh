@@ -3,8 +3,8 @@
 #   - the pure-Go kernels (-tags purego): go vet and the ops tests;
 #   - arm64 (the pure-Go path, where the compiler may fuse multiply-adds):
 #     go vet, then each package's test binary cross-compiled and run under
-#     qemu-aarch64 from the package's folder (its testdata paths); of the
-#     runtime's tests a subset (the whole of them takes over 15 minutes
+#     qemu-aarch64 from the package's folder (its testdata paths); of
+#     the engine's tests a subset (the whole of them takes over 15 minutes
 #     under emulation on two cores): f32 parity with the goldens, the
 #     quantised types, prefill == steps, the fused decode step, state
 #     round trips and concurrent sessions, about 35 s.
@@ -38,4 +38,4 @@ run() { # run PKG [test flags...]
 for pkg in ops quant arch format; do
   step run "$pkg"
 done
-step run runtime -test.short -test.run 'TestParityF32|TestQuantisedTypes|TestPrefillEqualsSteps|TestFusedStep|TestStateRoundTrip|TestConcurrentSessions'
+step run engine -test.short -test.run 'TestParityF32|TestQuantisedTypes|TestPrefillEqualsSteps|TestFusedStep|TestStateRoundTrip|TestConcurrentSessions'

@@ -4,7 +4,7 @@ import (
 	"container/list"
 	"slices"
 
-	"github.com/memmamba/memmamba/runtime"
+	"github.com/memmamba/memmamba/engine"
 )
 
 // stateCache keeps recurrent states under the token prefix that produced
@@ -36,7 +36,7 @@ type stateCache struct {
 type cacheEntry struct {
 	key    uint64
 	tokens []int32
-	sess   *runtime.Session
+	sess   *engine.Session
 	logits []float32
 	bytes  int64
 }
@@ -87,7 +87,7 @@ func equalTokens(a []int32, b []int) bool {
 // lookup returns a clone of the state of the longest cached prefix of
 // tokens, its length and a copy of the logits after it; (nil, 0, nil) when
 // no prefix is cached.
-func (c *stateCache) lookup(tokens []int) (*runtime.Session, int, []float32) {
+func (c *stateCache) lookup(tokens []int) (*engine.Session, int, []float32) {
 	if c.budget <= 0 || len(c.byKey) == 0 {
 		return nil, 0, nil
 	}
@@ -117,7 +117,7 @@ func (c *stateCache) lookup(tokens []int) (*runtime.Session, int, []float32) {
 // (copied). A prefix already cached is only marked as recently used; an
 // entry above the whole budget is not stored. Older entries are evicted
 // until the cache fits its budget.
-func (c *stateCache) put(tokens []int, sess *runtime.Session, logits []float32) {
+func (c *stateCache) put(tokens []int, sess *engine.Session, logits []float32) {
 	if c.budget <= 0 || len(tokens) == 0 || logits == nil {
 		return
 	}

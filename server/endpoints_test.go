@@ -15,7 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/memmamba/memmamba/runtime"
+	"github.com/memmamba/memmamba/engine"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -279,7 +279,7 @@ func FuzzRequest(f *testing.F) {
 		f.Add(0, s)
 		f.Add(1, s)
 	}
-	m, err := runtime.Open(modelFile(f, "mamba-tiny"), runtime.Options{Threads: 1})
+	m, err := engine.Open(modelFile(f, "mamba-tiny"), engine.Options{Threads: 1})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -10,16 +10,16 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/memmamba/memmamba/convert"
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/internal/fixtures"
 	"github.com/memmamba/memmamba/quant"
-	"github.com/memmamba/memmamba/runtime"
 )
 
 // convDir holds the fixtures converted for this test binary.
@@ -66,9 +66,9 @@ func modelFile(t testing.TB, name string) string {
 }
 
 // openModel opens a fixture model, closed at the test's end.
-func openModel(t testing.TB, name string) *runtime.Model {
+func openModel(t testing.TB, name string) *engine.Model {
 	t.Helper()
-	m, err := runtime.Open(modelFile(t, name), runtime.Options{Threads: 2})
+	m, err := engine.Open(modelFile(t, name), engine.Options{Threads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func (b *syncBuffer) String() string {
 // checks at the test's end that no goroutine it started is left.
 func newTestServer(t *testing.T, model string, cfg Config) *testServer {
 	t.Helper()
-	before := goruntime.NumGoroutine()
+	before := runtime.NumGoroutine()
 	m := openModel(t, model)
 	lb := &syncBuffer{}
 	if cfg.Log == nil {
@@ -137,13 +137,13 @@ func checkGoroutines(t *testing.T, before int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		n := goruntime.NumGoroutine()
+		n := runtime.NumGoroutine()
 		if n <= before+8 { // the model's worker pool (Threads: 2) and the runtime's own
 			return
 		}
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
-			buf = buf[:goruntime.Stack(buf, true)]
+			buf = buf[:runtime.Stack(buf, true)]
 			t.Errorf("%d goroutines left, %d before:\n%s", n, before, buf)
 			return
 		}

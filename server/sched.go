@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/memmamba/memmamba/runtime"
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/sample"
 	"github.com/memmamba/memmamba/tokenizer"
 )
@@ -27,7 +27,7 @@ type genRequest struct {
 	logprobs  int // alternatives per token to report; -1: no logprobs
 	// start, when set, is the state after prompt[:startLen] (a saved
 	// state), used unless the cache holds a longer prefix.
-	start    *runtime.Session
+	start    *engine.Session
 	startLen int
 	// saveOnly ends the request after its prompt, handing the state to
 	// res.state instead of generating.
@@ -47,9 +47,9 @@ type result struct {
 	done       bool
 	finish     string // "stop" or "length"
 	err        error
-	cached     int              // prompt tokens taken from the state cache
-	completion int              // tokens generated
-	state      *runtime.Session // a saveOnly request's state after its prompt
+	cached     int             // prompt tokens taken from the state cache
+	completion int             // tokens generated
+	state      *engine.Session // a saveOnly request's state after its prompt
 	notify     chan struct{}
 }
 
@@ -115,7 +115,7 @@ var errShutdown = errors.New("the server is shutting down")
 // seq is one sequence of the running batch.
 type seq struct {
 	req        *genRequest
-	sess       *runtime.Session
+	sess       *engine.Session
 	smp        *sample.Sampler
 	dec        *tokenizer.StreamDecoder
 	stop       *sample.StopMatcher
@@ -135,8 +135,8 @@ type seq struct {
 // decoding sequence and a chunk of the prompt of each prefilling one, and
 // samples the next token of every sequence whose logits came back.
 type scheduler struct {
-	m          *runtime.Model
-	batch      *runtime.Batch
+	m          *engine.Model
+	batch      *engine.Batch
 	cache      *stateCache
 	met        *metrics
 	parallel   int
@@ -147,14 +147,14 @@ type scheduler struct {
 	done       chan struct{}
 	closeOnce  sync.Once
 	active     []*seq
-	items      []runtime.BatchItem
+	items      []engine.BatchItem
 	stepped    []*seq // the sequence of each item
 	turn       int    // rotates which prefilling sequence goes first
 	tok        tokenizer.Tokenizer
 }
 
 // newScheduler starts the scheduler's goroutine; close stops it.
-func newScheduler(m *runtime.Model, tok tokenizer.Tokenizer, cfg Config, met *metrics) *scheduler {
+func newScheduler(m *engine.Model, tok tokenizer.Tokenizer, cfg Config, met *metrics) *scheduler {
 	s := &scheduler{
 		m: m, batch: m.NewBatch(), tok: tok, met: met,
 		cache:    newStateCache(cfg.StateCacheBytes),
@@ -329,7 +329,7 @@ func (s *scheduler) chunkOf(q *seq, limit int) ([]int, bool) {
 
 // step runs one Batch.Step and moves each sequence in it on: every
 // decoding sequence gives its one token; the prefilling ones give chunks of
-// their prompts, up to a step of runtime.BatchRows tokens in all (at least
+// their prompts, up to a step of engine.BatchRows tokens in all (at least
 // one chunk), taken in turn from step to step, so that long prompts
 // arriving together do not stretch the decoders' step to several passes.
 func (s *scheduler) step() {
@@ -341,17 +341,17 @@ func (s *scheduler) step() {
 			pre = append(pre, q)
 			continue
 		}
-		items = append(items, runtime.BatchItem{Session: q.sess, Tokens: q.next[:], WantLogits: true})
+		items = append(items, engine.BatchItem{Session: q.sess, Tokens: q.next[:], WantLogits: true})
 		stepped = append(stepped, q)
 		rows++
 	}
-	budget := max(runtime.BatchRows-rows, s.chunk)
+	budget := max(engine.BatchRows-rows, s.chunk)
 	for k := range pre {
 		if budget <= 0 {
 			break
 		}
 		q := pre[(s.turn+k)%len(pre)]
-		it := runtime.BatchItem{Session: q.sess}
+		it := engine.BatchItem{Session: q.sess}
 		it.Tokens, it.WantLogits = s.chunkOf(q, budget)
 		budget -= len(it.Tokens)
 		rows += len(it.Tokens)

@@ -1,7 +1,7 @@
 // Package server is mmrun serve: an OpenAI-compatible HTTP API over one
 // model, with continuous batching and a cache of recurrent states.
 //
-// One scheduler goroutine owns the model's runtime.Batch: requests join the
+// One scheduler goroutine owns the model's engine.Batch: requests join the
 // running batch at a step boundary (at most Config.Parallel sequences; a
 // bounded queue beyond, then 429), each step holds one token of every
 // decoding sequence and a chunk of the prompt of every prefilling one, and
@@ -25,7 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/memmamba/memmamba/runtime"
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/tokenizer"
 )
 
@@ -122,8 +122,8 @@ func (c Config) check() error {
 		return fmt.Errorf("parallel sequences: want 1 to 1024, got %d", c.Parallel)
 	case c.QueueSize < 1 || c.QueueSize > 1<<16:
 		return fmt.Errorf("queue size: want 1 to 65536, got %d", c.QueueSize)
-	case c.PrefillChunk < 1 || c.PrefillChunk > runtime.BatchRows:
-		return fmt.Errorf("prefill chunk: want 1 to %d tokens, got %d", runtime.BatchRows, c.PrefillChunk)
+	case c.PrefillChunk < 1 || c.PrefillChunk > engine.BatchRows:
+		return fmt.Errorf("prefill chunk: want 1 to %d tokens, got %d", engine.BatchRows, c.PrefillChunk)
 	case c.MaxPromptTokens < 1 || c.MaxTokens < 1 || c.MaxBodyBytes < 1:
 		return fmt.Errorf("limits must be positive (prompt tokens %d, max tokens %d, body bytes %d)", c.MaxPromptTokens, c.MaxTokens, c.MaxBodyBytes)
 	}
@@ -136,7 +136,7 @@ type Server struct {
 	cfg     Config
 	met     *metrics
 	ready   atomic.Bool
-	m       *runtime.Model
+	m       *engine.Model
 	tok     tokenizer.Tokenizer
 	eos     int
 	tmpl    *chatTemplate // the model's chat template; nil: the plain one
@@ -156,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 
 // Start serves m (which must stay open until Close has returned) and
 // starts the scheduler.
-func (s *Server) Start(m *runtime.Model) error {
+func (s *Server) Start(m *engine.Model) error {
 	tok, err := m.Tokenizer()
 	if err != nil {
 		return err

@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/memmamba/memmamba/runtime"
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/sample"
 )
 
 // reference generates as mmrun generate does, on a fresh session of m with
 // no batching and no cache: the output every server answer must equal.
-func reference(t *testing.T, m *runtime.Model, prompt string, p sample.Params, n int, stops []string) (string, string, int) {
+func reference(t *testing.T, m *engine.Model, prompt string, p sample.Params, n int, stops []string) (string, string, int) {
 	t.Helper()
 	tok, err := m.Tokenizer()
 	if err != nil {

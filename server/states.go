@@ -12,8 +12,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/internal/safeio"
-	"github.com/memmamba/memmamba/runtime"
 )
 
 // Saved states let a conversation outlive the process: POST
@@ -39,7 +39,7 @@ var stateIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$`)
 // savedState is a state read back: the tokens it follows and the session.
 type savedState struct {
 	tokens []int
-	sess   *runtime.Session
+	sess   *engine.Session
 }
 
 // statePath returns the file of state id, or a 400/404 error.

@@ -24,7 +24,7 @@ plus written, STREAM's Copy) and a read-only stream of 256 MiB of float32
 through the dense kernels (what decode does to its weights). It reports the
 share of each that decode reaches (the weights read per token over the
 time per token), and the decode speed the read bandwidth would allow.
-With --batch, it also decodes B sequences at once through runtime.Batch
+With --batch, it also decodes B sequences at once through engine.Batch
 (each prefilled with 32 random tokens, then one greedy token each per
 batched step) and reports per batch size the aggregate and per-sequence
 tok/s, the step time, the share of the prefill speed, the weight bytes

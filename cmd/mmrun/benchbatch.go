@@ -7,14 +7,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/internal/cli"
 	"github.com/memmamba/memmamba/internal/sysinfo"
-	"github.com/memmamba/memmamba/runtime"
 )
 
 // maxBatch bounds bench --batch: one pass of a Batch takes at most
-// runtime.BatchRows rows.
-const maxBatch = runtime.BatchRows
+// engine.BatchRows rows.
+const maxBatch = engine.BatchRows
 
 // batchPrompt is the prompt each sequence of a batch benchmark is
 // prefilled with (in one batched step) before its decode is timed.
@@ -57,16 +57,16 @@ func parseBatches(s string) ([]int, error) {
 // prefilled with batchPrompt random tokens in one batched step, then
 // decode greedy tokens each, one batched step per token; runs times from
 // the empty state.
-func benchBatches(m *runtime.Model, sizes []int, decode, runs int, rng *rand.Rand) ([]batchResult, error) {
+func benchBatches(m *engine.Model, sizes []int, decode, runs int, rng *rand.Rand) ([]batchResult, error) {
 	var out []batchResult
 	V := m.Config.VocabSize
 	b := m.NewBatch()
 	for _, B := range sizes {
-		items := make([]runtime.BatchItem, B)
+		items := make([]engine.BatchItem, B)
 		prompts := make([][]int, B)
 		toks := make([][1]int, B)
 		for i := range items {
-			items[i] = runtime.BatchItem{Session: m.NewSession(), WantLogits: true}
+			items[i] = engine.BatchItem{Session: m.NewSession(), WantLogits: true}
 			prompts[i] = make([]int, batchPrompt)
 		}
 		var agg, seq, step []float64

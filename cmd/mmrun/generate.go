@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/internal/cli"
 	"github.com/memmamba/memmamba/internal/safeio"
-	"github.com/memmamba/memmamba/runtime"
 	"github.com/memmamba/memmamba/sample"
 	"github.com/memmamba/memmamba/tokenizer"
 )
@@ -127,7 +127,7 @@ func generate(args []string) error {
 
 // generator runs turns of a conversation on one session.
 type generator struct {
-	s     *runtime.Session
+	s     *engine.Session
 	tok   tokenizer.Tokenizer
 	smp   *sample.Sampler
 	n     int

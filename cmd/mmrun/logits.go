@@ -8,10 +8,10 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/internal/cli"
 	"github.com/memmamba/memmamba/internal/npy"
 	"github.com/memmamba/memmamba/internal/safeio"
-	"github.com/memmamba/memmamba/runtime"
 )
 
 const logitsUsage = `Usage: mmrun logits -m MODEL (--ids "1 2 3" | --text T) --out FILE.npy [--trace FILE.json]
@@ -69,9 +69,9 @@ func logits(args []string) error {
 		return err
 	}
 	s := m.NewSession()
-	var tr *runtime.Trace
+	var tr *engine.Trace
 	if *tracePath != "" {
-		tr = &runtime.Trace{}
+		tr = &engine.Trace{}
 		s.SetTrace(tr)
 	}
 	V := m.Config.VocabSize

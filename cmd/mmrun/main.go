@@ -31,10 +31,10 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/memmamba/memmamba/engine"
+	"github.com/memmamba/memmamba/engine/ortbackend" // registers --backend ort
 	"github.com/memmamba/memmamba/internal/cli"
 	"github.com/memmamba/memmamba/internal/safeio"
-	"github.com/memmamba/memmamba/runtime"
-	"github.com/memmamba/memmamba/runtime/ortbackend" // registers --backend ort
 )
 
 const name = "mmrun"
@@ -164,7 +164,7 @@ func (m *modelFlags) registerRest(fs *pflag.FlagSet) {
 	fs.Int64Var(&m.maxMemMiB, "max-memory", 0, "refuse a model that needs more than this many MiB with one session (0: the machine's memory)")
 }
 
-func (m *modelFlags) open() (*runtime.Model, error) {
+func (m *modelFlags) open() (*engine.Model, error) {
 	if m.model == "" {
 		return nil, cli.Usagef("-m MODEL is required")
 	}
@@ -183,7 +183,7 @@ func (m *modelFlags) open() (*runtime.Model, error) {
 			return nil, fmt.Errorf("--ort-lib: %w", err)
 		}
 	}
-	return runtime.Open(m.model, runtime.Options{Threads: m.threads, VerifyChecksums: m.verify, Backend: m.backend,
+	return engine.Open(m.model, engine.Options{Threads: m.threads, VerifyChecksums: m.verify, Backend: m.backend,
 		MaxMemory:      m.maxMemMiB << 20,
 		BackendOptions: ortbackend.Options{Lib: m.ortLib, Threads: m.ortThreads, DisablePrepacking: m.ortNoPack}})
 }

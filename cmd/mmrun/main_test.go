@@ -13,9 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/memmamba/memmamba/engine/ort"
 	"github.com/memmamba/memmamba/internal/fixtures"
 	"github.com/memmamba/memmamba/internal/npy"
-	"github.com/memmamba/memmamba/runtime/ort"
 	"github.com/memmamba/memmamba/sample"
 )
 

@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/format"
 	"github.com/memmamba/memmamba/internal/cli"
-	"github.com/memmamba/memmamba/runtime"
 	"github.com/memmamba/memmamba/sample"
 	"github.com/memmamba/memmamba/tokenizer"
 )
@@ -88,7 +88,7 @@ func score(args []string) error {
 		total = min(total, *limit)
 	}
 	bar := cli.NewProgress("scoring", *quiet)
-	var ref *runtime.Model
+	var ref *engine.Model
 	if *refPath != "" {
 		rf := mf
 		rf.model = *refPath
@@ -192,7 +192,7 @@ func (sc *scorer) add(l, ref []float32, next, nb int) {
 	}
 }
 
-func scoreReader(m, ref *runtime.Model, r *bufio.Reader, progress func(int64)) (*scoreResult, error) {
+func scoreReader(m, ref *engine.Model, r *bufio.Reader, progress func(int64)) (*scoreResult, error) {
 	tok, err := m.Tokenizer()
 	if err != nil {
 		return nil, err
@@ -202,7 +202,7 @@ func scoreReader(m, ref *runtime.Model, r *bufio.Reader, progress func(int64)) (
 	res := &scoreResult{}
 	sc := &scorer{res: res, compare: ref != nil}
 	chunk := scoreChunk
-	var rs *runtime.Session
+	var rs *engine.Session
 	var refLogits []float32
 	V := m.Config.VocabSize
 	if ref != nil {

@@ -9,10 +9,10 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/internal/cli"
 	"github.com/memmamba/memmamba/internal/safeio"
 	"github.com/memmamba/memmamba/report"
-	"github.com/memmamba/memmamba/runtime"
 	"github.com/memmamba/memmamba/tokenizer"
 )
 
@@ -141,7 +141,7 @@ func traceCmd(args []string) error {
 
 // buildTrace runs ids through m from an empty state, traceChunk tokens at
 // a time, and collects the report's data.
-func buildTrace(m *runtime.Model, tok tokenizer.Tokenizer, ids []int, model, source string) (*report.Trace, error) {
+func buildTrace(m *engine.Model, tok tokenizer.Tokenizer, ids []int, model, source string) (*report.Trace, error) {
 	c := m.Config
 	mem := c.Memory
 	cross := make([]bool, c.NumLayers)
@@ -155,7 +155,7 @@ func buildTrace(m *runtime.Model, tok tokenizer.Tokenizer, ids []int, model, sou
 	s := m.NewSession()
 	for i := 0; i < len(ids); i += traceChunk {
 		chunk := ids[i:min(i+traceChunk, len(ids))]
-		tr := &runtime.Trace{}
+		tr := &engine.Trace{}
 		s.SetTrace(tr)
 		if _, err := s.Prefill(chunk); err != nil {
 			return nil, err

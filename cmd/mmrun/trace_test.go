@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memmamba/memmamba/engine"
 	"github.com/memmamba/memmamba/internal/fixtures"
 	"github.com/memmamba/memmamba/passkey"
 	"github.com/memmamba/memmamba/report"
-	"github.com/memmamba/memmamba/runtime"
 )
 
 var updateDocs = flag.Bool("update-docs", false, "rewrite docs/trace-report.png, the README's screenshot of a trace report")
@@ -37,7 +37,7 @@ type counts struct {
 	noted, evictions, dropped, retrieved, cross, poolEnd int
 }
 
-func countTrace(tr *runtime.Trace) []counts {
+func countTrace(tr *engine.Trace) []counts {
 	var cs []counts
 	for _, es := range tr.Layers {
 		var c counts
@@ -65,7 +65,7 @@ func countTrace(tr *runtime.Trace) []counts {
 }
 
 // runtimeTrace runs `mmrun logits --trace` on the text.
-func runtimeTrace(t *testing.T, model, text string) *runtime.Trace {
+func runtimeTrace(t *testing.T, model, text string) *engine.Trace {
 	t.Helper()
 	dir := t.TempDir()
 	mustRun(t, "mmrun", "logits", "-m", model, "--text", text, "--out", filepath.Join(dir, "l.npy"), "--trace", filepath.Join(dir, "t.json"))
@@ -73,7 +73,7 @@ func runtimeTrace(t *testing.T, model, text string) *runtime.Trace {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tr runtime.Trace
+	var tr engine.Trace
 	if err := json.Unmarshal(b, &tr); err != nil {
 		t.Fatal(err)
 	}

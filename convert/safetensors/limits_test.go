@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
-	goruntime "runtime"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -46,12 +46,12 @@ func (l *lazyHeader) ReadAt(p []byte, off int64) (int, error) {
 
 // measure runs fn and returns the bytes it allocated and the time it took.
 func measure(fn func()) (uint64, time.Duration) {
-	var before, after goruntime.MemStats
-	goruntime.ReadMemStats(&before)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
 	start := time.Now()
 	fn()
 	el := time.Since(start)
-	goruntime.ReadMemStats(&after)
+	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc, el
 }
 

@@ -6,7 +6,7 @@ import (
 	"compress/flate"
 	"fmt"
 	"io"
-	goruntime "runtime"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,12 +14,12 @@ import (
 
 // measure runs fn and returns the bytes it allocated and the time it took.
 func measure(fn func()) (uint64, time.Duration) {
-	var before, after goruntime.MemStats
-	goruntime.ReadMemStats(&before)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
 	start := time.Now()
 	fn()
 	el := time.Since(start)
-	goruntime.ReadMemStats(&after)
+	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc, el
 }
 

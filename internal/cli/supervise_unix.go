@@ -9,7 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	goruntime "runtime"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 )
@@ -62,12 +62,12 @@ func supervise(cmd string) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	// Pdeathsig follows the thread that started the child.
-	goruntime.LockOSThread()
+	runtime.LockOSThread()
 	err = c.Start()
 	w.Close()
 	if err != nil {
 		signal.Reset()
-		goruntime.UnlockOSThread()
+		runtime.UnlockOSThread()
 		r.Close()
 		return
 	}

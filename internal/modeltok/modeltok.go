@@ -1,6 +1,6 @@
 // Package modeltok loads the tokenizer a model file carries. It is the one
 // place that decides whether a tokenizer is usable with a model: mmrun
-// (runtime.Model.Tokenizer) loads it at run time and mmconvert checks it at
+// (engine.Model.Tokenizer) loads it at run time and mmconvert checks it at
 // conversion with the same call, so a model file is never written with a
 // tokenizer that mmrun would refuse.
 package modeltok

@@ -1,5 +1,5 @@
 // Package notetrace defines one entry of a Note Block decision trace: the
-// form the runtime records (runtime.TraceEntry), the fixtures' golden traces
+// form the runtime records (engine.TraceEntry), the fixtures' golden traces
 // carry (golden.json's "trace", internal/fixtures.TraceEntry) and `mmrun
 // logits --trace` writes. It is a package of its own so that both can name
 // the one type: the fixtures are loaded by the runtime's tests, so neither

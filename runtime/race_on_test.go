@@ -1,7 +1,0 @@
-//go:build race
-
-package runtime
-
-// raceEnabled: the race detector allocates on synchronisation, so
-// allocation counts are not measured under it.
-const raceEnabled = true
