@@ -17,6 +17,22 @@
 // by name (RegisterBackend), as engine/ortbackend does for ONNX Runtime;
 // the engine imports none of them. (It was package runtime until issue 20:
 // the name shadowed the standard library's, which callers had to alias.)
+//
+// # Dimensions
+//
+// The code names sizes with the symbols of ../shared/SPEC.md (its
+// "Notation and configuration" table), as package ops does:
+//
+//	d  hidden size (the residual stream)
+//	E  the mixer's inner size: channels of the conv and the scan
+//	N  the scan's state size per channel
+//	K  the conv's kernel width
+//	R  the time-step rank (dt_proj's input)
+//	A  the Note Block's attention width, split into H heads of dh = A/H
+//	S  the width of a pool entry's summary
+//	T  tokens in one pass (a prefill chunk, 1 for a decode step, or the
+//	   rows of a Batch's pass over several sequences)
+//	V  vocabulary size (the LM head's rows)
 package engine
 
 import (
