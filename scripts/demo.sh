@@ -43,6 +43,17 @@ else
   ./bin/mmrun passkey -m "$out/text.int8.mmq" --lengths 2k --trials 2 -v
 fi
 
+if [ -f testdata/trained/memmamba-kjv/model.safetensors ] && [ -f testdata/trained/mamba-kjv/model.safetensors ]; then
+  for m in memmamba-kjv mamba-kjv; do
+    ./bin/mmconvert "testdata/trained/$m" -o "$out/$m.int8.mmq" --type int8 --force -q
+  done
+  echo "== mmrun trace: what memmamba-kjv's Note Blocks did with the held-out text ($out/trace.html)"
+  ./bin/mmrun trace -m "$out/memmamba-kjv.int8.mmq" testdata/trained/kjv/heldout.txt --html "$out/trace.html"
+  echo "== mmrun memory: how long each model remembers a token ($out/memory.html)"
+  ./bin/mmrun memory -m "$out/mamba-kjv.int8.mmq" -m "$out/memmamba-kjv.int8.mmq" testdata/trained/kjv/heldout.txt \
+    --max-k 256 --html "$out/memory.html"
+fi
+
 echo "== speed (mmrun bench, native, int8)"
 ./bin/mmrun bench -m "$out/text.int8.mmq" --prefill 512 --decode 128 --runs 3
 echo "demo files are in $out"
