@@ -67,7 +67,7 @@
 	PREFETCHT0 64(R12); \
 	ADDQ       $128, R12
 
-// MANYROWS(shift, STEP, PFLINES): the body of a many-row float kernel:
+// MANYROWS(shift, STEP, PFLINES, FOLD): the body of a many-row float kernel:
 // groups of four rows, each through the four-row kernel's steps (STEP
 // without its prefetches; n << shift bytes of a row), reduced and stored as
 // it does. The rows are back to back (stride = n << shift), so instead of
@@ -75,7 +75,8 @@
 // group's start as one linear stream (R12), PFLINES lines a step (the
 // step's 4 x 64 or 4 x 32 bytes), as dotQ8RowsAVX512 does: a single stream
 // is what the hardware prefetcher and the memory controller serve best.
-#define MANYROWS(shift, STEP, PFLINES) \
+// FOLD is FOLD16 for the 512-bit kernels, NOFOLD for the 256-bit ones.
+#define MANYROWS(shift, STEP, PFLINES, FOLD) \
 	MOVQ   w+0(FP), SI; \
 	MOVQ   stride+8(FP), DX; \
 	MOVQ   n+16(FP), CX; \
@@ -100,7 +101,7 @@ mrloop: \
 	STEP; \
 	CMPQ   AX, CX; \
 	JLT    mrloop; \
-	FOLD16; \
+	FOLD; \
 	REDUCE4; \
 	ADDQ   $16, R8; \
 	LEAQ   (SI)(DX*4), SI; \
@@ -109,40 +110,9 @@ mrloop: \
 mrdone: \
 	RET
 
-// MANYROWS2(shift, STEP, PFLINES) is MANYROWS for the 256-bit kernels
-// (their accumulators need no FOLD16).
-#define MANYROWS2(shift, STEP, PFLINES) \
-	MOVQ   w+0(FP), SI; \
-	MOVQ   stride+8(FP), DX; \
-	MOVQ   n+16(FP), CX; \
-	MOVQ   rows+24(FP), BX; \
-	MOVQ   x+32(FP), DI; \
-	MOVQ   out+40(FP), R8; \
-	SHLQ   $shift, CX; \
-	SHRQ   $2, BX; \
-	JZ     mrdone; \
-mrgroup: \
-	LEAQ   (SI)(DX*1), R9; \
-	LEAQ   (SI)(DX*2), R10; \
-	LEAQ   (R10)(DX*1), R11; \
-	VXORPS Y0, Y0, Y0; \
-	VXORPS Y1, Y1, Y1; \
-	VXORPS Y2, Y2, Y2; \
-	VXORPS Y3, Y3, Y3; \
-	XORQ   AX, AX; \
-	LEAQ   PF(SI), R12; \
-mrloop: \
-	PFLINES; \
-	STEP; \
-	CMPQ   AX, CX; \
-	JLT    mrloop; \
-	REDUCE4; \
-	ADDQ   $16, R8; \
-	LEAQ   (SI)(DX*4), SI; \
-	DECQ   BX; \
-	JNZ    mrgroup; \
-mrdone: \
-	RET
+// NOFOLD stands for FOLD16 in MANYROWS for the 256-bit kernels, whose
+// accumulators are already 8 lanes wide.
+#define NOFOLD
 
 // Block kernels: four rows of Q8_0 or Q4_0 blocks against an activation
 // vector quantised to int8 per block of 32 (xq, with scales xd). For each
@@ -744,32 +714,32 @@ q8zdone:
 // func dotF32RowsAVX2(w *byte, stride, n, rows int, x *float32, out *float32)
 // n is a positive multiple of 8; the rows are back to back (stride = 4n).
 TEXT ·dotF32RowsAVX2(SB), NOSPLIT, $0-48
-	MANYROWS2(2, F32MUL2, PFLIN2)
+	MANYROWS(2, F32MUL2, PFLIN2, NOFOLD)
 
 // func dotF16RowsAVX2(w *byte, stride, n, rows int, x *float32, out *float32)
 // n is a positive multiple of 8; the rows are back to back (stride = 2n).
 TEXT ·dotF16RowsAVX2(SB), NOSPLIT, $0-48
-	MANYROWS2(1, F16MUL2, PFLIN1)
+	MANYROWS(1, F16MUL2, PFLIN1, NOFOLD)
 
 // func dotBF16RowsAVX2(w *byte, stride, n, rows int, x *float32, out *float32)
 // n is a positive multiple of 8; the rows are back to back (stride = 2n).
 TEXT ·dotBF16RowsAVX2(SB), NOSPLIT, $0-48
-	MANYROWS2(1, BF16MUL2, PFLIN1)
+	MANYROWS(1, BF16MUL2, PFLIN1, NOFOLD)
 
 // func dotF32RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)
 // n is a positive multiple of 16; the rows are back to back (stride = 4n).
 TEXT ·dotF32RowsAVX512(SB), NOSPLIT, $0-48
-	MANYROWS(2, F32MUL5, PFLIN4)
+	MANYROWS(2, F32MUL5, PFLIN4, FOLD16)
 
 // func dotF16RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)
 // n is a positive multiple of 16; the rows are back to back (stride = 2n).
 TEXT ·dotF16RowsAVX512(SB), NOSPLIT, $0-48
-	MANYROWS(1, F16MUL5, PFLIN2)
+	MANYROWS(1, F16MUL5, PFLIN2, FOLD16)
 
 // func dotBF16RowsAVX512(w *byte, stride, n, rows int, x *float32, out *float32)
 // n is a positive multiple of 16; the rows are back to back (stride = 2n).
 TEXT ·dotBF16RowsAVX512(SB), NOSPLIT, $0-48
-	MANYROWS(1, BF16MUL5, PFLIN2)
+	MANYROWS(1, BF16MUL5, PFLIN2, FOLD16)
 
 // func dotQ8RowsAVX512(w *byte, stride, nb, rows int, xq *int8, xd *float32, out *float32)
 // nb is a positive even number of blocks.
