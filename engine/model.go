@@ -128,9 +128,10 @@ type attendWeights struct {
 	gate       ops.Matrix // d x 2d
 	gateB      []float32
 
-	// The gate's fused form (native backend, fuseGate): gateR is the view
-	// of W_gate's first d columns (no copy) and gateM the d x A matrix
-	// W_gate[:, d:] W_o (float32, or int8 for block-quantised models).
+	// The gate's fused form (native backend, fuseGate): gateR is W_gate's
+	// first d columns (a view, or for block-quantised models a contiguous
+	// copy of the same blocks) and gateM the d x A matrix W_gate[:, d:] W_o
+	// (float32, or int8 for block-quantised models).
 	// Zero when the form does not pay (A > d/2) or the columns do not
 	// split on blocks.
 	gateR, gateM ops.Matrix
@@ -187,7 +188,26 @@ func (w *attendWeights) fuseGate(p *ops.Pool, d, A int, sc *fuseScratch) {
 	if err != nil {
 		return
 	}
+	if gr.Type == quant.Q8_0 {
+		// A column view's rows are 2x their bytes apart, which the int8
+		// many-row kernel's linear prefetch cannot follow (it takes the
+		// four-row kernel, which streamed these 0.6 MB products at half
+		// the rate of the rest); the same blocks back to back give the
+		// same bits at the many-row kernel's rate. d x d int8 is within
+		// the f32 left half MemoryNeeded budgets for it.
+		gr = contiguous(gr)
+	}
 	w.gateR, w.gateM = gr, mm
+}
+
+// contiguous returns m with its rows copied back to back (Stride 0).
+func contiguous(m ops.Matrix) ops.Matrix {
+	rb := m.RowBytes()
+	data := make([]byte, m.Rows*rb)
+	for r := range m.Rows {
+		copy(data[r*rb:], m.Row(r))
+	}
+	return ops.Matrix{Type: m.Type, Rows: m.Rows, Cols: m.Cols, Data: data}
 }
 
 // Open maps the model file at path and binds every tensor the
