@@ -252,6 +252,47 @@ qdone: \
 	VPXORD          Z16, Z6, Z6; \
 	PAIRDOT(ptr, 34, acc)
 
+// F32MUL2, F16MUL2, BF16MUL2: one step of the 256-bit float kernels, 8
+// columns of the four rows at SI, R9, R10, R11 (column byte offset AX,
+// advanced) against x at DI, into Y0..Y3: the loop body of dotF32x4AVX2,
+// dotF16x4AVX2 and dotBF16x4AVX2 (which add PF4) and of their many-row
+// kernels (which add the linear prefetch stream).
+#define F32MUL2 \
+	VMOVUPS     (DI)(AX*1), Y4; \
+	VFMADD231PS (SI)(AX*1), Y4, Y0; \
+	VFMADD231PS (R9)(AX*1), Y4, Y1; \
+	VFMADD231PS (R10)(AX*1), Y4, Y2; \
+	VFMADD231PS (R11)(AX*1), Y4, Y3; \
+	ADDQ        $32, AX
+
+#define F16MUL2 \
+	VMOVUPS     (DI)(AX*2), Y4; \
+	VCVTPH2PS   (SI)(AX*1), Y5; \
+	VCVTPH2PS   (R9)(AX*1), Y6; \
+	VCVTPH2PS   (R10)(AX*1), Y7; \
+	VCVTPH2PS   (R11)(AX*1), Y8; \
+	VFMADD231PS Y5, Y4, Y0; \
+	VFMADD231PS Y6, Y4, Y1; \
+	VFMADD231PS Y7, Y4, Y2; \
+	VFMADD231PS Y8, Y4, Y3; \
+	ADDQ        $16, AX
+
+#define BF16MUL2 \
+	VMOVUPS     (DI)(AX*2), Y4; \
+	VPMOVZXWD   (SI)(AX*1), Y5; \
+	VPMOVZXWD   (R9)(AX*1), Y6; \
+	VPMOVZXWD   (R10)(AX*1), Y7; \
+	VPMOVZXWD   (R11)(AX*1), Y8; \
+	VPSLLD      $16, Y5, Y5; \
+	VPSLLD      $16, Y6, Y6; \
+	VPSLLD      $16, Y7, Y7; \
+	VPSLLD      $16, Y8, Y8; \
+	VFMADD231PS Y5, Y4, Y0; \
+	VFMADD231PS Y6, Y4, Y1; \
+	VFMADD231PS Y7, Y4, Y2; \
+	VFMADD231PS Y8, Y4, Y3; \
+	ADDQ        $16, AX
+
 // func dotF32x4AVX2(w *byte, stride, n int, x *float32, out *[4]float32)
 // n is a multiple of 8.
 TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-40
@@ -260,16 +301,8 @@ TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-40
 	JZ   f32a2done
 
 f32a2loop:
-	VMOVUPS     (DI)(AX*1), Y4
-	PREFETCHT0  PF(SI)(AX*1)
-	PREFETCHT0  PF(R9)(AX*1)
-	PREFETCHT0  PF(R10)(AX*1)
-	PREFETCHT0  PF(R11)(AX*1)
-	VFMADD231PS (SI)(AX*1), Y4, Y0
-	VFMADD231PS (R9)(AX*1), Y4, Y1
-	VFMADD231PS (R10)(AX*1), Y4, Y2
-	VFMADD231PS (R11)(AX*1), Y4, Y3
-	ADDQ        $32, AX
+	PF4
+	F32MUL2
 	CMPQ        AX, CX
 	JLT         f32a2loop
 
@@ -354,20 +387,8 @@ TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-40
 	JZ   f16a2done
 
 f16a2loop:
-	VMOVUPS     (DI)(AX*2), Y4
-	PREFETCHT0  PF(SI)(AX*1)
-	PREFETCHT0  PF(R9)(AX*1)
-	PREFETCHT0  PF(R10)(AX*1)
-	PREFETCHT0  PF(R11)(AX*1)
-	VCVTPH2PS   (SI)(AX*1), Y5
-	VCVTPH2PS   (R9)(AX*1), Y6
-	VCVTPH2PS   (R10)(AX*1), Y7
-	VCVTPH2PS   (R11)(AX*1), Y8
-	VFMADD231PS Y5, Y4, Y0
-	VFMADD231PS Y6, Y4, Y1
-	VFMADD231PS Y7, Y4, Y2
-	VFMADD231PS Y8, Y4, Y3
-	ADDQ        $16, AX
+	PF4
+	F16MUL2
 	CMPQ        AX, CX
 	JLT         f16a2loop
 
@@ -400,24 +421,8 @@ TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-40
 	JZ   bf16a2done
 
 bf16a2loop:
-	VMOVUPS     (DI)(AX*2), Y4
-	PREFETCHT0  PF(SI)(AX*1)
-	PREFETCHT0  PF(R9)(AX*1)
-	PREFETCHT0  PF(R10)(AX*1)
-	PREFETCHT0  PF(R11)(AX*1)
-	VPMOVZXWD   (SI)(AX*1), Y5
-	VPMOVZXWD   (R9)(AX*1), Y6
-	VPMOVZXWD   (R10)(AX*1), Y7
-	VPMOVZXWD   (R11)(AX*1), Y8
-	VPSLLD      $16, Y5, Y5
-	VPSLLD      $16, Y6, Y6
-	VPSLLD      $16, Y7, Y7
-	VPSLLD      $16, Y8, Y8
-	VFMADD231PS Y5, Y4, Y0
-	VFMADD231PS Y6, Y4, Y1
-	VFMADD231PS Y7, Y4, Y2
-	VFMADD231PS Y8, Y4, Y3
-	ADDQ        $16, AX
+	PF4
+	BF16MUL2
 	CMPQ        AX, CX
 	JLT         bf16a2loop
 
@@ -669,47 +674,6 @@ q8zdone:
 // the call, the argument loads and the Go loop per group, which for short
 // rows (dt_proj's 48 columns, the Note Block's 64) cost as much as the
 // products.
-
-// F32MUL2, F16MUL2, BF16MUL2: one step of the 256-bit float kernels
-// (dotF32x4AVX2's, dotF16x4AVX2's, dotBF16x4AVX2's loop bodies without
-// their prefetches, the same operations in the same order), 8 columns of
-// the four rows at SI, R9, R10, R11 (column byte offset AX, advanced)
-// against x at DI, into Y0..Y3.
-#define F32MUL2 \
-	VMOVUPS     (DI)(AX*1), Y4; \
-	VFMADD231PS (SI)(AX*1), Y4, Y0; \
-	VFMADD231PS (R9)(AX*1), Y4, Y1; \
-	VFMADD231PS (R10)(AX*1), Y4, Y2; \
-	VFMADD231PS (R11)(AX*1), Y4, Y3; \
-	ADDQ        $32, AX
-
-#define F16MUL2 \
-	VMOVUPS     (DI)(AX*2), Y4; \
-	VCVTPH2PS   (SI)(AX*1), Y5; \
-	VCVTPH2PS   (R9)(AX*1), Y6; \
-	VCVTPH2PS   (R10)(AX*1), Y7; \
-	VCVTPH2PS   (R11)(AX*1), Y8; \
-	VFMADD231PS Y5, Y4, Y0; \
-	VFMADD231PS Y6, Y4, Y1; \
-	VFMADD231PS Y7, Y4, Y2; \
-	VFMADD231PS Y8, Y4, Y3; \
-	ADDQ        $16, AX
-
-#define BF16MUL2 \
-	VMOVUPS     (DI)(AX*2), Y4; \
-	VPMOVZXWD   (SI)(AX*1), Y5; \
-	VPMOVZXWD   (R9)(AX*1), Y6; \
-	VPMOVZXWD   (R10)(AX*1), Y7; \
-	VPMOVZXWD   (R11)(AX*1), Y8; \
-	VPSLLD      $16, Y5, Y5; \
-	VPSLLD      $16, Y6, Y6; \
-	VPSLLD      $16, Y7, Y7; \
-	VPSLLD      $16, Y8, Y8; \
-	VFMADD231PS Y5, Y4, Y0; \
-	VFMADD231PS Y6, Y4, Y1; \
-	VFMADD231PS Y7, Y4, Y2; \
-	VFMADD231PS Y8, Y4, Y3; \
-	ADDQ        $16, AX
 
 // func dotF32RowsAVX2(w *byte, stride, n, rows int, x *float32, out *float32)
 // n is a positive multiple of 8; the rows are back to back (stride = 4n).
