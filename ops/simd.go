@@ -73,6 +73,10 @@ const (
 	kTileBF16AVX512
 	kTileQ8AVX2
 	kTileQ8AVX512
+
+	// The activations' int8 quantiser (tile_amd64.s), used by QuantizeQ8.
+	kQuantQ8AVX2
+	kQuantQ8AVX512
 )
 
 func callTile(k kernel, w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
@@ -512,11 +516,17 @@ func QuantizeQ8(q []int8, d []float32, x []float32) {
 	if len(x)%bs != 0 || len(q) != len(x) || len(d) != len(x)/bs {
 		panic(fmt.Sprintf("ops: QuantizeQ8 of %d values into %d quants and %d scales", len(x), len(q), len(d)))
 	}
-	if cur().quantize && len(d) > 0 {
-		quantQ8AVX512(&q[0], &d[0], &x[0], len(d))
+	if len(d) == 0 {
 		return
 	}
-	quantizeQ8Go(q, d, x)
+	switch cur().quantize {
+	case kQuantQ8AVX2:
+		quantQ8AVX2(&q[0], &d[0], &x[0], len(d))
+	case kQuantQ8AVX512:
+		quantQ8AVX512(&q[0], &d[0], &x[0], len(d))
+	default:
+		quantizeQ8Go(q, d, x)
+	}
 }
 
 // quantizeQ8Go is QuantizeQ8's loop, the oracle of its vector version.

@@ -107,3 +107,11 @@ func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, o
 //
 //go:noescape
 func quantQ8AVX512(q *int8, d *float32, x *float32, nb int)
+
+// quantQ8AVX2 is QuantizeQ8 on nb blocks of 32 in 256-bit registers, with
+// the bits of its Go loop:
+//
+//	quantizeQ8Go(q[:32*nb], d[:nb], x[:32*nb])
+//
+//go:noescape
+func quantQ8AVX2(q *int8, d *float32, x *float32, nb int)

@@ -447,6 +447,109 @@ qzdone:
 	VZEROUPPER
 	RET
 
+// quantPerm<> is the VPERMD order that puts quantQ8AVX2's packed bytes
+// back in x's order (see there).
+DATA quantPerm<>+0x00(SB)/8, $0x0000000400000000
+DATA quantPerm<>+0x08(SB)/8, $0x0000000500000001
+DATA quantPerm<>+0x10(SB)/8, $0x0000000600000002
+DATA quantPerm<>+0x18(SB)/8, $0x0000000700000003
+GLOBL quantPerm<>(SB), RODATA|NOPTR, $32
+
+// func quantQ8AVX2(q *int8, d *float32, x *float32, nb int)
+// quantQ8AVX512's operations in 256-bit registers, so QuantizeQ8's bits:
+// the block maximum of |x| skipping NaN (VMAXPS returns its second source
+// when either is NaN, and the running maximum is that source), d =
+// amax/127, id = 1/d or 0, (x*id + 0x1.8p23) - 0x1.8p23 truncated to
+// int32. AVX2 has no truncating VPMOVDB, so each int32 is masked to its
+// low byte and the four registers are packed with VPACKUSDW and
+// VPACKUSWB, which cannot saturate values in 0..255 (the same byte Go's
+// int8 conversion keeps); the packs interleave 128-bit lanes, which
+// VPERMD undoes.
+TEXT ·quantQ8AVX2(SB), NOSPLIT, $0-32
+	MOVQ         q+0(FP), DI
+	MOVQ         d+8(FP), R8
+	MOVQ         x+16(FP), SI
+	MOVQ         nb+24(FP), CX
+	MOVL         $0x7fffffff, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL         $0x4b400000, AX // 0x1.8p23
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL         $0x000000ff, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13
+	VMOVDQU      quantPerm<>(SB), Y12
+	MOVL         $0x42fe0000, AX // 127
+	VMOVD        AX, X11
+	MOVL         $0x3f800000, AX // 1
+	VMOVD        AX, X10
+	TESTQ        CX, CX
+	JZ           qadone
+
+qaloop:
+	VMOVUPS      (SI), Y0
+	VMOVUPS      32(SI), Y1
+	VMOVUPS      64(SI), Y2
+	VMOVUPS      96(SI), Y3
+	VANDPS       Y15, Y0, Y4
+	VANDPS       Y15, Y1, Y5
+	VANDPS       Y15, Y2, Y6
+	VANDPS       Y15, Y3, Y7
+	VXORPS       Y8, Y8, Y8
+	VMAXPS       Y8, Y4, Y8
+	VMAXPS       Y8, Y5, Y8
+	VMAXPS       Y8, Y6, Y8
+	VMAXPS       Y8, Y7, Y8
+	VEXTRACTF128 $1, Y8, X9
+	VMAXPS       X9, X8, X8
+	VPSHUFD      $0x4e, X8, X9
+	VMAXPS       X9, X8, X8
+	VPSHUFD      $0xb1, X8, X9
+	VMAXPS       X9, X8, X8
+	VDIVSS       X11, X8, X8 // d = amax/127
+	VMOVSS       X8, (R8)
+	VXORPS       X9, X9, X9
+	VUCOMISS     X9, X8
+	JEQ          qazero
+	VDIVSS       X8, X10, X9 // id = 1/d
+qazero:
+	VBROADCASTSS X9, Y9
+	VMULPS       Y9, Y0, Y0
+	VMULPS       Y9, Y1, Y1
+	VMULPS       Y9, Y2, Y2
+	VMULPS       Y9, Y3, Y3
+	VADDPS       Y14, Y0, Y0
+	VADDPS       Y14, Y1, Y1
+	VADDPS       Y14, Y2, Y2
+	VADDPS       Y14, Y3, Y3
+	VSUBPS       Y14, Y0, Y0
+	VSUBPS       Y14, Y1, Y1
+	VSUBPS       Y14, Y2, Y2
+	VSUBPS       Y14, Y3, Y3
+	VCVTTPS2DQ   Y0, Y0
+	VCVTTPS2DQ   Y1, Y1
+	VCVTTPS2DQ   Y2, Y2
+	VCVTTPS2DQ   Y3, Y3
+	VPAND        Y13, Y0, Y0
+	VPAND        Y13, Y1, Y1
+	VPAND        Y13, Y2, Y2
+	VPAND        Y13, Y3, Y3
+	VPACKUSDW    Y1, Y0, Y0 // lanes: x0-3 x8-11 | x4-7 x12-15 (words)
+	VPACKUSDW    Y3, Y2, Y2 // x16-19 x24-27 | x20-23 x28-31
+	VPACKUSWB    Y2, Y0, Y0 // x0-3 x8-11 x16-19 x24-27 | x4-7 x12-15 x20-23 x28-31 (bytes)
+	VPERMD       Y0, Y12, Y0
+	VMOVDQU      Y0, (DI)
+	ADDQ         $128, SI
+	ADDQ         $32, DI
+	ADDQ         $4, R8
+	DECQ         CX
+	JNZ          qaloop
+
+qadone:
+	VZEROUPPER
+	RET
+
 // ---- Q8_0 in 512-bit registers: the 4x4 tile two blocks a step, with the
 // bits of the one-block step (TQ8STEP, Q8ROW) and so of the row kernels.
 //

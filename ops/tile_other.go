@@ -28,3 +28,4 @@ func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, o
 }
 
 func quantQ8AVX512(q *int8, d *float32, x *float32, nb int) { panic(noAsm) }
+func quantQ8AVX2(q *int8, d *float32, x *float32, nb int)   { panic(noAsm) }

@@ -87,7 +87,7 @@ func TestQuantizeQ8Kernel(t *testing.T) {
 		rng := newRNG(63)
 		specials := []float32{0, float32(math.Copysign(0, -1)), 1e-45, -1e-40, 1e-38, float32(math.Inf(1)), float32(math.Inf(-1)),
 			float32(math.NaN()), 3e38, -3e38, 0.5, -0.5, 127, 63.5, -63.5}
-		for _, nb := range []int{0, 1, 2, 7, 48} {
+		for _, nb := range []int{0, 1, 2, 3, 7, 48} {
 			x := randVec(rng, nb*32)
 			for b := 0; b < nb; b++ {
 				switch b % 4 {
@@ -103,18 +103,42 @@ func TestQuantizeQ8Kernel(t *testing.T) {
 					x[b*32+rng.IntN(32)] = float32(math.NaN())
 				}
 			}
-			q, d := make([]int8, len(x)), make([]float32, nb)
 			wq, wd := make([]int8, len(x)), make([]float32, nb)
-			QuantizeQ8(q, d, x)
 			quantizeQ8Go(wq, wd, x)
-			for b := range d {
-				if math.Float32bits(d[b]) != math.Float32bits(wd[b]) {
-					t.Fatalf("nb=%d block %d: d = %v, want %v", nb, b, d[b], wd[b])
+			// Every offset of the outputs and the input within a cache
+			// line's worth of bytes, guard values on both sides.
+			const guard = 7
+			for off := range 5 {
+				xs := make([]float32, off+len(x)+guard)
+				copy(xs[off:], x)
+				qs, ds := make([]int8, off+len(x)+guard), make([]float32, off+nb+guard)
+				for i := range qs {
+					qs[i] = 0x5a
 				}
-			}
-			for i := range q {
-				if q[i] != wq[i] {
-					t.Fatalf("nb=%d [%d] x = %v: q = %d, want %d", nb, i, x[i], q[i], wq[i])
+				for i := range ds {
+					ds[i] = -12345
+				}
+				q, d := qs[off:off+len(x)], ds[off:off+nb]
+				QuantizeQ8(q, d, xs[off:off+len(x)])
+				for b := range d {
+					if math.Float32bits(d[b]) != math.Float32bits(wd[b]) {
+						t.Fatalf("nb=%d off=%d block %d: d = %v, want %v", nb, off, b, d[b], wd[b])
+					}
+				}
+				for i := range q {
+					if q[i] != wq[i] {
+						t.Fatalf("nb=%d off=%d [%d] x = %v: q = %d, want %d", nb, off, i, x[i], q[i], wq[i])
+					}
+				}
+				for i := range off {
+					if qs[i] != 0x5a || ds[i] != -12345 {
+						t.Fatalf("nb=%d off=%d: a guard before the output changed", nb, off)
+					}
+				}
+				for i := range guard {
+					if qs[off+len(x)+i] != 0x5a || ds[off+nb+i] != -12345 {
+						t.Fatalf("nb=%d off=%d: a guard after the output changed", nb, off)
+					}
 				}
 			}
 		}
