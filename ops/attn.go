@@ -33,8 +33,8 @@ func Attend(out, q, K, V []float32, n, H int) {
 	}
 	dh := A / H
 	scale := float32(math.Sqrt(float64(dh)))
-	if cur().attend && dh%16 == 0 && n*H <= maxSIMDScores && H <= maxSIMDHeads {
-		attendSIMD(out, q, K, V, n, H, dh, scale)
+	if k := cur().attend; k != kNone && dh%attendLanes(k) == 0 && n*H <= maxSIMDScores && H <= maxSIMDHeads {
+		attendSIMD(k, out, q, K, V, n, H, dh, scale)
 		return
 	}
 	if n <= maxKeptScores {
@@ -104,16 +104,31 @@ const (
 	maxSIMDHeads  = 64
 )
 
+// attendLanes is the head width the attention kernels k work in: heads
+// must be a multiple of it wide.
+func attendLanes(k kernel) int {
+	if k == kAttendAVX512 {
+		return 16
+	}
+	return 8
+}
+
 // attendSIMD is Attend with the dot products and the weighted sum of values
-// in AVX-512 kernels (heads a multiple of 16 wide): the same formula,
-// summed in a different order than the Go loops (within TestAttend's
-// bound of them).
-func attendSIMD(out, q, K, V []float32, n, H, dh int, scale float32) {
+// in the kernels k (kAttendAVX2: attendScoresAVX2 and attendAccumAVX2,
+// heads a multiple of 8 wide; kAttendAVX512: the AVX-512 pair, a multiple
+// of 16): the same formula, summed in a different order than the Go loops
+// (within TestAttend's bound of them; TestAttendKernelsTwin holds each
+// level's bits).
+func attendSIMD(k kernel, out, q, K, V []float32, n, H, dh int, scale float32) {
 	A := len(q)
 	var sb [maxSIMDScores]float32
 	var inv [maxSIMDHeads]float32
 	s := sb[:n*H]
-	attendScoresAVX512(&s[0], &q[0], &K[0], n, A, dh, scale)
+	if k == kAttendAVX512 {
+		attendScoresAVX512(&s[0], &q[0], &K[0], n, A, dh, scale)
+	} else {
+		attendScoresAVX2(&s[0], &q[0], &K[0], n, A, dh, scale)
+	}
 	for h := 0; h < H; h++ {
 		sh := s[h*n : (h+1)*n]
 		m := sh[0]
@@ -130,7 +145,11 @@ func attendSIMD(out, q, K, V []float32, n, H, dh int, scale float32) {
 		}
 		inv[h] = 1 / sum
 	}
-	attendAccumAVX512(&out[0], &s[0], &V[0], n, A, dh)
+	if k == kAttendAVX512 {
+		attendAccumAVX512(&out[0], &s[0], &V[0], n, A, dh)
+	} else {
+		attendAccumAVX2(&out[0], &s[0], &V[0], n, A, dh)
+	}
 	for h := 0; h < H; h++ {
 		oh := out[h*dh : (h+1)*dh]
 		Scale(oh, oh, inv[h])

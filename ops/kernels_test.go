@@ -421,7 +421,7 @@ func TestAttend(t *testing.T) {
 func testAttend(t *testing.T) {
 	rng := newRNG(11)
 	for _, H := range []int{1, 2, 4} {
-		for _, dh := range []int{1, 3, 16, 32} {
+		for _, dh := range []int{1, 3, 8, 16, 24, 32} {
 			for n := 0; n <= 60; n += 1 + n/8 {
 				for _, off := range []int{0, 1} {
 					A := H * dh

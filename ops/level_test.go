@@ -86,7 +86,7 @@ func TestKernelTable(t *testing.T) {
 			}
 		}
 		prev := levels[l-1]
-		if (prev.vec8 && !ks.vec8) || (prev.scan16 && !ks.scan16) || (prev.attend && !ks.attend) || (prev.quantize != kNone && ks.quantize == kNone) {
+		if (prev.vec8 && !ks.vec8) || (prev.scan16 && !ks.scan16) || (prev.attend != kNone && ks.attend == kNone) || (prev.quantize != kNone && ks.quantize == kNone) {
 			t.Errorf("%s lacks a capability of %s", l, l-1)
 		}
 	}

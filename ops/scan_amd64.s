@@ -770,3 +770,101 @@ acnext:
 acdone:
 	VZEROUPPER
 	RET
+
+// ---- the Note Block's attention (AVX2), heads dh wide, dh a multiple of 8 ----
+
+// func attendScoresAVX2(s, q, K *float32, n, A, dh int, scale float32)
+// attendScoresAVX512 with 8 lanes: each dot sums 8 lanes with FMA, then the
+// lanes in the same tree as there after its fold to 8.
+TEXT ·attendScoresAVX2(SB), NOSPLIT, $0-52
+	MOVQ   s+0(FP), DI
+	MOVQ   q+8(FP), SI
+	MOVQ   K+16(FP), R8
+	MOVQ   n+24(FP), R9
+	MOVQ   A+32(FP), R10
+	MOVQ   dh+40(FP), R11
+	VMOVSS scale+48(FP), X15
+	SHLQ   $2, R10
+	SHLQ   $2, R11
+	XORQ   R12, R12
+
+a2shead:
+	CMPQ R12, R10
+	JGE  a2sdone
+	MOVQ R8, R13
+	MOVQ R9, CX
+
+a2sentry:
+	VXORPS Y0, Y0, Y0
+	XORQ   AX, AX
+
+a2schunk:
+	LEAQ        (R12)(AX*1), BX
+	VMOVUPS     (SI)(BX*1), Y1
+	VFMADD231PS (R13)(BX*1), Y1, Y0
+	ADDQ        $32, AX
+	CMPQ        AX, R11
+	JLT         a2schunk
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VDIVSS       X15, X0, X0
+	VMOVSS       X0, (DI)
+	ADDQ         $4, DI
+	ADDQ         R10, R13
+	DECQ         CX
+	JNZ          a2sentry
+	ADDQ         R11, R12
+	JMP          a2shead
+
+a2sdone:
+	VZEROUPPER
+	RET
+
+// func attendAccumAVX2(out, e, V *float32, n, A, dh int)
+// attendAccumAVX512 with 8 lanes: the same FMA chain per output value.
+TEXT ·attendAccumAVX2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ e+8(FP), SI
+	MOVQ V+16(FP), R8
+	MOVQ n+24(FP), R9
+	MOVQ A+32(FP), R10
+	MOVQ dh+40(FP), R11
+	SHLQ $2, R10
+	SHLQ $2, R11
+	XORQ R12, R12
+
+a2chead:
+	CMPQ R12, R10
+	JGE  a2cdone
+	XORQ AX, AX
+
+a2cchunk:
+	CMPQ   AX, R11
+	JGE    a2cnext
+	VXORPS Y0, Y0, Y0
+	LEAQ   (R12)(AX*1), BX
+	MOVQ   R8, R13
+	MOVQ   SI, DX
+	MOVQ   R9, CX
+
+a2centry:
+	VBROADCASTSS (DX), Y1
+	VFMADD231PS  (R13)(BX*1), Y1, Y0
+	ADDQ         $4, DX
+	ADDQ         R10, R13
+	DECQ         CX
+	JNZ          a2centry
+	VMOVUPS      Y0, (DI)(BX*1)
+	ADDQ         $32, AX
+	JMP          a2cchunk
+
+a2cnext:
+	LEAQ (SI)(R9*4), SI
+	ADDQ R11, R12
+	JMP  a2chead
+
+a2cdone:
+	VZEROUPPER
+	RET

@@ -74,6 +74,11 @@ const (
 	kTileQ8AVX2
 	kTileQ8AVX512
 
+	// The Note Block's attention (scan_amd64.s): attendScores* and
+	// attendAccum* of that level, used by Attend.
+	kAttendAVX2
+	kAttendAVX512
+
 	// The activations' int8 quantiser (tile_amd64.s), used by QuantizeQ8.
 	kQuantQ8AVX2
 	kQuantQ8AVX512

@@ -334,6 +334,35 @@ func attendScoresAVX512(s, q, K *float32, n, A, dh int, scale float32)
 //go:noescape
 func attendAccumAVX512(out, e, V *float32, n, A, dh int)
 
+// attendScoresAVX2 is attendScoresAVX512 with 8 lanes (dh a multiple of 8):
+//
+//	for h := 0; h < A/dh; h++ {
+//		for j := 0; j < n; j++ {
+//			var u [8]float32
+//			for c := h * dh; c < (h+1)*dh; c++ {
+//				u[c%8] = fma(q[c], K[j*A+c], u[c%8])
+//			}
+//			s[h*n+j] = (((u[0]+u[4])+(u[1]+u[5])) + ((u[2]+u[6])+(u[3]+u[7]))) / scale
+//		}
+//	}
+//
+//go:noescape
+func attendScoresAVX2(s, q, K *float32, n, A, dh int, scale float32)
+
+// attendAccumAVX2 is attendAccumAVX512's loop (dh a multiple of 8, n >= 1),
+// 8 lanes at a time, so the same bits:
+//
+//	for h := 0; h < A/dh; h++ {
+//		for c := h * dh; c < (h+1)*dh; c++ {
+//			var o float32
+//			for j := 0; j < n; j++ { o = fma(e[h*n+j], V[j*A+c], o) }
+//			out[c] = o
+//		}
+//	}
+//
+//go:noescape
+func attendAccumAVX2(out, e, V *float32, n, A, dh int)
+
 // CPUFeatures lists the CPU features the kernel levels depend on, those
 // this CPU has.
 func CPUFeatures() string {

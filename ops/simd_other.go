@@ -63,3 +63,7 @@ func convK4AVX2(out, x, w0, w1, w2, w3, b, s0, s1, s2 *float32, E, T, n int) { p
 func attendScoresAVX512(s, q, K *float32, n, A, dh int, scale float32) { panic(noAsm) }
 
 func attendAccumAVX512(out, e, V *float32, n, A, dh int) { panic(noAsm) }
+
+func attendScoresAVX2(s, q, K *float32, n, A, dh int, scale float32) { panic(noAsm) }
+
+func attendAccumAVX2(out, e, V *float32, n, A, dh int) { panic(noAsm) }

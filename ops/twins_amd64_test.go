@@ -434,3 +434,88 @@ func TestBlockKernelsTwin(t *testing.T) {
 		}
 	}
 }
+
+// attendScoresTwin is attendScoresAVX2's (lanes 8) or attendScoresAVX512's
+// (lanes 16) loop in Go: per lane a once-rounded FMA chain over the head's
+// columns, 16 lanes folded to 8, then the 8 in a fixed tree.
+func attendScoresTwin(lanes int, s, q, K []float32, n, A, dh int, scale float32) {
+	for h := 0; h < A/dh; h++ {
+		for j := 0; j < n; j++ {
+			var acc [16]float32
+			for c := h * dh; c < (h+1)*dh; c++ {
+				acc[c%lanes] = fma32(q[c], K[j*A+c], acc[c%lanes])
+			}
+			u := [8]float32(acc[:8])
+			if lanes == 16 {
+				u = fold16Twin(acc)
+			}
+			s[h*n+j] = (((u[0] + u[4]) + (u[1] + u[5])) + ((u[2] + u[6]) + (u[3] + u[7]))) / scale
+		}
+	}
+}
+
+// attendAccumTwin is attendAccum*'s loop in Go: one FMA chain over the keys
+// per output value, whatever the lanes.
+func attendAccumTwin(out, e, V []float32, n, A, dh int) {
+	for h := 0; h < A/dh; h++ {
+		for c := h * dh; c < (h+1)*dh; c++ {
+			var o float32
+			for j := 0; j < n; j++ {
+				o = fma32(e[h*n+j], V[j*A+c], o)
+			}
+			out[c] = o
+		}
+	}
+}
+
+// TestAttendKernelsTwin holds the Note Block's attention kernels of each
+// level to their Go twins bit for bit: heads of every multiple of the
+// lanes up to 4 vectors, 1 to 4 heads, 1 to 40 keys, inputs at float
+// offsets 0-3, guard values around the outputs.
+func TestAttendKernelsTwin(t *testing.T) {
+	rng := newRNG(93)
+	for _, k := range []struct {
+		name   string
+		level  simdLevel
+		lanes  int
+		scores func(s, q, K *float32, n, A, dh int, scale float32)
+		accum  func(out, e, V *float32, n, A, dh int)
+	}{
+		{"avx2", simdAVX2, 8, attendScoresAVX2, attendAccumAVX2},
+		{"avx512", simdAVX512, 16, attendScoresAVX512, attendAccumAVX512},
+	} {
+		if simdDetected < k.level {
+			t.Logf("%s: not on this CPU", k.name)
+			continue
+		}
+		for v := 1; v <= 4; v++ {
+			dh := v * k.lanes
+			for H := 1; H <= 4; H++ {
+				A := H * dh
+				for _, n := range []int{1, 2, 3, 7, 16, 40} {
+					off := rng.IntN(4)
+					what := fmt.Sprintf("%s dh=%d H=%d n=%d off=%d", k.name, dh, H, n, off)
+					q := offsetCopy(randVec(rng, A), off)
+					K := offsetCopy(randVec(rng, n*A), off)
+					V := offsetCopy(randVec(rng, n*A), off)
+					e := offsetCopy(randVec(rng, n*H), off)
+					scale := float32(math.Sqrt(float64(dh)))
+
+					s, check := guarded(n*H, off)
+					k.scores(&s[0], &q[0], &K[0], n, A, dh, scale)
+					check(t)
+					want := make([]float32, n*H)
+					attendScoresTwin(k.lanes, want, q, K, n, A, dh, scale)
+					sameBits(t, what+" scores", s, want)
+
+					out, check := guarded(A, off)
+					k.accum(&out[0], &e[0], &V[0], n, A, dh)
+					check(t)
+					wo := make([]float32, A)
+					attendAccumTwin(wo, e, V, n, A, dh)
+					sameBits(t, what+" accumulation", out, wo)
+				}
+			}
+		}
+	}
+}
