@@ -29,7 +29,7 @@ else
 fi
 
 pk_models=""
-for m in memmamba-passkey mamba-passkey; do
+for m in memmamba-passkey-selective mamba-passkey; do
   if [ -f "testdata/trained/$m/model.safetensors" ]; then pk_models="$pk_models $m"; fi
 done
 if [ -n "$pk_models" ]; then
@@ -38,6 +38,11 @@ if [ -n "$pk_models" ]; then
     ./bin/mmconvert "testdata/trained/$m" -o "$out/$m.int8.mmq" --type int8 --force -q
     ./bin/mmrun passkey -m "$out/$m.int8.mmq" --lengths 1k,16k --trials 5 -v
   done
+  if [ -f "$out/memmamba-passkey-selective.int8.mmq" ] && [ -f "$out/mamba-passkey.int8.mmq" ]; then
+    echo "== mmrun memory: how long each passkey model remembers a token of a 16 KiB prompt ($out/memory-passkey.html)"
+    ./bin/mmrun memory -m "$out/mamba-passkey.int8.mmq" -m "$out/memmamba-passkey-selective.int8.mmq" \
+      testdata/trained/passkey_eval/memory_prompt.txt --html "$out/memory-passkey.html"
+  fi
 else
   echo "(no trained passkey model under testdata/trained yet: passkey prompts on the text model, expect misses)"
   ./bin/mmrun passkey -m "$out/text.int8.mmq" --lengths 2k --trials 2 -v

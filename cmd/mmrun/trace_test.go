@@ -209,7 +209,7 @@ func TestTraceReportInBrowser(t *testing.T) {
 		}
 		t.Skip("chromium is not installed (make chromium installs it); the browser test did not run")
 	}
-	model := convertTrained(t, "memmamba-passkey")
+	model := convertTrained(t, "memmamba-passkey-selective")
 	text := passkeyText(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "prompt.txt")

@@ -42,7 +42,7 @@ from train import read_safetensors  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAINED = os.path.join(HERE, "..", "trained")
-MODELS = ["mamba-kjv", "memmamba-kjv", "mamba-passkey", "memmamba-passkey"]
+MODELS = ["mamba-kjv", "memmamba-kjv", "mamba-passkey", "memmamba-passkey-selective"]
 MARGIN = 1e-3
 SCORE_GAP = 2e-6
 TEXT_BYTES = (128, 96, 64, 48, 40)  # the longest window with clear decisions
