@@ -165,6 +165,111 @@ GLOBL exp127<>(SB), RODATA|NOPTR, $32
 	VMULPS      Y8, out, out; \
 	VMULPS      Y7, out, out
 
+// The attention kernels' bodies (their TEXTs are at the end of the
+// file). They are defined before any TEXT because go vet, which does not
+// expand macros, would check their argument names against the function
+// above them.
+
+// ATTSCORES(acc, tmp, STEP, FOLD): attendScores*'s body, acc and tmp the
+// level's registers 0 and 1 (Z or Y), STEP their width in bytes, FOLD
+// what adds the 16 lanes of acc to 8 in Y0 (AVX2: nothing). Each dot sums
+// the lanes with FMA, then the 8 in the tree VEXTRACTF128/VADDPS and two
+// VHADDPS make.
+#define ATTSCORES(acc, tmp, STEP, FOLD) \
+	MOVQ   s+0(FP), DI; \
+	MOVQ   q+8(FP), SI; \
+	MOVQ   K+16(FP), R8; \
+	MOVQ   n+24(FP), R9; \
+	MOVQ   A+32(FP), R10; \
+	MOVQ   dh+40(FP), R11; \
+	VMOVSS scale+48(FP), X15; \
+	SHLQ   $2, R10; \
+	SHLQ   $2, R11; \
+	XORQ   R12, R12; \
+ashead: \
+	CMPQ R12, R10; \
+	JGE  asdone; \
+	MOVQ R8, R13; \
+	MOVQ R9, CX; \
+asentry: \
+	VXORPS acc, acc, acc; \
+	XORQ   AX, AX; \
+aschunk: \
+	LEAQ        (R12)(AX*1), BX; \
+	VMOVUPS     (SI)(BX*1), tmp; \
+	VFMADD231PS (R13)(BX*1), tmp, acc; \
+	ADDQ        $STEP, AX; \
+	CMPQ        AX, R11; \
+	JLT         aschunk; \
+	FOLD; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS       X1, X0, X0; \
+	VHADDPS      X0, X0, X0; \
+	VHADDPS      X0, X0, X0; \
+	VDIVSS       X15, X0, X0; \
+	VMOVSS       X0, (DI); \
+	ADDQ         $4, DI; \
+	ADDQ         R10, R13; \
+	DECQ         CX; \
+	JNZ          asentry; \
+	ADDQ         R11, R12; \
+	JMP          ashead; \
+asdone: \
+	VZEROUPPER; \
+	RET
+
+// ATTFOLD16 adds Z0's 16 lanes to 8 in Y0 (FOLD16's order: lane l plus
+// lane l+8).
+#define ATTFOLD16 \
+	VEXTRACTF64X4 $1, Z0, Y1; \
+	VADDPS        Y1, Y0, Y0
+
+// ATTNOFOLD stands for ATTFOLD16 at AVX2, whose accumulator has 8 lanes.
+#define ATTNOFOLD
+
+// ATTACCUM(acc, tmp, STEP): attendAccum*'s body: out_h = sum_j e[h*n+j] *
+// V[j]_h for every head h, j in order (FMA), STEP bytes of a head at a
+// time; V is n x A (n >= 1). out is overwritten.
+#define ATTACCUM(acc, tmp, STEP) \
+	MOVQ out+0(FP), DI; \
+	MOVQ e+8(FP), SI; \
+	MOVQ V+16(FP), R8; \
+	MOVQ n+24(FP), R9; \
+	MOVQ A+32(FP), R10; \
+	MOVQ dh+40(FP), R11; \
+	SHLQ $2, R10; \
+	SHLQ $2, R11; \
+	XORQ R12, R12; \
+achead: \
+	CMPQ R12, R10; \
+	JGE  acdone; \
+	XORQ AX, AX; \
+acchunk: \
+	CMPQ   AX, R11; \
+	JGE    acnext; \
+	VXORPS acc, acc, acc; \
+	LEAQ   (R12)(AX*1), BX; \
+	MOVQ   R8, R13; \
+	MOVQ   SI, DX; \
+	MOVQ   R9, CX; \
+acentry: \
+	VBROADCASTSS (DX), tmp; \
+	VFMADD231PS  (R13)(BX*1), tmp, acc; \
+	ADDQ         $4, DX; \
+	ADDQ         R10, R13; \
+	DECQ         CX; \
+	JNZ          acentry; \
+	VMOVUPS      acc, (DI)(BX*1); \
+	ADDQ         $STEP, AX; \
+	JMP          acchunk; \
+acnext: \
+	LEAQ (SI)(R9*4), SI; \
+	ADDQ R11, R12; \
+	JMP  achead; \
+acdone: \
+	VZEROUPPER; \
+	RET
+
 // func expAVX2(dst, src *float32, n int)
 // n is a multiple of 8.
 TEXT ·expAVX2(SB), NOSPLIT, $0-24
@@ -669,202 +774,27 @@ cvdone:
 	VZEROUPPER
 	RET
 
-// ---- the Note Block's attention (AVX-512), heads dh wide, dh a multiple of 16 ----
+// ---- the Note Block's attention, heads dh wide: AVX-512 (dh a multiple
+// of 16, 512-bit registers) and AVX2 (a multiple of 8, 256-bit); both
+// levels run the bodies ATTSCORES and ATTACCUM (at the top of the file)
+// with their own registers and step.
 
 // func attendScoresAVX512(s, q, K *float32, n, A, dh int, scale float32)
 // s[h*n+j] = (q_h . K[j]_h) / scale for every head h (A/dh of them) and
-// key j < n (n >= 1); K is n x A. Each dot sums 16 lanes with FMA, then the
-// lanes in a fixed tree.
+// key j < n (n >= 1); K is n x A; 16 lanes, folded to 8.
 TEXT ·attendScoresAVX512(SB), NOSPLIT, $0-52
-	MOVQ   s+0(FP), DI
-	MOVQ   q+8(FP), SI
-	MOVQ   K+16(FP), R8
-	MOVQ   n+24(FP), R9
-	MOVQ   A+32(FP), R10
-	MOVQ   dh+40(FP), R11
-	VMOVSS scale+48(FP), X15
-	SHLQ   $2, R10
-	SHLQ   $2, R11
-	XORQ   R12, R12
-
-ashead:
-	CMPQ R12, R10
-	JGE  asdone
-	MOVQ R8, R13
-	MOVQ R9, CX
-
-asentry:
-	VXORPS Z0, Z0, Z0
-	XORQ   AX, AX
-
-aschunk:
-	LEAQ        (R12)(AX*1), BX
-	VMOVUPS     (SI)(BX*1), Z1
-	VFMADD231PS (R13)(BX*1), Z1, Z0
-	ADDQ        $64, AX
-	CMPQ        AX, R11
-	JLT         aschunk
-	VEXTRACTF64X4 $1, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $1, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VDIVSS        X15, X0, X0
-	VMOVSS        X0, (DI)
-	ADDQ          $4, DI
-	ADDQ          R10, R13
-	DECQ          CX
-	JNZ           asentry
-	ADDQ          R11, R12
-	JMP           ashead
-
-asdone:
-	VZEROUPPER
-	RET
+	ATTSCORES(Z0, Z1, 64, ATTFOLD16)
 
 // func attendAccumAVX512(out, e, V *float32, n, A, dh int)
-// out_h = sum_j e[h*n+j] * V[j]_h for every head h, j in order (FMA);
-// V is n x A (n >= 1). out is overwritten.
 TEXT ·attendAccumAVX512(SB), NOSPLIT, $0-48
-	MOVQ out+0(FP), DI
-	MOVQ e+8(FP), SI
-	MOVQ V+16(FP), R8
-	MOVQ n+24(FP), R9
-	MOVQ A+32(FP), R10
-	MOVQ dh+40(FP), R11
-	SHLQ $2, R10
-	SHLQ $2, R11
-	XORQ R12, R12
-
-achead:
-	CMPQ R12, R10
-	JGE  acdone
-	XORQ AX, AX
-
-acchunk:
-	CMPQ   AX, R11
-	JGE    acnext
-	VXORPS Z0, Z0, Z0
-	LEAQ   (R12)(AX*1), BX
-	MOVQ   R8, R13
-	MOVQ   SI, DX
-	MOVQ   R9, CX
-
-acentry:
-	VBROADCASTSS (DX), Z1
-	VFMADD231PS  (R13)(BX*1), Z1, Z0
-	ADDQ         $4, DX
-	ADDQ         R10, R13
-	DECQ         CX
-	JNZ          acentry
-	VMOVUPS      Z0, (DI)(BX*1)
-	ADDQ         $64, AX
-	JMP          acchunk
-
-acnext:
-	LEAQ (SI)(R9*4), SI
-	ADDQ R11, R12
-	JMP  achead
-
-acdone:
-	VZEROUPPER
-	RET
-
-// ---- the Note Block's attention (AVX2), heads dh wide, dh a multiple of 8 ----
+	ATTACCUM(Z0, Z1, 64)
 
 // func attendScoresAVX2(s, q, K *float32, n, A, dh int, scale float32)
-// attendScoresAVX512 with 8 lanes: each dot sums 8 lanes with FMA, then the
-// lanes in the same tree as there after its fold to 8.
+// attendScoresAVX512 in 8 lanes.
 TEXT ·attendScoresAVX2(SB), NOSPLIT, $0-52
-	MOVQ   s+0(FP), DI
-	MOVQ   q+8(FP), SI
-	MOVQ   K+16(FP), R8
-	MOVQ   n+24(FP), R9
-	MOVQ   A+32(FP), R10
-	MOVQ   dh+40(FP), R11
-	VMOVSS scale+48(FP), X15
-	SHLQ   $2, R10
-	SHLQ   $2, R11
-	XORQ   R12, R12
-
-a2shead:
-	CMPQ R12, R10
-	JGE  a2sdone
-	MOVQ R8, R13
-	MOVQ R9, CX
-
-a2sentry:
-	VXORPS Y0, Y0, Y0
-	XORQ   AX, AX
-
-a2schunk:
-	LEAQ        (R12)(AX*1), BX
-	VMOVUPS     (SI)(BX*1), Y1
-	VFMADD231PS (R13)(BX*1), Y1, Y0
-	ADDQ        $32, AX
-	CMPQ        AX, R11
-	JLT         a2schunk
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VHADDPS      X0, X0, X0
-	VHADDPS      X0, X0, X0
-	VDIVSS       X15, X0, X0
-	VMOVSS       X0, (DI)
-	ADDQ         $4, DI
-	ADDQ         R10, R13
-	DECQ         CX
-	JNZ          a2sentry
-	ADDQ         R11, R12
-	JMP          a2shead
-
-a2sdone:
-	VZEROUPPER
-	RET
+	ATTSCORES(Y0, Y1, 32, ATTNOFOLD)
 
 // func attendAccumAVX2(out, e, V *float32, n, A, dh int)
-// attendAccumAVX512 with 8 lanes: the same FMA chain per output value.
+// attendAccumAVX512 in 8 lanes.
 TEXT ·attendAccumAVX2(SB), NOSPLIT, $0-48
-	MOVQ out+0(FP), DI
-	MOVQ e+8(FP), SI
-	MOVQ V+16(FP), R8
-	MOVQ n+24(FP), R9
-	MOVQ A+32(FP), R10
-	MOVQ dh+40(FP), R11
-	SHLQ $2, R10
-	SHLQ $2, R11
-	XORQ R12, R12
-
-a2chead:
-	CMPQ R12, R10
-	JGE  a2cdone
-	XORQ AX, AX
-
-a2cchunk:
-	CMPQ   AX, R11
-	JGE    a2cnext
-	VXORPS Y0, Y0, Y0
-	LEAQ   (R12)(AX*1), BX
-	MOVQ   R8, R13
-	MOVQ   SI, DX
-	MOVQ   R9, CX
-
-a2centry:
-	VBROADCASTSS (DX), Y1
-	VFMADD231PS  (R13)(BX*1), Y1, Y0
-	ADDQ         $4, DX
-	ADDQ         R10, R13
-	DECQ         CX
-	JNZ          a2centry
-	VMOVUPS      Y0, (DI)(BX*1)
-	ADDQ         $32, AX
-	JMP          a2cchunk
-
-a2cnext:
-	LEAQ (SI)(R9*4), SI
-	ADDQ R11, R12
-	JMP  a2chead
-
-a2cdone:
-	VZEROUPPER
-	RET
+	ATTACCUM(Y0, Y1, 32)
