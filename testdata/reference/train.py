@@ -388,15 +388,19 @@ def rate_loss(model, aux, h):
     mc = model.config.memory
     ln = math.log(mc.tau_note / (1 - mc.tau_note))
     lr_ = math.log(mc.tau_retrieve / (1 - mc.tau_retrieve))
-
-    def term(z, rate):
-        pin = ((1 - rate) * F.relu(z) + rate * F.relu(-z)).mean()
-        return pin + h["margin_weight"] * F.relu(h["margin"] - z.abs()).mean()
     tot = 0.0
     for imp, trig in aux:
-        tot = tot + term(torch.logit(imp, eps=1e-6) - ln, h["note_rate"]) + \
-            term(torch.logit(trig, eps=1e-6) - lr_, h["trigger_rate"])
+        tot = tot + rate_term(torch.logit(imp, eps=1e-6) - ln, h["note_rate"], h) + \
+            rate_term(torch.logit(trig, eps=1e-6) - lr_, h["trigger_rate"], h)
     return h["rate_weight"] * tot / max(1, len(aux))
+
+
+def rate_term(z, rate, h):
+    """rate_loss's term for one decision's logits z (threshold at 0): the
+    pinball loss that holds a fraction `rate` above 0, plus the hinge that
+    keeps z out of |z| < margin."""
+    pin = ((1 - rate) * F.relu(z) + rate * F.relu(-z)).mean()
+    return pin + h["margin_weight"] * F.relu(h["margin"] - z.abs()).mean()
 
 
 def importance_loss(model, aux, h, x):
@@ -407,10 +411,10 @@ def importance_loss(model, aux, h, x):
     (the filler and the question hold none), so every Note Block's
     importance gets a target: z = logit(I_t) - logit(tau_note) above 0 at
     a digit, below 0 elsewhere, as a binary cross-entropy on z with the
-    two classes weighted equally (a row holds about 3% digits). This
+    two classes weighted equally (digits are 1-12% of a row's bytes). This
     replaces rate_loss's importance term (its 10% rate would fight the
-    target); the trigger keeps its rate term. Why: the committed
-    memmamba-passkey notes almost every token, and at 16k the filler's
+    target); the trigger keeps its rate term. Why: the first
+    memmamba-passkey noted almost every token, and at 16k the filler's
     notes compete with the key's for the 32 places of a priority pool."""
     mc = model.config.memory
     ln = math.log(mc.tau_note / (1 - mc.tau_note))
@@ -418,13 +422,11 @@ def importance_loss(model, aux, h, x):
     pos = (x >= ord("0")) & (x <= ord("9"))
     npos, nneg = pos.sum().clamp(min=1), (~pos).sum().clamp(min=1)
     w = torch.where(pos, 0.5 / npos, 0.5 / nneg).float()
-    pin = lambda z, rate: ((1 - rate) * F.relu(z) + rate * F.relu(-z)).mean() + \
-        h["margin_weight"] * F.relu(h["margin"] - z.abs()).mean()
     tot = 0.0
     for imp, trig in aux:
         z = torch.logit(imp, eps=1e-6) - ln
         tot = tot + (w * F.binary_cross_entropy_with_logits(z, pos.float(), reduction="none")).sum() + \
-            pin(torch.logit(trig, eps=1e-6) - lr_, h["trigger_rate"])
+            rate_term(torch.logit(trig, eps=1e-6) - lr_, h["trigger_rate"], h)
     return h["rate_weight"] * h.get("importance_weight", 4.0) * tot / max(1, len(aux))
 
 
