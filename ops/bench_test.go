@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/memmamba/memmamba/quant"
 	"testing"
 )
 
@@ -181,6 +182,33 @@ func BenchmarkPoolMatVecHead(b *testing.B) {
 				for b.Loop() {
 					p.MatVec(dst, m, x)
 				}
+			})
+		}
+	}
+}
+
+// BenchmarkPoolMatMulHead is a batched decode step's LM head: the
+// 50280x768 matrix of mamba-130m times n rows on a 2-thread pool.
+// ns/token is the time per row; at n=1 it is bound by the memory's read
+// bandwidth, and at larger n it should fall towards the tile kernel's
+// compute time per row, which it reaches only when the weights stream in
+// while the tile computes (floatTiles' prefetch of the next group).
+func BenchmarkPoolMatMulHead(b *testing.B) {
+	rng := newRNG(28)
+	for _, typ := range []quant.Type{quant.F32, quant.F16, quant.Q8_0} {
+		m, _ := testMatrix(b, rng, typ, 50280, 768, 0)
+		for _, n := range []int{1, 2, 4, 8, 16} {
+			x := randVec(rng, n*m.Cols)
+			dst := make([]float32, n*m.Rows)
+			b.Run(fmt.Sprintf("%s/n=%d", typ, n), func(b *testing.B) {
+				p := NewPool(2)
+				defer p.Close()
+				b.SetBytes(int64(len(m.Data)))
+				b.ReportAllocs()
+				for b.Loop() {
+					p.MatMul(dst, m, x, n)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/token")
 			})
 		}
 	}

@@ -72,8 +72,13 @@
 // which runs on rows stored back to back (not on column views such as the
 // Note Block's W_gate[:, :d]), prefetches its four rows' bytes as one
 // linear stream, one prefetch per cache line (a row of 24 blocks is 12.75
-// lines, so per-row prefetches asked for most lines twice). The
-// measurements behind both choices are in BENCHMARKS.md.
+// lines, so per-row prefetches asked for most lines twice). The AVX-512
+// tiles prefetch PF ahead in each row too; the AVX2 tiles prefetch
+// nothing, and MatMul prefetches the next group of four rows a share per
+// tile call instead (groupPrefetch), which keeps the memory busy through
+// a whole group and frees the load ports of the AVX2 tiles, their bound
+// in the cache. The measurements behind these choices are in
+// BENCHMARKS.md.
 //
 // With AVX-512 the rows of a product go through a many-row kernel
 // (dotF32RowsAVX512, dotF16RowsAVX512, dotBF16RowsAVX512, dotQ8RowsAVX512:

@@ -110,16 +110,19 @@ type typeKernels struct {
 	rows       kernel // the many-row kernel (row in a loop over groups of four rows, same bits), or kNone
 	tile       kernel // MatMul's tile of 4 rows x tileTokens tokens, or kNone; Q4_0 runs the Q8_0 tile on rows widened to Q8_0
 	tileTokens int
+	// tilePrefetch: the tile kernel prefetches only when its pf argument
+	// asks, so that MatMul can prefetch for it (tilePrefetching).
+	tilePrefetch bool
 }
 
 // levels is the kernel table, by level.
 var levels = [...]kernelSet{
 	simdGo: {},
 	simdAVX2: {
-		f32:  typeKernels{row: kDotF32x4AVX2, lanes: 8, rows: kDotF32RowsAVX2, tile: kTileF32AVX2, tileTokens: 2},
-		f16:  typeKernels{row: kDotF16x4AVX2, lanes: 8, rows: kDotF16RowsAVX2, tile: kTileF16AVX2, tileTokens: 2},
-		bf16: typeKernels{row: kDotBF16x4AVX2, lanes: 8, rows: kDotBF16RowsAVX2, tile: kTileBF16AVX2, tileTokens: 2},
-		q8:   typeKernels{row: kDotQ8x4AVX2, block: true, rows: kDotQ8RowsAVX2, tile: kTileQ8AVX2, tileTokens: 2},
+		f32:  typeKernels{row: kDotF32x4AVX2, lanes: 8, rows: kDotF32RowsAVX2, tile: kTileF32AVX2, tileTokens: 2, tilePrefetch: true},
+		f16:  typeKernels{row: kDotF16x4AVX2, lanes: 8, rows: kDotF16RowsAVX2, tile: kTileF16AVX2, tileTokens: 2, tilePrefetch: true},
+		bf16: typeKernels{row: kDotBF16x4AVX2, lanes: 8, rows: kDotBF16RowsAVX2, tile: kTileBF16AVX2, tileTokens: 2, tilePrefetch: true},
+		q8:   typeKernels{row: kDotQ8x4AVX2, block: true, rows: kDotQ8RowsAVX2, tile: kTileQ8AVX2, tileTokens: 2, tilePrefetch: true},
 		q4:   typeKernels{row: kDotQ4x4AVX2, block: true, tile: kTileQ8AVX2, tileTokens: 2},
 		vec8: true, attend: kAttendAVX2, quantize: kQuantQ8AVX2,
 	},

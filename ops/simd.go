@@ -84,18 +84,20 @@ const (
 	kQuantQ8AVX512
 )
 
-func callTile(k kernel, w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
+// callTile runs tile kernel k; pf asks the AVX2 tiles to prefetch PF ahead
+// in each row (the AVX-512 tiles always do).
+func callTile(k kernel, w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int) {
 	switch k {
 	case kTileF32AVX2:
-		tileF32AVX2(w, stride, n, x, xstride, out, ostride)
+		tileF32AVX2(w, stride, n, x, xstride, out, ostride, pf)
 	case kTileF32AVX512:
 		tileF32AVX512(w, stride, n, x, xstride, out, ostride)
 	case kTileF16AVX2:
-		tileF16AVX2(w, stride, n, x, xstride, out, ostride)
+		tileF16AVX2(w, stride, n, x, xstride, out, ostride, pf)
 	case kTileF16AVX512:
 		tileF16AVX512(w, stride, n, x, xstride, out, ostride)
 	case kTileBF16AVX2:
-		tileBF16AVX2(w, stride, n, x, xstride, out, ostride)
+		tileBF16AVX2(w, stride, n, x, xstride, out, ostride, pf)
 	case kTileBF16AVX512:
 		tileBF16AVX512(w, stride, n, x, xstride, out, ostride)
 	default:
@@ -103,10 +105,11 @@ func callTile(k kernel, w *byte, stride, n int, x *float32, xstride int, out *fl
 	}
 }
 
-func callBlockTile(k kernel, w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int) {
+// callBlockTile runs block tile kernel k; pf as for callTile.
+func callBlockTile(k kernel, w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int) {
 	switch k {
 	case kTileQ8AVX2:
-		tileQ8AVX2(w, stride, nb, xq, xstride, xd, out, ostride)
+		tileQ8AVX2(w, stride, nb, xq, xstride, xd, out, ostride, pf)
 	case kTileQ8AVX512:
 		tileQ8AVX512(w, stride, nb, xq, xstride, xd, out, ostride)
 	default:
@@ -270,10 +273,14 @@ func (pr *product) floatTiles(lo, hi int) {
 	if t == quant.F16 && nv < C {
 		tab = f16Table()
 	}
+	var pf groupPrefetch
+	group, kpf := tilePrefetching(pr.k.tilePrefetch, nt/tt)
 	r := lo
 	for ; r+4 <= hi; r += 4 {
+		pf.start(group, data, rb, r, hi, nt/tt)
 		for tok := 0; tok < nt; tok += tt {
-			callTile(tk, &data[r*rb], rb, nv, &pr.x[tok*C], 4*C, &pr.dst[tok*R+r], 4*R)
+			pf.step()
+			callTile(tk, &data[r*rb], rb, nv, &pr.x[tok*C], 4*C, &pr.dst[tok*R+r], 4*R, kpf)
 		}
 		if nv == C {
 			continue
@@ -294,6 +301,70 @@ func (pr *product) floatTiles(lo, hi int) {
 			pr.floatRowsTok(pr.dst[tok*R:(tok+1)*R], pr.x[tok*C:(tok+1)*C], r0, hi)
 		}
 	}
+}
+
+// tilePrefetching returns how a product's tiles prefetch, with calls tile
+// calls per group of four rows: by groupPrefetch (group), or in the tile
+// kernel (kpf = 1, its pf argument). groupPrefetch needs several calls to
+// spread a group's lines over: given them all before one call, most were
+// dropped (int8 batch-2 LM head at avx2: 3.8-4.5 ms -> 6.1-6.7 ms).
+// gpf: the level's tiles take pf (typeKernels.tilePrefetch).
+func tilePrefetching(gpf bool, calls int) (group bool, kpf int) {
+	if gpf && calls >= groupPrefetchCalls {
+		return true, 0
+	}
+	return false, 1
+}
+
+// groupPrefetchCalls is the fewest tile calls per group of rows for which
+// groupPrefetch replaces the kernel's own prefetch.
+const groupPrefetchCalls = 4
+
+// groupPrefetch brings the next group of four weight rows into the cache
+// while the tile kernel computes the current one, a share of its lines
+// before each of the group's calls (one call per tileTokens tokens), so
+// that the weights stream from memory at an even pace through the whole
+// group instead of all at once during its first call, with the cores
+// waiting, and are in the cache by the time the next group starts. The
+// AVX2 tiles are then called without their own prefetch (pf = 0,
+// typeKernels.tilePrefetch): their load ports are the bound once the
+// weights are in the cache, and a PREFETCHT0 per row and step in every
+// call, most of them for lines already there, took a fifth of the prefill
+// tile's speed (BENCHMARKS.md).
+type groupPrefetch struct {
+	next  []byte // what is left to prefetch of the next group
+	share int    // bytes per call, a multiple of 64
+}
+
+// start aims the prefetches of the group at rows r..r+3 of the rows
+// 0..hi-1 at data (row stride rb; the last row may be shorter, as in a
+// column view) at the group of four rows pfBytes or more ahead (none past
+// hi), a share for each of calls calls; it sets nothing to do when on is
+// false. A group ahead rather than the next one: when a group's calls are
+// few (a batched step of two or three sequences has one), the memory's
+// latency needs the lead.
+func (g *groupPrefetch) start(on bool, data []byte, rb, r, hi, calls int) {
+	g.next = nil
+	r += 4 * max(1, (pfBytes+4*rb-1)/(4*rb))
+	if !on || calls < 1 || r >= hi {
+		return
+	}
+	g.next = data[r*rb : min(min(r+4, hi)*rb, len(data))]
+	g.share = (len(g.next)/calls + 63) &^ 63
+}
+
+// pfBytes is how far ahead groupPrefetch prefetches at least: PF, the
+// row kernels' distance (q8z_amd64.h).
+const pfBytes = 8192
+
+// step prefetches the next share.
+func (g *groupPrefetch) step() {
+	if len(g.next) == 0 {
+		return
+	}
+	k := min(g.share, len(g.next))
+	prefetchLines(&g.next[0], k)
+	g.next = g.next[k:]
 }
 
 // floatTail returns s plus the products of columns nv.. of row and x, added
@@ -403,7 +474,7 @@ func (pr *product) blockRowsTok(t, lo, hi int) {
 // over go through blockRowsTok, which gives the same bits.
 func (pr *product) q8Tiles(lo, hi int) {
 	r := lo + (hi-lo)&^3
-	pr.tileQ8Rows(pr.w.Data[lo*pr.rb:], pr.rb, lo, r)
+	pr.tileQ8Rows(pr.w.Data[lo*pr.rb:], pr.rb, lo, r, true)
 	pr.tileLeftovers(lo, r, hi)
 }
 
@@ -428,7 +499,7 @@ func (pr *product) q4Tiles(lo, hi int) {
 		for ; r+4 <= hi; r += step {
 			n := min(step, (hi-r)&^3)
 			widenQ4(buf[:n*rb8], pr.w.Data[r*pr.rb:], pr.rb, n, nb)
-			pr.tileQ8Rows(buf[:n*rb8], rb8, r, r+n)
+			pr.tileQ8Rows(buf[:n*rb8], rb8, r, r+n, false)
 			if n < step {
 				r += n
 				break
@@ -441,15 +512,23 @@ func (pr *product) q4Tiles(lo, hi int) {
 // tileQ8Rows runs the Q8_0 tile kernel on rows lo..hi-1 (a multiple of 4)
 // for every whole group of tileTokens tokens (4 for tileQ8AVX512, 2 for
 // tileQ8AVX2: its 16 registers hold 4 rows x 2 tokens of accumulators), row r's weights at
-// w[(r-lo)*rb:].
-func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int) {
+// w[(r-lo)*rb:]. prefetch: w is the matrix in memory, whose rows are
+// prefetched (tilePrefetching), not q4Tiles' widened rows in the L1 cache.
+func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int, prefetch bool) {
 	C, R := pr.w.Cols, pr.w.Rows
 	nb := C / quant.BlockSize
 	tt := pr.k.tileTokens
 	nt := pr.n - pr.n%tt
+	var pf groupPrefetch
+	group, kpf := tilePrefetching(prefetch && pr.k.tilePrefetch, nt/tt)
+	if !prefetch {
+		kpf = 0
+	}
 	for r := lo; r+4 <= hi; r += 4 {
+		pf.start(group, w, rb, r-lo, hi-lo, nt/tt)
 		for tok := 0; tok < nt; tok += tt {
-			callBlockTile(pr.k.tile, &w[(r-lo)*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R)
+			pf.step()
+			callBlockTile(pr.k.tile, &w[(r-lo)*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R, kpf)
 		}
 	}
 }

@@ -52,18 +52,22 @@ func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float3
 //		}
 //	}
 //
+// pf != 0 prefetches PF bytes ahead in each row as it goes; pf == 0 reads
+// only the tile (MatMul prefetches for it: groupPrefetch). The bits do
+// not depend on pf.
+//
 //go:noescape
-func tileF32AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
+func tileF32AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int)
 
 // tileF16AVX2 is tileF32AVX2's loop on f16 rows (dotF16x4AVX2's bits).
 //
 //go:noescape
-func tileF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
+func tileF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int)
 
 // tileBF16AVX2 is tileF32AVX2's loop on bf16 rows (dotBF16x4AVX2's bits).
 //
 //go:noescape
-func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
+func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int)
 
 // tileQ8AVX2 is the Q8_0 tile with AVX2: rows i = 0..3 of nb blocks each
 // (row i at w + i*stride bytes) against tokens t = 0..1 (quants at
@@ -89,8 +93,10 @@ func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32,
 //		}
 //	}
 //
+// pf as for tileF32AVX2.
+//
 //go:noescape
-func tileQ8AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int)
+func tileQ8AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int)
 
 // tileQ8AVX512 is tileQ8AVX2's loop for 4 rows x 4 tokens (t < 4), with
 // VPDPBUSD on the activations offset to unsigned once per token, two
@@ -115,3 +121,12 @@ func quantQ8AVX512(q *int8, d *float32, x *float32, nb int)
 //
 //go:noescape
 func quantQ8AVX2(q *int8, d *float32, x *float32, nb int)
+
+// prefetchLines asks for the cache lines of the n bytes at p (n > 0) to be
+// brought into the cache, one PREFETCHT0 per 64 bytes, and returns without
+// waiting for them; it reads nothing and cannot fault:
+//
+//	for off := 0; off < n; off += 64 { prefetcht0(p + off) }
+//
+//go:noescape
+func prefetchLines(p *byte, n int)

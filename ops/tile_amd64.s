@@ -163,6 +163,42 @@
 	RED16; \
 	RET
 
+// TILE2(shift, xsc, step, LOAD4): the body of an AVX2 float tile (the
+// ZERO8 ... STORE8 macros below, for 4 rows x 2 tokens): n columns
+// (shift: log2 of the bytes of a weight; xsc: 4 over them, X2Y's scale),
+// LOAD4 putting the four rows' next 8 weights as float32 into Y10..Y13,
+// the column offset advancing by step bytes. pf (the last argument) picks
+// one of two loops: nonzero, each step prefetches PF ahead in each row
+// (PF4); zero, none (the caller prefetches: groupPrefetch). Defined before
+// the first TEXT so that vet reads pf+56(FP) as no function's argument.
+#define TILE2(shift, xsc, step, LOAD4) \
+	TILEARGS; \
+	ZERO8; \
+	SHLQ  $shift, CX; \
+	JZ    t2done; \
+	MOVQ  pf+56(FP), R14; \
+	TESTQ R14, R14; \
+	JZ    t2loop; \
+t2pfloop: \
+	X2Y(xsc); \
+	PF4; \
+	LOAD4; \
+	FMA8Y; \
+	ADDQ  $step, AX; \
+	CMPQ  AX, CX; \
+	JLT   t2pfloop; \
+	JMP   t2done; \
+t2loop: \
+	X2Y(xsc); \
+	LOAD4; \
+	FMA8Y; \
+	ADDQ  $step, AX; \
+	CMPQ  AX, CX; \
+	JLT   t2loop; \
+t2done: \
+	STORE8; \
+	RET
+
 // func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
 // n is a multiple of 16.
 TEXT ·tileF32AVX512(SB), NOSPLIT, $0-56
@@ -271,81 +307,42 @@ tbf16a5done:
 	RED4(Y4, Y5, Y6, Y7, X4, X5); \
 	VZEROUPPER
 
-// func tileF32AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
-// n is a multiple of 8.
-TEXT ·tileF32AVX2(SB), NOSPLIT, $0-56
-	TILEARGS
-	ZERO8
-	SHLQ $2, CX
-	JZ   tf32a2done
-
-tf32a2loop:
-	X2Y(1)
-	PF4
-	VMOVUPS (SI)(AX*1), Y10
-	VMOVUPS (R9)(AX*1), Y11
-	VMOVUPS (R10)(AX*1), Y12
+#define F32LOAD4 \
+	VMOVUPS (SI)(AX*1), Y10; \
+	VMOVUPS (R9)(AX*1), Y11; \
+	VMOVUPS (R10)(AX*1), Y12; \
 	VMOVUPS (R11)(AX*1), Y13
-	FMA8Y
-	ADDQ    $32, AX
-	CMPQ    AX, CX
-	JLT     tf32a2loop
 
-tf32a2done:
-	STORE8
-	RET
-
-// func tileF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
-// n is a multiple of 8.
-TEXT ·tileF16AVX2(SB), NOSPLIT, $0-56
-	TILEARGS
-	ZERO8
-	SHLQ $1, CX
-	JZ   tf16a2done
-
-tf16a2loop:
-	X2Y(2)
-	PF4
-	VCVTPH2PS (SI)(AX*1), Y10
-	VCVTPH2PS (R9)(AX*1), Y11
-	VCVTPH2PS (R10)(AX*1), Y12
+#define F16LOAD4 \
+	VCVTPH2PS (SI)(AX*1), Y10; \
+	VCVTPH2PS (R9)(AX*1), Y11; \
+	VCVTPH2PS (R10)(AX*1), Y12; \
 	VCVTPH2PS (R11)(AX*1), Y13
-	FMA8Y
-	ADDQ      $16, AX
-	CMPQ      AX, CX
-	JLT       tf16a2loop
 
-tf16a2done:
-	STORE8
-	RET
-
-// func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
-// n is a multiple of 8.
-TEXT ·tileBF16AVX2(SB), NOSPLIT, $0-56
-	TILEARGS
-	ZERO8
-	SHLQ $1, CX
-	JZ   tbf16a2done
-
-tbf16a2loop:
-	X2Y(2)
-	PF4
-	VPMOVZXWD (SI)(AX*1), Y10
-	VPMOVZXWD (R9)(AX*1), Y11
-	VPMOVZXWD (R10)(AX*1), Y12
-	VPMOVZXWD (R11)(AX*1), Y13
-	VPSLLD    $16, Y10, Y10
-	VPSLLD    $16, Y11, Y11
-	VPSLLD    $16, Y12, Y12
+#define BF16LOAD4 \
+	VPMOVZXWD (SI)(AX*1), Y10; \
+	VPMOVZXWD (R9)(AX*1), Y11; \
+	VPMOVZXWD (R10)(AX*1), Y12; \
+	VPMOVZXWD (R11)(AX*1), Y13; \
+	VPSLLD    $16, Y10, Y10; \
+	VPSLLD    $16, Y11, Y11; \
+	VPSLLD    $16, Y12, Y12; \
 	VPSLLD    $16, Y13, Y13
-	FMA8Y
-	ADDQ      $16, AX
-	CMPQ      AX, CX
-	JLT       tbf16a2loop
 
-tbf16a2done:
-	STORE8
-	RET
+// func tileF32AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int, pf int)
+// n is a multiple of 8.
+TEXT ·tileF32AVX2(SB), NOSPLIT, $0-64
+	TILE2(2, 1, 32, F32LOAD4)
+
+// func tileF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int, pf int)
+// n is a multiple of 8.
+TEXT ·tileF16AVX2(SB), NOSPLIT, $0-64
+	TILE2(1, 2, 16, F16LOAD4)
+
+// func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int, pf int)
+// n is a multiple of 8.
+TEXT ·tileBF16AVX2(SB), NOSPLIT, $0-64
+	TILE2(1, 2, 16, BF16LOAD4)
 
 // ---- Q8_0 with VNNI: 4 rows x 4 tokens of blocks, accumulator Y(4t+i).
 //
@@ -683,8 +680,35 @@ GLOBL ones16<>(SB), RODATA|NOPTR, $32
 	Q8A2TOK(wq, Y8, Y10, a0); \
 	Q8A2TOK(wq, Y9, Y11, a1)
 
-// func tileQ8AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int)
-TEXT ·tileQ8AVX2(SB), NOSPLIT, $0-64
+// Q8A2STEP(PFX): one block of the AVX2 Q8_0 tile: the two tokens'
+// quants and scales, PFX (the prefetches, or nothing), the four rows.
+#define Q8A2STEP(PFX) \
+	VMOVDQU      (DI), Y8; \
+	VMOVDQU      (DI)(R10*1), Y9; \
+	VBROADCASTSS (R12), Y10; \
+	VBROADCASTSS (R12)(R13*1), Y11; \
+	PFX; \
+	Q8A2ROW(2(SI), (SI), Y0, Y4); \
+	Q8A2ROW(2(SI)(DX*1), (SI)(DX*1), Y1, Y5); \
+	Q8A2ROW(2(R9), (R9), Y2, Y6); \
+	Q8A2ROW(2(R9)(DX*1), (R9)(DX*1), Y3, Y7); \
+	ADDQ         $34, SI; \
+	ADDQ         $34, R9; \
+	ADDQ         $32, DI; \
+	ADDQ         $4, R12; \
+	DECQ         CX
+
+// Q8A2PF prefetches PF ahead in each of the four rows.
+#define Q8A2PF \
+	PREFETCHT0 PF(SI); \
+	PREFETCHT0 PF(SI)(DX*1); \
+	PREFETCHT0 PF(R9); \
+	PREFETCHT0 PF(R9)(DX*1)
+
+#define NOPF
+
+// func tileQ8AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int, pf int)
+TEXT ·tileQ8AVX2(SB), NOSPLIT, $0-72
 	MOVQ   w+0(FP), SI
 	MOVQ   stride+8(FP), DX
 	LEAQ   (SI)(DX*2), R9
@@ -704,26 +728,18 @@ TEXT ·tileQ8AVX2(SB), NOSPLIT, $0-64
 	VXORPS Y7, Y7, Y7
 	TESTQ  CX, CX
 	JZ     tq8a2done
+	MOVQ   pf+64(FP), R14
+	TESTQ  R14, R14
+	JZ     tq8a2loop
+
+tq8a2pfloop:
+	Q8A2STEP(Q8A2PF)
+	JNZ tq8a2pfloop
+	JMP tq8a2done
 
 tq8a2loop:
-	VMOVDQU      (DI), Y8
-	VMOVDQU      (DI)(R10*1), Y9
-	VBROADCASTSS (R12), Y10
-	VBROADCASTSS (R12)(R13*1), Y11
-	PREFETCHT0   PF(SI)
-	PREFETCHT0   PF(SI)(DX*1)
-	PREFETCHT0   PF(R9)
-	PREFETCHT0   PF(R9)(DX*1)
-	Q8A2ROW(2(SI), (SI), Y0, Y4)
-	Q8A2ROW(2(SI)(DX*1), (SI)(DX*1), Y1, Y5)
-	Q8A2ROW(2(R9), (R9), Y2, Y6)
-	Q8A2ROW(2(R9)(DX*1), (R9)(DX*1), Y3, Y7)
-	ADDQ         $34, SI
-	ADDQ         $34, R9
-	ADDQ         $32, DI
-	ADDQ         $4, R12
-	DECQ         CX
-	JNZ          tq8a2loop
+	Q8A2STEP(NOPF)
+	JNZ tq8a2loop
 
 tq8a2done:
 	MOVQ out+48(FP), R8
@@ -732,4 +748,16 @@ tq8a2done:
 	ADDQ BX, R8
 	RED4(Y4, Y5, Y6, Y7, X4, X5)
 	VZEROUPPER
+	RET
+
+// func prefetchLines(p *byte, n int)
+TEXT ·prefetchLines(SB), NOSPLIT, $0-16
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+
+pflloop:
+	PREFETCHT0 (SI)
+	ADDQ       $64, SI
+	SUBQ       $64, CX
+	JG         pflloop
 	RET

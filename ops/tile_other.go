@@ -11,16 +11,16 @@ func tileF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32
 func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
 	panic(noAsm)
 }
-func tileF32AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
+func tileF32AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int) {
 	panic(noAsm)
 }
-func tileF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
+func tileF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int) {
 	panic(noAsm)
 }
-func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
+func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int) {
 	panic(noAsm)
 }
-func tileQ8AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int) {
+func tileQ8AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int) {
 	panic(noAsm)
 }
 func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int) {
@@ -29,3 +29,5 @@ func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, o
 
 func quantQ8AVX512(q *int8, d *float32, x *float32, nb int) { panic(noAsm) }
 func quantQ8AVX2(q *int8, d *float32, x *float32, nb int)   { panic(noAsm) }
+
+func prefetchLines(p *byte, n int) {}

@@ -254,9 +254,9 @@ type floatKernel struct {
 	level simdLevel
 	dec   decoder
 	x4    func(w *byte, stride, n int, x *float32, out *[4]float32)
-	rows  func(w *byte, stride, n, rows int, x *float32, out *float32) // nil: none
-	tile  func(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
-	tt    int // the tile's tokens
+	rows  func(w *byte, stride, n, rows int, x *float32, out *float32)                         // nil: none
+	tile  func(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int) // pf as callTile's
+	tt    int                                                                                  // the tile's tokens
 }
 
 func floatKernels() []floatKernel {
@@ -264,9 +264,17 @@ func floatKernels() []floatKernel {
 		{"f32/avx2", 4, 8, simdAVX2, decF32, dotF32x4AVX2, dotF32RowsAVX2, tileF32AVX2, 2},
 		{"f16/avx2", 2, 8, simdAVX2, decF16, dotF16x4AVX2, dotF16RowsAVX2, tileF16AVX2, 2},
 		{"bf16/avx2", 2, 8, simdAVX2, decBF16, dotBF16x4AVX2, dotBF16RowsAVX2, tileBF16AVX2, 2},
-		{"f32/avx512", 4, 16, simdAVX512, decF32, dotF32x4AVX512, dotF32RowsAVX512, tileF32AVX512, 4},
-		{"f16/avx512", 2, 16, simdAVX512, decF16, dotF16x4AVX512, dotF16RowsAVX512, tileF16AVX512, 4},
-		{"bf16/avx512", 2, 16, simdAVX512, decBF16, dotBF16x4AVX512, dotBF16RowsAVX512, tileBF16AVX512, 4},
+		{"f32/avx512", 4, 16, simdAVX512, decF32, dotF32x4AVX512, dotF32RowsAVX512, always(tileF32AVX512), 4},
+		{"f16/avx512", 2, 16, simdAVX512, decF16, dotF16x4AVX512, dotF16RowsAVX512, always(tileF16AVX512), 4},
+		{"bf16/avx512", 2, 16, simdAVX512, decBF16, dotBF16x4AVX512, dotBF16RowsAVX512, always(tileBF16AVX512), 4},
+	}
+}
+
+// always adapts an AVX-512 float tile, which always prefetches, to the
+// AVX2 tiles' signature.
+func always(tile func(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)) func(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int) {
+	return func(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, _ int) {
+		tile(w, stride, n, x, xstride, out, ostride)
 	}
 }
 
@@ -318,24 +326,27 @@ func TestFloatKernelsTwin(t *testing.T) {
 							}
 						}
 					}
-					// the tile: tt tokens n+3 apart, outputs 6 apart
-					const ostride = 6
-					got, check := guarded(k.tt*ostride, off)
-					k.tile(&w[0], stride, n, &x[0], 4*(n+3), &got[0], 4*ostride)
-					for tok := 0; tok < k.tt; tok++ {
-						for i := 0; i < 4; i++ {
-							want := dotFloatTwin(k.dec, k.lanes, w[i*stride:], n, x[tok*(n+3):])
-							if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(want) {
-								t.Fatalf("%s tile token %d row %d: kernel %v, twin %v", what, tok, i, g, want)
+					// the tile: tt tokens n+3 apart, outputs 6 apart, with and
+					// without the kernel's prefetch
+					for pf := 0; pf < 2; pf++ {
+						const ostride = 6
+						got, check := guarded(k.tt*ostride, off)
+						k.tile(&w[0], stride, n, &x[0], 4*(n+3), &got[0], 4*ostride, pf)
+						for tok := 0; tok < k.tt; tok++ {
+							for i := 0; i < 4; i++ {
+								want := dotFloatTwin(k.dec, k.lanes, w[i*stride:], n, x[tok*(n+3):])
+								if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(want) {
+									t.Fatalf("%s tile token %d row %d: kernel %v, twin %v", what, tok, i, g, want)
+								}
+							}
+							for i := 4; i < ostride; i++ {
+								if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(guard) {
+									t.Fatalf("%s tile: wrote between tokens at %d", what, tok*ostride+i)
+								}
 							}
 						}
-						for i := 4; i < ostride; i++ {
-							if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(guard) {
-								t.Fatalf("%s tile: wrote between tokens at %d", what, tok*ostride+i)
-							}
-						}
+						check(t)
 					}
-					check(t)
 				}
 			}
 		}
@@ -410,25 +421,29 @@ func TestBlockKernelsTwin(t *testing.T) {
 					}
 					tt, tile := 2, tileQ8AVX2
 					if k.level == simdAVX512 {
-						tt, tile = 4, tileQ8AVX512
-					}
-					const ostride = 6
-					got, check := guarded(tt*ostride, off)
-					tile(&w[0], stride, nb, &xq[0], nb*32, &xd[0], &got[0], 4*ostride)
-					for tok := 0; tok < tt; tok++ {
-						for i := 0; i < 4; i++ {
-							want := dotBlockTwin(false, w[i*stride:], nb, xq[tok*nb*32:], xd[tok*nb:])
-							if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(want) {
-								t.Fatalf("%s tile token %d row %d: kernel %v, twin %v", what, tok, i, g, want)
-							}
-						}
-						for i := 4; i < ostride; i++ {
-							if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(guard) {
-								t.Fatalf("%s tile: wrote between tokens at %d", what, tok*ostride+i)
-							}
+						tt, tile = 4, func(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, _ int) {
+							tileQ8AVX512(w, stride, nb, xq, xstride, xd, out, ostride)
 						}
 					}
-					check(t)
+					for pf := 0; pf < 2; pf++ { // with and without the AVX2 tile's prefetch
+						const ostride = 6
+						got, check := guarded(tt*ostride, off)
+						tile(&w[0], stride, nb, &xq[0], nb*32, &xd[0], &got[0], 4*ostride, pf)
+						for tok := 0; tok < tt; tok++ {
+							for i := 0; i < 4; i++ {
+								want := dotBlockTwin(false, w[i*stride:], nb, xq[tok*nb*32:], xd[tok*nb:])
+								if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(want) {
+									t.Fatalf("%s tile token %d row %d: kernel %v, twin %v", what, tok, i, g, want)
+								}
+							}
+							for i := 4; i < ostride; i++ {
+								if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(guard) {
+									t.Fatalf("%s tile: wrote between tokens at %d", what, tok*ostride+i)
+								}
+							}
+						}
+						check(t)
+					}
 				}
 			}
 		}
