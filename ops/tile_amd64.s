@@ -206,7 +206,7 @@ t2done: \
 #define Q8A2TOK(wq, x, sel, prods, acc) \
 	VPSIGNB      wq, x, Y14; \
 	VPMADDUBSW   Y14, Y12, Y14; \
-	VPMADDWD     ones16<>(SB), Y14, Y14; \
+	VPMADDWD     Y13, Y14, Y14; \
 	VCVTDQ2PS    Y14, Y14; \
 	VPERMILPS    sel, prods, Y15; \
 	VFMADD231PS  Y15, Y14, acc
@@ -234,12 +234,12 @@ t2done: \
 	ORL          BX, R11; \
 	SHLQ         $32, R11; \
 	ORQ          R11, AX; \
-	VMOVQ        AX, X13; \
-	VCVTPH2PS    X13, X13; \
+	VMOVQ        AX, X14; \
+	VCVTPH2PS    X14, X14; \
 	VBROADCASTSS (R12), X10; \
 	VBROADCASTSS (R12)(R13*1), X11; \
-	VMULPS       X10, X13, X10; \
-	VMULPS       X11, X13, X11; \
+	VMULPS       X10, X14, X10; \
+	VMULPS       X11, X14, X11; \
 	VINSERTF128  $1, X10, Y10, Y10; \
 	VINSERTF128  $1, X11, Y11, Y11
 
@@ -728,10 +728,11 @@ tq8zdone:
 // the per-row-and-token VMULPS of d_w*d_x it had before by the VPERMILPS
 // made the int8 prefill tile 13-15% faster (62 to 71 GFLOP/s,
 // BenchmarkMatMulPrefill/int8 at MMRUN_SIMD=avx2), where keeping the
-// products on the stack for the FMA to broadcast was slower. VPSIGNB
-// reads w and VPMADDWD the ones from memory, so that the 8 accumulators,
-// both tokens' x, |w|, the products and the temporaries fit the 16
-// registers.
+// products on the stack for the FMA to broadcast was slower. The ones
+// stay in Y13 for the whole call (loading them from memory in every
+// VPMADDWD was 1-2% slower) and VPSIGNB reads w from memory, so that the
+// 8 accumulators, both tokens' x, |w|, the products, the ones and the
+// temporaries fit the 16 registers.
 
 // ones16<> holds sixteen int16 ones (VPMADDWD's pair sum).
 DATA ones16<>+0x00(SB)/8, $0x0001000100010001
@@ -761,6 +762,7 @@ TEXT ·tileQ8AVX2(SB), NOSPLIT, $0-72
 	VXORPS Y7, Y7, Y7
 	TESTQ  CX, CX
 	JZ     tq8a2done
+	VMOVDQU ones16<>(SB), Y13
 	MOVQ   pf+64(FP), R14
 	TESTQ  R14, R14
 	JZ     tq8a2loop
