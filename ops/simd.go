@@ -524,9 +524,26 @@ func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int, prefetch bool) {
 	if !prefetch {
 		kpf = 0
 	}
+	// Four to seven tokens at AVX2 (a batched decode step of a few
+	// sequences): the first four in one pass over the rows, two rows at a
+	// time (tileQ8T4AVX2), so that the weights stream from memory while
+	// all four tokens' arithmetic runs, not during the first of two calls.
+	// The two-token calls after them find the rows in the cache.
+	first, kpf4 := 0, 0
+	if pr.k.tile == kTileQ8AVX2 && pr.n >= 4 && pr.n < 8 {
+		first, group, kpf = 4, false, 0
+		if prefetch {
+			kpf4 = 1
+		}
+	}
 	for r := lo; r+4 <= hi; r += 4 {
-		pf.start(group, w, rb, r-lo, hi-lo, nt/tt)
-		for tok := 0; tok < nt; tok += tt {
+		if first > 0 {
+			for h := r; h < r+4; h += 2 {
+				tileQ8T4AVX2(&w[(h-lo)*rb], rb, nb, &pr.xq[0], C, &pr.xd[0], &pr.dst[h], 4*R, kpf4)
+			}
+		}
+		pf.start(group, w, rb, r-lo, hi-lo, (nt-first)/tt)
+		for tok := first; tok < nt; tok += tt {
 			pf.step()
 			callBlockTile(pr.k.tile, &w[(r-lo)*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R, kpf)
 		}

@@ -98,6 +98,14 @@ func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32,
 //go:noescape
 func tileQ8AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int)
 
+// tileQ8T4AVX2 is tileQ8AVX2's loop for 2 rows x 4 tokens (i < 2, t < 4),
+// with the same operations on each row, token and block, so the bits of
+// dotQ8x4AVX2 for each: one call reads each weight once for four tokens
+// (batched decode of four sequences), where tileQ8AVX2 takes two.
+//
+//go:noescape
+func tileQ8T4AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int)
+
 // tileQ8AVX512 is tileQ8AVX2's loop for 4 rows x 4 tokens (t < 4), with
 // VPDPBUSD on the activations offset to unsigned once per token, two
 // blocks a step: the same int32 lanes and float operations, so the bits

@@ -785,6 +785,134 @@ tq8a2done:
 	VZEROUPPER
 	RET
 
+// ---- Q8_0 with AVX2: 2 rows x 4 tokens of blocks, accumulator Y(4i+t).
+//
+// tileQ8AVX2's operations on each row, token and block, so the same bits,
+// in the other shape: a 4-token call reads each weight once, so that the
+// stream of the weights from memory overlaps the whole of the arithmetic
+// that uses them (where the 2-token tile, called twice per group, streams
+// during the first call and computes the second from the cache). The
+// tokens' quants are loaded for each row (their registers hold the eight
+// scale products instead); the ones stay in Y11.
+
+// Q8T4TOK(wq, x, sel, prods, acc): acc += float(sum |w|*(x with w's
+// sign)) * d_w*d_x, with |w| in Y8, the token's quants at x and its
+// d_w*d_x picked out of the row's four products (prods, tokens 0..3 in
+// each 128-bit half) by VPERMILPS with sel ($0x00, $0x55, $0xaa, $0xff
+// for tokens 0..3).
+#define Q8T4TOK(wq, x, sel, prods, acc) \
+	VMOVDQU      x, Y13; \
+	VPSIGNB      wq, Y13, Y13; \
+	VPMADDUBSW   Y13, Y8, Y13; \
+	VPMADDWD     Y11, Y13, Y13; \
+	VCVTDQ2PS    Y13, Y13; \
+	VPERMILPS    sel, prods, Y14; \
+	VFMADD231PS  Y14, Y13, acc
+
+// Q8T4ROW(wq, prods, a0, a1, a2, a3): one row's block (quants at wq)
+// against the four tokens.
+#define Q8T4ROW(wq, prods, a0, a1, a2, a3) \
+	VPABSB wq, Y8; \
+	Q8T4TOK(wq, (DI), $0x00, prods, a0); \
+	Q8T4TOK(wq, (DI)(R10*1), $0x55, prods, a1); \
+	Q8T4TOK(wq, (DI)(R10*2), $0xaa, prods, a2); \
+	Q8T4TOK(wq, (DI)(R11*1), $0xff, prods, a3)
+
+// Q8T4SCALES puts the block's scale products d_w*d_x in Y9 (row 0) and
+// Y10 (row 1), tokens 0..3 in each 128-bit half: the two rows' f16 d_w
+// converted together and broadcast, times the four tokens' d_x gathered
+// into one register. Uses AX, BX, Y12, X15.
+#define Q8T4SCALES \
+	MOVWLZX      (SI), AX; \
+	MOVWLZX      (SI)(DX*1), BX; \
+	SHLL         $16, BX; \
+	ORL          BX, AX; \
+	VMOVD        AX, X15; \
+	VCVTPH2PS    X15, X15; \
+	VMOVSS       (R12), X12; \
+	VINSERTPS    $0x10, (R12)(R13*1), X12, X12; \
+	VINSERTPS    $0x20, (R12)(R13*2), X12, X12; \
+	VINSERTPS    $0x30, (R12)(R14*1), X12, X12; \
+	VINSERTF128  $1, X12, Y12, Y12; \
+	VBROADCASTSS X15, Y9; \
+	VMOVSHDUP    X15, X15; \
+	VBROADCASTSS X15, Y10; \
+	VMULPS       Y12, Y9, Y9; \
+	VMULPS       Y12, Y10, Y10
+
+// Q8T4STEP(PFX): one block of the 2-row, 4-token tile.
+#define Q8T4STEP(PFX) \
+	Q8T4SCALES; \
+	PFX; \
+	Q8T4ROW(2(SI), Y9, Y0, Y1, Y2, Y3); \
+	Q8T4ROW(2(SI)(DX*1), Y10, Y4, Y5, Y6, Y7); \
+	ADDQ $34, SI; \
+	ADDQ $32, DI; \
+	ADDQ $4, R12; \
+	DECQ CX
+
+// Q8T4PF prefetches PF ahead in each of the two rows.
+#define Q8T4PF \
+	PREFETCHT0 PF(SI); \
+	PREFETCHT0 PF(SI)(DX*1)
+
+// RED2x2(a, b, c, d, xa, xb) is RED4's tree on a..d, storing the sums of
+// a and b (row 0 and 1 of a token) at (R8) and those of c and d (of the
+// next token) at (R8)(BX*1).
+#define RED2x2(a, b, c, d, xa, xb) \
+	VHADDPS      b, a, a; \
+	VHADDPS      d, c, c; \
+	VHADDPS      c, a, a; \
+	VEXTRACTF128 $1, a, xb; \
+	VADDPS       xb, xa, xa; \
+	VMOVLPS      xa, (R8); \
+	VMOVHPS      xa, (R8)(BX*1)
+
+// func tileQ8T4AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int, pf int)
+TEXT ·tileQ8T4AVX2(SB), NOSPLIT, $0-72
+	MOVQ   w+0(FP), SI
+	MOVQ   stride+8(FP), DX
+	MOVQ   nb+16(FP), CX
+	MOVQ   xq+24(FP), DI
+	MOVQ   xstride+32(FP), R10
+	LEAQ   (R10)(R10*2), R11
+	MOVQ   xd+40(FP), R12
+	MOVQ   CX, R13
+	SHLQ   $2, R13
+	LEAQ   (R13)(R13*2), R14
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	TESTQ  CX, CX
+	JZ     tq8t4done
+	VMOVDQU ones16<>(SB), Y11
+	MOVQ   pf+64(FP), AX
+	TESTQ  AX, AX
+	JZ     tq8t4loop
+
+tq8t4pfloop:
+	Q8T4STEP(Q8T4PF)
+	JNZ tq8t4pfloop
+	JMP tq8t4done
+
+tq8t4loop:
+	Q8T4STEP(NOPF)
+	JNZ tq8t4loop
+
+tq8t4done:
+	MOVQ out+48(FP), R8
+	MOVQ ostride+56(FP), BX
+	RED2x2(Y0, Y4, Y1, Y5, X0, X4)
+	LEAQ (R8)(BX*2), R8
+	RED2x2(Y2, Y6, Y3, Y7, X2, X6)
+	VZEROUPPER
+	RET
+
 // func prefetchLines(p *byte, n int)
 TEXT ·prefetchLines(SB), NOSPLIT, $0-16
 	MOVQ p+0(FP), SI

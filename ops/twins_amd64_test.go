@@ -444,6 +444,25 @@ func TestBlockKernelsTwin(t *testing.T) {
 						}
 						check(t)
 					}
+					if k.level == simdAVX2 {
+						for pf := 0; pf < 2; pf++ { // the 2-row, 4-token tile
+							const ostride = 3
+							got, check := guarded(4*ostride, off)
+							tileQ8T4AVX2(&w[0], stride, nb, &xq[0], nb*32, &xd[0], &got[0], 4*ostride, pf)
+							for tok := 0; tok < 4; tok++ {
+								for i := 0; i < 2; i++ {
+									want := dotBlockTwin(false, w[i*stride:], nb, xq[tok*nb*32:], xd[tok*nb:])
+									if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(want) {
+										t.Fatalf("%s T4 tile token %d row %d: kernel %v, twin %v", what, tok, i, g, want)
+									}
+								}
+								if g := got[tok*ostride+2]; math.Float32bits(g) != math.Float32bits(guard) {
+									t.Fatalf("%s T4 tile: wrote between tokens at %d", what, tok*ostride+2)
+								}
+							}
+							check(t)
+						}
+					}
 				}
 			}
 		}
