@@ -19,14 +19,19 @@
 // The float tiles take n, the number of columns (a multiple of the lane
 // count); the block tiles nb, the number of 32-value blocks.
 
-// RED4(a, b, c, d, xa, xb) reduces the 8 lanes of a..d (Y0..Y15 only:
-// VHADDPS has no EVEX form) and stores the four sums at (R8), like REDUCE4.
-#define RED4(a, b, c, d, xa, xb) \
+// SUM4(a, b, c, d, xa, xb) reduces the 8 lanes of a..d (Y0..Y15 only:
+// VHADDPS has no EVEX form) by REDUCE4's tree into the four lanes of xa
+// (a's sum first); it overwrites xb, c and the high half of a.
+#define SUM4(a, b, c, d, xa, xb) \
 	VHADDPS      b, a, a; \
 	VHADDPS      d, c, c; \
 	VHADDPS      c, a, a; \
 	VEXTRACTF128 $1, a, xb; \
-	VADDPS       xb, xa, xa; \
+	VADDPS       xb, xa, xa
+
+// RED4(a, b, c, d, xa, xb) stores SUM4's four sums at (R8), like REDUCE4.
+#define RED4(a, b, c, d, xa, xb) \
+	SUM4(a, b, c, d, xa, xb); \
 	VMOVUPS      xa, (R8)
 
 // FOLD(z, y) adds the high 256 bits of z to its low half y, like FOLD16.
@@ -752,14 +757,7 @@ TEXT ·tileQ8AVX2(SB), NOSPLIT, $0-72
 	MOVQ   xd+40(FP), R12
 	MOVQ   CX, R13
 	SHLQ   $2, R13
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
+	ZERO8
 	TESTQ  CX, CX
 	JZ     tq8a2done
 	VMOVDQU ones16<>(SB), Y13
@@ -856,15 +854,11 @@ tq8a2done:
 	PREFETCHT0 PF(SI); \
 	PREFETCHT0 PF(SI)(DX*1)
 
-// RED2x2(a, b, c, d, xa, xb) is RED4's tree on a..d, storing the sums of
-// a and b (row 0 and 1 of a token) at (R8) and those of c and d (of the
-// next token) at (R8)(BX*1).
+// RED2x2(a, b, c, d, xa, xb) stores SUM4's sums of a and b (rows 0 and 1
+// of a token) at (R8) and those of c and d (of the next token) at
+// (R8)(BX*1).
 #define RED2x2(a, b, c, d, xa, xb) \
-	VHADDPS      b, a, a; \
-	VHADDPS      d, c, c; \
-	VHADDPS      c, a, a; \
-	VEXTRACTF128 $1, a, xb; \
-	VADDPS       xb, xa, xa; \
+	SUM4(a, b, c, d, xa, xb); \
 	VMOVLPS      xa, (R8); \
 	VMOVHPS      xa, (R8)(BX*1)
 
@@ -880,14 +874,7 @@ TEXT ·tileQ8T4AVX2(SB), NOSPLIT, $0-72
 	MOVQ   CX, R13
 	SHLQ   $2, R13
 	LEAQ   (R13)(R13*2), R14
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
+	ZERO8
 	TESTQ  CX, CX
 	JZ     tq8t4done
 	VMOVDQU ones16<>(SB), Y11
