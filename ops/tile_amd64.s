@@ -275,6 +275,31 @@ t2done: \
 
 #define NOPF
 
+// Q8LOOPS(STEP, PFX, ones, r) is the body of an AVX2 Q8_0 tile over CX
+// blocks: zeroed accumulators Y0..Y7, the int16 ones in register ones,
+// then STEP(PFX) per block when pf (read into r) is nonzero, STEP(NOPF)
+// otherwise; it leaves out in R8 and ostride in BX for the reduction.
+// Defined before the first TEXT, like TILE2, so that vet reads pf+64(FP)
+// as no function's argument.
+#define Q8LOOPS(STEP, PFX, ones, r) \
+	ZERO8; \
+	TESTQ   CX, CX; \
+	JZ      q8done; \
+	VMOVDQU ones16<>(SB), ones; \
+	MOVQ    pf+64(FP), r; \
+	TESTQ   r, r; \
+	JZ      q8loop; \
+q8pfloop: \
+	STEP(PFX); \
+	JNZ     q8pfloop; \
+	JMP     q8done; \
+q8loop: \
+	STEP(NOPF); \
+	JNZ     q8loop; \
+q8done: \
+	MOVQ    out+48(FP), R8; \
+	MOVQ    ostride+56(FP), BX
+
 // func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
 // n is a multiple of 16.
 TEXT ·tileF32AVX512(SB), NOSPLIT, $0-56
@@ -757,26 +782,7 @@ TEXT ·tileQ8AVX2(SB), NOSPLIT, $0-72
 	MOVQ   xd+40(FP), R12
 	MOVQ   CX, R13
 	SHLQ   $2, R13
-	ZERO8
-	TESTQ  CX, CX
-	JZ     tq8a2done
-	VMOVDQU ones16<>(SB), Y13
-	MOVQ   pf+64(FP), R14
-	TESTQ  R14, R14
-	JZ     tq8a2loop
-
-tq8a2pfloop:
-	Q8A2STEP(Q8A2PF)
-	JNZ tq8a2pfloop
-	JMP tq8a2done
-
-tq8a2loop:
-	Q8A2STEP(NOPF)
-	JNZ tq8a2loop
-
-tq8a2done:
-	MOVQ out+48(FP), R8
-	MOVQ ostride+56(FP), BX
+	Q8LOOPS(Q8A2STEP, Q8A2PF, Y13, R14)
 	RED4(Y0, Y1, Y2, Y3, X0, X1)
 	ADDQ BX, R8
 	RED4(Y4, Y5, Y6, Y7, X4, X5)
@@ -874,26 +880,7 @@ TEXT ·tileQ8T4AVX2(SB), NOSPLIT, $0-72
 	MOVQ   CX, R13
 	SHLQ   $2, R13
 	LEAQ   (R13)(R13*2), R14
-	ZERO8
-	TESTQ  CX, CX
-	JZ     tq8t4done
-	VMOVDQU ones16<>(SB), Y11
-	MOVQ   pf+64(FP), AX
-	TESTQ  AX, AX
-	JZ     tq8t4loop
-
-tq8t4pfloop:
-	Q8T4STEP(Q8T4PF)
-	JNZ tq8t4pfloop
-	JMP tq8t4done
-
-tq8t4loop:
-	Q8T4STEP(NOPF)
-	JNZ tq8t4loop
-
-tq8t4done:
-	MOVQ out+48(FP), R8
-	MOVQ ostride+56(FP), BX
+	Q8LOOPS(Q8T4STEP, Q8T4PF, Y11, AX)
 	RED2x2(Y0, Y4, Y1, Y5, X0, X4)
 	LEAQ (R8)(BX*2), R8
 	RED2x2(Y2, Y6, Y3, Y7, X2, X6)
