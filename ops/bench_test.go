@@ -64,7 +64,7 @@ func BenchmarkMatMul(b *testing.B) {
 
 func BenchmarkScan(b *testing.B) {
 	const E, N = 1536, 16
-	for _, T := range []int{1, 32} {
+	for _, T := range []int{1, 32, 128} {
 		c := newScanCase(23, E, N, T, true)
 		h := append([]float32(nil), c.h0...)
 		y := make([]float32, T*E)

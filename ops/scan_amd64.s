@@ -357,6 +357,169 @@ scandone:
 	VZEROUPPER
 	RET
 
+// EXP4 is EXP on the four vectors Y0..Y3 at once (out in Y8..Y11, Y4..Y7
+// and the inputs clobbered), each step issued on all four before the
+// next: the same operations per lane as EXP, so the same bits, with four
+// independent chains side by side instead of one. EXP's Horner chain is
+// about 60 cycles long, so one chain at a time leaves the FMA pipes idle
+// (the scheduler holds too few of them to overlap); four keep them
+// busy. The clamps are in Y14 (expHi) and Y15 (expLo).
+#define EXP4 \
+	VMINPS      Y0, Y14, Y0; \
+	VMINPS      Y1, Y14, Y1; \
+	VMINPS      Y2, Y14, Y2; \
+	VMINPS      Y3, Y14, Y3; \
+	VMAXPS      Y0, Y15, Y0; \
+	VMAXPS      Y1, Y15, Y1; \
+	VMAXPS      Y2, Y15, Y2; \
+	VMAXPS      Y3, Y15, Y3; \
+	VMULPS      expLog2e<>(SB), Y0, Y4; \
+	VMULPS      expLog2e<>(SB), Y1, Y5; \
+	VMULPS      expLog2e<>(SB), Y2, Y6; \
+	VMULPS      expLog2e<>(SB), Y3, Y7; \
+	VROUNDPS    $0, Y4, Y4; \
+	VROUNDPS    $0, Y5, Y5; \
+	VROUNDPS    $0, Y6, Y6; \
+	VROUNDPS    $0, Y7, Y7; \
+	VFMADD231PS expMLn2Hi<>(SB), Y4, Y0; \
+	VFMADD231PS expMLn2Hi<>(SB), Y5, Y1; \
+	VFMADD231PS expMLn2Hi<>(SB), Y6, Y2; \
+	VFMADD231PS expMLn2Hi<>(SB), Y7, Y3; \
+	VFMADD231PS expMLn2Lo<>(SB), Y4, Y0; \
+	VFMADD231PS expMLn2Lo<>(SB), Y5, Y1; \
+	VFMADD231PS expMLn2Lo<>(SB), Y6, Y2; \
+	VFMADD231PS expMLn2Lo<>(SB), Y7, Y3; \
+	VMOVUPS     expC7<>(SB), Y8; \
+	VMOVUPS     Y8, Y9; \
+	VMOVUPS     Y8, Y10; \
+	VMOVUPS     Y8, Y11; \
+	HORNER4(expC6<>(SB)); \
+	HORNER4(expC5<>(SB)); \
+	HORNER4(expC4<>(SB)); \
+	HORNER4(expC3<>(SB)); \
+	HORNER4(expC2<>(SB)); \
+	HORNER4(expC1<>(SB)); \
+	HORNER4(expC1<>(SB)); \
+	SCALE2K(Y4, Y0, Y8); \
+	SCALE2K(Y5, Y1, Y9); \
+	SCALE2K(Y6, Y2, Y10); \
+	SCALE2K(Y7, Y3, Y11)
+
+// HORNER4(c): one Horner step, o = o*r + c, on the four chains of EXP4.
+#define HORNER4(c) \
+	VFMADD213PS c, Y0, Y8; \
+	VFMADD213PS c, Y1, Y9; \
+	VFMADD213PS c, Y2, Y10; \
+	VFMADD213PS c, Y3, Y11
+
+// SCALE2K(k, t, out): out *= 2^(k>>1) * 2^(k-k>>1), EXP's last steps, k
+// the rounded exponent (as float), t scratch.
+#define SCALE2K(k, t, out) \
+	VCVTPS2DQ k, k; \
+	VPSRAD    $1, k, t; \
+	VPSUBD    t, k, k; \
+	VPADDD    exp127<>(SB), t, t; \
+	VPADDD    exp127<>(SB), k, k; \
+	VPSLLD    $23, t, t; \
+	VPSLLD    $23, k, k; \
+	VMULPS    t, out, out; \
+	VMULPS    k, out, out
+
+// func scanChan2AVX2(h, A, B, C, dt, a, y, D *float32, N, T, E int)
+// scanChanAVX2 on two adjacent channels at once (h and A point at the
+// first one's rows, the second's N further on; dt, a and y at the first
+// one's values, the second's next to them, D at the first one's D), N a
+// positive multiple of 16:
+// the four 8-lane vectors of a 16-state step (2 channels x 2 halves) go
+// through EXP4 side by side. Per channel, lane and token the operations
+// are scanChanAVX2's, in its order, and the output tree is its tree: the
+// two channels share its two VHADDPS (lanes 0 and 1 of the second are
+// channel e's and e+1's sums) and the D*a terms are added as a pair.
+TEXT ·scanChan2AVX2(SB), NOSPLIT, $0-88
+	MOVQ    h+0(FP), SI
+	MOVQ    A+8(FP), R9
+	MOVQ    B+16(FP), BX
+	MOVQ    C+24(FP), R10
+	MOVQ    dt+32(FP), R11
+	MOVQ    a+40(FP), R12
+	MOVQ    y+48(FP), R13
+	MOVQ    N+64(FP), CX
+	MOVQ    T+72(FP), DX
+	MOVQ    E+80(FP), R8
+	SHLQ    $2, CX
+	SHLQ    $2, R8
+	LEAQ    (SI)(CX*1), DI
+	LEAQ    (R9)(CX*1), R14
+	VMOVUPS expHi<>(SB), Y14
+	VMOVUPS expLo<>(SB), Y15
+	TESTQ   DX, DX
+	JZ      scan2done
+
+scan2tok:
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	XORQ   AX, AX
+
+scan2state:
+	VBROADCASTSS (R11), Y4
+	VBROADCASTSS 4(R11), Y5
+	VMULPS       (R9)(AX*1), Y4, Y0
+	VMULPS       32(R9)(AX*1), Y4, Y1
+	VMULPS       (R14)(AX*1), Y5, Y2
+	VMULPS       32(R14)(AX*1), Y5, Y3
+	EXP4
+	VBROADCASTSS (R11), Y4
+	VBROADCASTSS 4(R11), Y5
+	VBROADCASTSS (R12), Y6
+	VBROADCASTSS 4(R12), Y7
+	VMULPS       (BX)(AX*1), Y4, Y0
+	VMULPS       32(BX)(AX*1), Y4, Y1
+	VMULPS       (BX)(AX*1), Y5, Y2
+	VMULPS       32(BX)(AX*1), Y5, Y3
+	VMULPS       Y6, Y0, Y0
+	VMULPS       Y6, Y1, Y1
+	VMULPS       Y7, Y2, Y2
+	VMULPS       Y7, Y3, Y3
+	VFMADD231PS  (SI)(AX*1), Y8, Y0
+	VFMADD231PS  32(SI)(AX*1), Y9, Y1
+	VFMADD231PS  (DI)(AX*1), Y10, Y2
+	VFMADD231PS  32(DI)(AX*1), Y11, Y3
+	VMOVUPS      Y0, (SI)(AX*1)
+	VMOVUPS      Y1, 32(SI)(AX*1)
+	VMOVUPS      Y2, (DI)(AX*1)
+	VMOVUPS      Y3, 32(DI)(AX*1)
+	VFMADD231PS  (R10)(AX*1), Y0, Y12
+	VFMADD231PS  32(R10)(AX*1), Y1, Y12
+	VFMADD231PS  (R10)(AX*1), Y2, Y13
+	VFMADD231PS  32(R10)(AX*1), Y3, Y13
+	ADDQ         $64, AX
+	CMPQ         AX, CX
+	JLT          scan2state
+
+	VEXTRACTF128 $1, Y12, X0
+	VADDPS       X0, X12, X12
+	VEXTRACTF128 $1, Y13, X1
+	VADDPS       X1, X13, X13
+	VHADDPS      X13, X12, X12
+	VHADDPS      X12, X12, X12
+	VMOVSD       (R12), X6
+	MOVQ         D+56(FP), AX
+	VMOVSD       (AX), X7
+	VMULPS       X7, X6, X6
+	VADDPS       X6, X12, X12
+	VMOVSD       X12, (R13)
+	ADDQ         R8, R11
+	ADDQ         R8, R12
+	ADDQ         R8, R13
+	ADDQ         CX, BX
+	ADDQ         CX, R10
+	DECQ         DX
+	JNZ          scan2tok
+
+scan2done:
+	VZEROUPPER
+	RET
+
 // ---- softplus (AVX2) ----
 
 DATA spSign<>+0(SB)/4, $0x80000000

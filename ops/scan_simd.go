@@ -42,7 +42,13 @@ func scanRangeSIMD(y, h, dt, A, B, C, a, D, z []float32, E, N, T, lo, hi int) {
 			scanChansAVX512(&h[lo*N], &A[lo*N], &B[0], &C[0], &dt[lo], &a[lo], &y[lo], &D[lo], N, T, E, hi-lo)
 		}
 	} else {
-		for e := lo; e < hi; e++ {
+		e := lo
+		if N%16 == 0 {
+			for ; e+1 < hi; e += 2 {
+				scanChan2AVX2(&h[e*N], &A[e*N], &B[0], &C[0], &dt[e], &a[e], &y[e], &D[e], N, T, E)
+			}
+		}
+		for ; e < hi; e++ {
 			scanChanAVX2(&h[e*N], &A[e*N], &B[0], &C[0], &dt[e], &a[e], &y[e], N, T, E, D[e])
 		}
 	}

@@ -234,6 +234,18 @@ func expAVX2(dst, src *float32, n int)
 //go:noescape
 func scanChanAVX2(h, A, B, C, dt, a, y *float32, N, T, E int, D float32)
 
+// scanChan2AVX2 is scanChanAVX2 on channels e and e+1 at once, N a
+// positive multiple of 16: h and A point at channel e's N-value rows
+// (e+1's follow), dt, a and y at channel e's first-token values (e+1's
+// next to them), D at channel e's D (e+1's next). Its four 8-lane vectors
+// run the exp side by side; each channel gets scanChanAVX2's bits:
+//
+//	scanChanAVX2(h, A, B, C, dt, a, y, N, T, E, D[0])
+//	scanChanAVX2(h[N:], A[N:], B, C, dt[1:], a[1:], y[1:], N, T, E, D[1])
+//
+//go:noescape
+func scanChan2AVX2(h, A, B, C, dt, a, y, D *float32, N, T, E int)
+
 // softplusAVX2 is softplus in float32 on n values, n a multiple of 8, with
 // t = vexp(-|v|) and s = t/(2+t):
 //

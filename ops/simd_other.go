@@ -48,6 +48,10 @@ func expAVX2(dst, src *float32, n int) { panic(noAsm) }
 
 func scanChanAVX2(h, A, B, C, dt, a, y *float32, N, T, E int, D float32) { panic(noAsm) }
 
+func scanChan2AVX2(h, A, B, C, dt, a, y, D *float32, N, T, E int) {
+	panic(noAsm)
+}
+
 func softplusAVX2(dst, src *float32, n int) { panic(noAsm) }
 
 func scanChansAVX512(h, A, B, C, dt, a, y, D *float32, N, T, E, count int) { panic(noAsm) }

@@ -553,3 +553,63 @@ func TestAttendKernelsTwin(t *testing.T) {
 		}
 	}
 }
+
+// TestScanChan2Twin holds scanChan2AVX2 (two channels, EXP4) to two
+// calls of scanChanAVX2 bit for bit: every N it takes, token counts from
+// none up, dt large enough that exp(dt*A) is subnormal or zero, states
+// that grow past float32's range (Inf, then NaN from Inf*0), and guard
+// values around each output row and after the state rows.
+func TestScanChan2Twin(t *testing.T) {
+	if simdDetected < simdAVX2 {
+		t.Skip("no AVX2 on this CPU")
+	}
+	rng := newRNG(95)
+	for _, N := range []int{16, 32, 48} {
+		for _, T := range []int{0, 1, 2, 7} {
+			for _, wild := range []bool{false, true} {
+				const E = 3 // channels 0 and 1, and a guard column
+				name := fmt.Sprintf("N=%d T=%d wild=%v", N, T, wild)
+				c := newScanCase(rng.Uint64(), E, N, T, false)
+				if wild {
+					for i := range c.dt {
+						c.dt[i] = float32(rng.ExpFloat64() * 20) // dt*A below -87 often
+					}
+					for i := range c.B {
+						switch rng.IntN(3) {
+						case 0:
+							c.B[i] *= 3e37 // h overflows to Inf, sums to NaN
+						case 1:
+							c.B[i] = 0 // h decays to subnormal or zero
+						}
+					}
+				}
+				run := func(two bool) (h, y []float32) {
+					h = append(append([]float32(nil), c.h0[:2*N]...), guard, guard)
+					y = make([]float32, T*E)
+					for i := range y {
+						y[i] = guard
+					}
+					if T == 0 {
+						return h, y
+					}
+					if two {
+						scanChan2AVX2(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], &c.D[0], N, T, E)
+					} else {
+						scanChanAVX2(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], N, T, E, c.D[0])
+						scanChanAVX2(&h[N], &c.A[N], &c.B[0], &c.C[0], &c.dt[1], &c.a[1], &y[1], N, T, E, c.D[1])
+					}
+					return h, y
+				}
+				h2, y2 := run(true)
+				h1, y1 := run(false)
+				for tok := 0; tok < T; tok++ {
+					if math.Float32bits(y2[tok*E+2]) != math.Float32bits(guard) {
+						t.Fatalf("%s: wrote y outside channels 0 and 1 at token %d", name, tok)
+					}
+				}
+				sameBits(t, name+" h", h2, h1)
+				sameBits(t, name+" y", y2, y1)
+			}
+		}
+	}
+}
