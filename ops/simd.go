@@ -536,6 +536,10 @@ func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int, prefetch bool) {
 			kpf4 = 1
 		}
 	}
+	// Many pairs of tokens at AVX2 (prefill): each group's scales are
+	// converted to float32 once, not once per pair (tileQ8DAVX2).
+	var dw [tileScaleBlocks * 4]float32
+	convert := pr.k.tile == kTileQ8AVX2 && first == 0 && nt/tt >= 2 && nb <= tileScaleBlocks
 	for r := lo; r+4 <= hi; r += 4 {
 		if first > 0 {
 			for h := r; h < r+4; h += 2 {
@@ -543,12 +547,32 @@ func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int, prefetch bool) {
 			}
 		}
 		pf.start(group, w, rb, r-lo, hi-lo, (nt-first)/tt)
+		if convert {
+			g := w[(r-lo)*rb:]
+			for i := 0; i < 4; i++ {
+				row := g[i*rb:]
+				for b := 0; b < nb; b++ {
+					dw[4*b+i] = quant.F16ToF32(binary.LittleEndian.Uint16(row[b*quant.Q8_0BlockBytes:]))
+				}
+			}
+			for tok := 0; tok < nt; tok += tt {
+				pf.step()
+				tileQ8DAVX2(&g[0], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R, kpf, &dw[0])
+			}
+			continue
+		}
 		for tok := first; tok < nt; tok += tt {
 			pf.step()
 			callBlockTile(pr.k.tile, &w[(r-lo)*rb], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R, kpf)
 		}
 	}
 }
+
+// tileScaleBlocks is the most blocks a row (8192 columns) may have for
+// tileQ8Rows to convert its group's scales once (its stack buffer holds
+// four rows' worth); longer rows use tileQ8AVX2, which converts them per
+// call.
+const tileScaleBlocks = 256
 
 // tileLeftovers computes, with the row kernel, what the tiles left of rows
 // lo..hi-1: rows done..hi-1 of the tokens in whole tiles, and every row of

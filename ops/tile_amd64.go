@@ -98,6 +98,16 @@ func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32,
 //go:noescape
 func tileQ8AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int)
 
+// tileQ8DAVX2 is tileQ8AVX2 with the four rows' block scales given as
+// float32, dw[4*b+i] = f16(row i's block b scale), so that a caller that
+// runs one group of rows against many pairs of tokens (prefill) converts
+// them once: the same multiplies d_w*d_x and the same bits.
+//
+//	tileQ8AVX2(w, stride, nb, xq, xstride, xd, out, ostride, pf)
+//
+//go:noescape
+func tileQ8DAVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int, dw *float32)
+
 // tileQ8T4AVX2 is tileQ8AVX2's loop for 2 rows x 4 tokens (i < 2, t < 4),
 // with the same operations on each row, token and block, so the bits of
 // dotQ8x4AVX2 for each: one call reads each weight once for four tokens

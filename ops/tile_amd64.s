@@ -789,6 +789,52 @@ TEXT ·tileQ8AVX2(SB), NOSPLIT, $0-72
 	VZEROUPPER
 	RET
 
+// Q8D2SCALES is Q8A2SCALES with the four rows' d_w already float32, four
+// a block at (AX) (tileQ8DAVX2's dw): the same two multiplies, without
+// the gather and the conversion.
+#define Q8D2SCALES \
+	VBROADCASTF128 (AX), Y14; \
+	VBROADCASTSS   (R12), Y10; \
+	VBROADCASTSS   (R12)(R13*1), Y11; \
+	VMULPS         Y14, Y10, Y10; \
+	VMULPS         Y14, Y11, Y11
+
+// Q8D2STEP(PFX) is Q8A2STEP with Q8D2SCALES.
+#define Q8D2STEP(PFX) \
+	VMOVDQU (DI), Y8; \
+	VMOVDQU (DI)(R10*1), Y9; \
+	Q8D2SCALES; \
+	PFX; \
+	Q8A2ROW(2(SI), $0x0, Y10, $0x0, Y11, Y0, Y4); \
+	Q8A2ROW(2(SI)(DX*1), $0x55, Y10, $0x55, Y11, Y1, Y5); \
+	Q8A2ROW(2(R9), $0xaa, Y10, $0xaa, Y11, Y2, Y6); \
+	Q8A2ROW(2(R9)(DX*1), $0xff, Y10, $0xff, Y11, Y3, Y7); \
+	ADDQ    $34, SI; \
+	ADDQ    $34, R9; \
+	ADDQ    $32, DI; \
+	ADDQ    $4, R12; \
+	ADDQ    $16, AX; \
+	DECQ    CX
+
+// func tileQ8DAVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int, pf int, dw *float32)
+TEXT ·tileQ8DAVX2(SB), NOSPLIT, $0-80
+	MOVQ   w+0(FP), SI
+	MOVQ   stride+8(FP), DX
+	LEAQ   (SI)(DX*2), R9
+	MOVQ   nb+16(FP), CX
+	MOVQ   xq+24(FP), DI
+	MOVQ   xstride+32(FP), R10
+	MOVQ   xd+40(FP), R12
+	MOVQ   dw+72(FP), AX
+	MOVQ   CX, R13
+	SHLQ   $2, R13
+	Q8LOOPS(Q8D2STEP, Q8A2PF, Y13, R14)
+	RED4(Y0, Y1, Y2, Y3, X0, X1)
+	ADDQ BX, R8
+	RED4(Y4, Y5, Y6, Y7, X4, X5)
+	VZEROUPPER
+	RET
+
 // ---- Q8_0 with AVX2: 2 rows x 4 tokens of blocks, accumulator Y(4i+t).
 //
 // tileQ8AVX2's operations on each row, token and block, so the same bits,

@@ -23,6 +23,9 @@ func tileBF16AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32,
 func tileQ8AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int) {
 	panic(noAsm)
 }
+func tileQ8DAVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int, dw *float32) {
+	panic(noAsm)
+}
 func tileQ8T4AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int) {
 	panic(noAsm)
 }

@@ -445,6 +445,21 @@ func TestBlockKernelsTwin(t *testing.T) {
 						check(t)
 					}
 					if k.level == simdAVX2 {
+						dw := make([]float32, 4*nb+4) // the 2-token tile with the scales given
+						for b := 0; b < nb; b++ {
+							for i := 0; i < 4; i++ {
+								dw[4*b+i] = quant.F16ToF32(binary.LittleEndian.Uint16(w[i*stride+b*34:]))
+							}
+						}
+						for pf := 0; pf < 2; pf++ {
+							const ostride = 6
+							want, _ := guarded(2*ostride, off)
+							tileQ8AVX2(&w[0], stride, nb, &xq[0], nb*32, &xd[0], &want[0], 4*ostride, pf)
+							got, check := guarded(2*ostride, off)
+							tileQ8DAVX2(&w[0], stride, nb, &xq[0], nb*32, &xd[0], &got[0], 4*ostride, pf, &dw[0])
+							check(t)
+							sameBits(t, what+" tile with float32 scales", got, want)
+						}
 						for pf := 0; pf < 2; pf++ { // the 2-row, 4-token tile
 							const ostride = 3
 							got, check := guarded(4*ostride, off)
