@@ -529,21 +529,28 @@ func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int, prefetch bool) {
 	// time (tileQ8T4AVX2), so that the weights stream from memory while
 	// all four tokens' arithmetic runs, not during the first of two calls.
 	// The two-token calls after them find the rows in the cache.
+	// The stack buffer of tileQ8T4AVX2's token scales, or of tileQ8DAVX2's
+	// row scales, four a block.
+	var scales [tileScaleBlocks * 4]float32
 	first, kpf4 := 0, 0
-	if pr.k.tile == kTileQ8AVX2 && pr.n >= 4 && pr.n < 8 {
+	if pr.k.tile == kTileQ8AVX2 && pr.n >= 4 && pr.n < 8 && nb <= tileScaleBlocks {
 		first, group, kpf = 4, false, 0
 		if prefetch {
 			kpf4 = 1
 		}
+		for b := 0; b < nb; b++ {
+			for t := 0; t < 4; t++ {
+				scales[4*b+t] = pr.xd[t*nb+b]
+			}
+		}
 	}
 	// Many pairs of tokens at AVX2 (prefill): each group's scales are
 	// converted to float32 once, not once per pair (tileQ8DAVX2).
-	var dw [tileScaleBlocks * 4]float32
 	convert := pr.k.tile == kTileQ8AVX2 && first == 0 && nt/tt >= 2 && nb <= tileScaleBlocks
 	for r := lo; r+4 <= hi; r += 4 {
 		if first > 0 {
 			for h := r; h < r+4; h += 2 {
-				tileQ8T4AVX2(&w[(h-lo)*rb], rb, nb, &pr.xq[0], C, &pr.xd[0], &pr.dst[h], 4*R, kpf4)
+				tileQ8T4AVX2(&w[(h-lo)*rb], rb, nb, &pr.xq[0], C, &scales[0], &pr.dst[h], 4*R, kpf4)
 			}
 		}
 		pf.start(group, w, rb, r-lo, hi-lo, (nt-first)/tt)
@@ -552,12 +559,12 @@ func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int, prefetch bool) {
 			for i := 0; i < 4; i++ {
 				row := g[i*rb:]
 				for b := 0; b < nb; b++ {
-					dw[4*b+i] = quant.F16ToF32(binary.LittleEndian.Uint16(row[b*quant.Q8_0BlockBytes:]))
+					scales[4*b+i] = quant.F16ToF32(binary.LittleEndian.Uint16(row[b*quant.Q8_0BlockBytes:]))
 				}
 			}
 			for tok := 0; tok < nt; tok += tt {
 				pf.step()
-				tileQ8DAVX2(&g[0], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R, kpf, &dw[0])
+				tileQ8DAVX2(&g[0], rb, nb, &pr.xq[tok*C], C, &pr.xd[tok*nb], &pr.dst[tok*R+r], 4*R, kpf, &scales[0])
 			}
 			continue
 		}
@@ -569,9 +576,8 @@ func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int, prefetch bool) {
 }
 
 // tileScaleBlocks is the most blocks a row (8192 columns) may have for
-// tileQ8Rows to convert its group's scales once (its stack buffer holds
-// four rows' worth); longer rows use tileQ8AVX2, which converts them per
-// call.
+// tileQ8Rows to lay out four rows' or four tokens' scales in its stack
+// buffer (tileQ8DAVX2, tileQ8T4AVX2); longer rows take tileQ8AVX2 alone.
 const tileScaleBlocks = 256
 
 // tileLeftovers computes, with the row kernel, what the tiles left of rows

@@ -111,10 +111,13 @@ func tileQ8DAVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, ou
 // tileQ8T4AVX2 is tileQ8AVX2's loop for 2 rows x 4 tokens (i < 2, t < 4),
 // with the same operations on each row, token and block, so the bits of
 // dotQ8x4AVX2 for each: one call reads each weight once for four tokens
-// (batched decode of four sequences), where tileQ8AVX2 takes two.
+// (batched decode of four sequences), where tileQ8AVX2 takes two. The
+// tokens' block scales come four a block, xd4[4*b+t] = xd[t*nb+b], laid
+// out once for all the rows by the caller: one load a block where a
+// gather of four was.
 //
 //go:noescape
-func tileQ8T4AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int)
+func tileQ8T4AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd4 *float32, out *float32, ostride, pf int)
 
 // tileQ8AVX512 is tileQ8AVX2's loop for 4 rows x 4 tokens (t < 4), with
 // VPDPBUSD on the activations offset to unsigned once per token, two

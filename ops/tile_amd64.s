@@ -870,20 +870,17 @@ TEXT ·tileQ8DAVX2(SB), NOSPLIT, $0-80
 
 // Q8T4SCALES puts the block's scale products d_w*d_x in Y9 (row 0) and
 // Y10 (row 1), tokens 0..3 in each 128-bit half: the two rows' f16 d_w
-// converted together and broadcast, times the four tokens' d_x gathered
-// into one register. Uses AX, BX, Y12, X15.
+// converted together and broadcast, times the four tokens' d_x, which the
+// caller laid out four a block (xd4), loaded into both halves at once.
+// Uses AX, BX, Y12, X15.
 #define Q8T4SCALES \
-	MOVWLZX      (SI), AX; \
-	MOVWLZX      (SI)(DX*1), BX; \
-	SHLL         $16, BX; \
-	ORL          BX, AX; \
-	VMOVD        AX, X15; \
-	VCVTPH2PS    X15, X15; \
-	VMOVSS       (R12), X12; \
-	VINSERTPS    $0x10, (R12)(R13*1), X12, X12; \
-	VINSERTPS    $0x20, (R12)(R13*2), X12, X12; \
-	VINSERTPS    $0x30, (R12)(R14*1), X12, X12; \
-	VINSERTF128  $1, X12, Y12, Y12; \
+	MOVWLZX        (SI), AX; \
+	MOVWLZX        (SI)(DX*1), BX; \
+	SHLL           $16, BX; \
+	ORL            BX, AX; \
+	VMOVD          AX, X15; \
+	VCVTPH2PS      X15, X15; \
+	VBROADCASTF128 (R12), Y12; \
 	VBROADCASTSS X15, Y9; \
 	VMOVSHDUP    X15, X15; \
 	VBROADCASTSS X15, Y10; \
@@ -898,7 +895,7 @@ TEXT ·tileQ8DAVX2(SB), NOSPLIT, $0-80
 	Q8T4ROW(2(SI)(DX*1), Y10, Y4, Y5, Y6, Y7); \
 	ADDQ $34, SI; \
 	ADDQ $32, DI; \
-	ADDQ $4, R12; \
+	ADDQ $16, R12; \
 	DECQ CX
 
 // Q8T4PF prefetches PF ahead in each of the two rows.
@@ -914,7 +911,7 @@ TEXT ·tileQ8DAVX2(SB), NOSPLIT, $0-80
 	VMOVLPS      xa, (R8); \
 	VMOVHPS      xa, (R8)(BX*1)
 
-// func tileQ8T4AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int, pf int)
+// func tileQ8T4AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd4 *float32, out *float32, ostride int, pf int)
 TEXT ·tileQ8T4AVX2(SB), NOSPLIT, $0-72
 	MOVQ   w+0(FP), SI
 	MOVQ   stride+8(FP), DX
@@ -922,10 +919,7 @@ TEXT ·tileQ8T4AVX2(SB), NOSPLIT, $0-72
 	MOVQ   xq+24(FP), DI
 	MOVQ   xstride+32(FP), R10
 	LEAQ   (R10)(R10*2), R11
-	MOVQ   xd+40(FP), R12
-	MOVQ   CX, R13
-	SHLQ   $2, R13
-	LEAQ   (R13)(R13*2), R14
+	MOVQ   xd4+40(FP), R12
 	Q8LOOPS(Q8T4STEP, Q8T4PF, Y11, AX)
 	RED2x2(Y0, Y4, Y1, Y5, X0, X4)
 	LEAQ (R8)(BX*2), R8

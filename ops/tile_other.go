@@ -26,7 +26,7 @@ func tileQ8AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out
 func tileQ8DAVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int, dw *float32) {
 	panic(noAsm)
 }
-func tileQ8T4AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int) {
+func tileQ8T4AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd4 *float32, out *float32, ostride, pf int) {
 	panic(noAsm)
 }
 func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int) {

@@ -463,7 +463,13 @@ func TestBlockKernelsTwin(t *testing.T) {
 						for pf := 0; pf < 2; pf++ { // the 2-row, 4-token tile
 							const ostride = 3
 							got, check := guarded(4*ostride, off)
-							tileQ8T4AVX2(&w[0], stride, nb, &xq[0], nb*32, &xd[0], &got[0], 4*ostride, pf)
+							xd4 := make([]float32, 4*nb+1)
+							for b := 0; b < nb; b++ {
+								for tok := 0; tok < 4; tok++ {
+									xd4[4*b+tok] = xd[tok*nb+b]
+								}
+							}
+							tileQ8T4AVX2(&w[0], stride, nb, &xq[0], nb*32, &xd4[0], &got[0], 4*ostride, pf)
 							for tok := 0; tok < 4; tok++ {
 								for i := 0; i < 2; i++ {
 									want := dotBlockTwin(false, w[i*stride:], nb, xq[tok*nb*32:], xd[tok*nb:])
