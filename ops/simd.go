@@ -524,23 +524,28 @@ func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int, prefetch bool) {
 	if !prefetch {
 		kpf = 0
 	}
-	// Four to seven tokens at AVX2 (a batched decode step of a few
-	// sequences): the first four in one pass over the rows, two rows at a
-	// time (tileQ8T4AVX2), so that the weights stream from memory while
-	// all four tokens' arithmetic runs, not during the first of two calls.
-	// The two-token calls after them find the rows in the cache.
-	// The stack buffer of tileQ8T4AVX2's token scales, or of tileQ8DAVX2's
-	// row scales, four a block.
+	// The stack buffer of tileQ8T4AVX2's token scales (four a block, a
+	// run of nb blocks for each four tokens) or of tileQ8DAVX2's row
+	// scales (four a block).
 	var scales [tileScaleBlocks * 4]float32
+	// Four to t4Tokens-1 tokens at AVX2 (a batched decode step of a few
+	// sequences): each four of them in one pass over the rows, two rows at
+	// a time (tileQ8T4AVX2), so that the weights stream from memory while
+	// the first four tokens' arithmetic runs (not during the first of
+	// several two-token calls), and the next fours find the two rows in
+	// the L1 cache. The two-token calls after them find the rows in the
+	// cache too.
 	first, kpf4 := 0, 0
-	if pr.k.tile == kTileQ8AVX2 && pr.n >= 4 && pr.n < 8 && nb <= tileScaleBlocks {
-		first, group, kpf = 4, false, 0
+	if quads := pr.n / 4; pr.k.tile == kTileQ8AVX2 && pr.n >= 4 && pr.n < t4Tokens && quads*nb <= tileScaleBlocks {
+		first, group, kpf = 4*quads, false, 0
 		if prefetch {
 			kpf4 = 1
 		}
-		for b := 0; b < nb; b++ {
-			for t := 0; t < 4; t++ {
-				scales[4*b+t] = pr.xd[t*nb+b]
+		for q := range quads {
+			for b := 0; b < nb; b++ {
+				for t := 0; t < 4; t++ {
+					scales[4*(q*nb+b)+t] = pr.xd[(4*q+t)*nb+b]
+				}
 			}
 		}
 	}
@@ -548,9 +553,13 @@ func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int, prefetch bool) {
 	// converted to float32 once, not once per pair (tileQ8DAVX2).
 	convert := pr.k.tile == kTileQ8AVX2 && first == 0 && nt/tt >= 2 && nb <= tileScaleBlocks
 	for r := lo; r+4 <= hi; r += 4 {
-		if first > 0 {
-			for h := r; h < r+4; h += 2 {
-				tileQ8T4AVX2(&w[(h-lo)*rb], rb, nb, &pr.xq[0], C, &scales[0], &pr.dst[h], 4*R, kpf4)
+		for h := r; first > 0 && h < r+4; h += 2 {
+			for q := 0; q < first/4; q++ {
+				pfq := kpf4
+				if q > 0 {
+					pfq = 0
+				}
+				tileQ8T4AVX2(&w[(h-lo)*rb], rb, nb, &pr.xq[4*q*C], C, &scales[4*q*nb], &pr.dst[4*q*R+h], 4*R, pfq)
 			}
 		}
 		pf.start(group, w, rb, r-lo, hi-lo, (nt-first)/tt)
@@ -574,6 +583,16 @@ func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int, prefetch bool) {
 		}
 	}
 }
+
+// t4Tokens bounds the products that take tileQ8T4AVX2 for each four of
+// their tokens: up to 23 tokens (a batched step of up to 23 sequences) it
+// beat the two-token tiles, whose first call per group of rows streams
+// the rows from memory while the others wait on it. 24 x 768 x 1536
+// int8 products of n tokens, Pool of 2, AVX2, min of 15 rounds (ms per
+// token, two-token tiles -> tileQ8T4AVX2 fours): n=8 0.83 -> 0.46-0.67,
+// n=12 0.83 -> 0.45-0.47, n=16 0.67-0.74 -> 0.45-0.59, n=20 0.63 ->
+// 0.51-0.59; at 24 the scales of 48-block rows no longer fit its buffer.
+const t4Tokens = 24
 
 // tileScaleBlocks is the most blocks a row (8192 columns) may have for
 // tileQ8Rows to lay out four rows' or four tokens' scales in its stack

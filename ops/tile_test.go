@@ -23,7 +23,7 @@ func testMatMulTiles(t *testing.T) {
 	for _, typ := range allTypes() {
 		cols := []int{16, 17, 31, 40, 70, 256, 1031}
 		if typ.BlockLen() != 1 {
-			cols = []int{32, 64, 96, 768}
+			cols = []int{32, 64, 96, 768, 32 * (tileScaleBlocks + 1)}
 		}
 		for _, c := range cols {
 			for _, rows := range []int{4, 5, 8, 11, 12, 17} {
@@ -33,7 +33,7 @@ func testMatMulTiles(t *testing.T) {
 						m.Data[2], m.Data[3] = 0x80, 0x7f // -128 and 127
 						m.Data[len(m.Data)-1] = 0x80
 					}
-					for _, n := range []int{2, 3, 4, 5, 7, 8, 9, 13} {
+					for _, n := range []int{2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 23, 24} {
 						what := fmt.Sprintf("%s %dx%d off %d n=%d", typ, rows, c, off, n)
 						x := offsetCopy(randVec(rng, n*c), off)
 						dst, check := guarded(n*rows, off)
