@@ -300,6 +300,26 @@ q8done: \
 	MOVQ    out+48(FP), R8; \
 	MOVQ    ostride+56(FP), BX
 
+// Q8A2TILE(STEP) is the whole body of the 4-row x 2-token AVX2 Q8_0
+// tiles (tileQ8AVX2, tileQ8DAVX2), STEP their block (which leaves AX
+// alone: tileQ8DAVX2's dw). Defined before the first TEXT, like Q8LOOPS.
+#define Q8A2TILE(STEP) \
+	MOVQ   w+0(FP), SI; \
+	MOVQ   stride+8(FP), DX; \
+	LEAQ   (SI)(DX*2), R9; \
+	MOVQ   nb+16(FP), CX; \
+	MOVQ   xq+24(FP), DI; \
+	MOVQ   xstride+32(FP), R10; \
+	MOVQ   xd+40(FP), R12; \
+	MOVQ   CX, R13; \
+	SHLQ   $2, R13; \
+	Q8LOOPS(STEP, Q8A2PF, Y13, R14); \
+	RED4(Y0, Y1, Y2, Y3, X0, X1); \
+	ADDQ BX, R8; \
+	RED4(Y4, Y5, Y6, Y7, X4, X5); \
+	VZEROUPPER; \
+	RET
+
 // func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
 // n is a multiple of 16.
 TEXT ·tileF32AVX512(SB), NOSPLIT, $0-56
@@ -773,21 +793,7 @@ GLOBL ones16<>(SB), RODATA|NOPTR, $32
 
 // func tileQ8AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int, pf int)
 TEXT ·tileQ8AVX2(SB), NOSPLIT, $0-72
-	MOVQ   w+0(FP), SI
-	MOVQ   stride+8(FP), DX
-	LEAQ   (SI)(DX*2), R9
-	MOVQ   nb+16(FP), CX
-	MOVQ   xq+24(FP), DI
-	MOVQ   xstride+32(FP), R10
-	MOVQ   xd+40(FP), R12
-	MOVQ   CX, R13
-	SHLQ   $2, R13
-	Q8LOOPS(Q8A2STEP, Q8A2PF, Y13, R14)
-	RED4(Y0, Y1, Y2, Y3, X0, X1)
-	ADDQ BX, R8
-	RED4(Y4, Y5, Y6, Y7, X4, X5)
-	VZEROUPPER
-	RET
+	Q8A2TILE(Q8A2STEP)
 
 // Q8D2SCALES is Q8A2SCALES with the four rows' d_w already float32, four
 // a block at (AX) (tileQ8DAVX2's dw): the same two multiplies, without
@@ -818,22 +824,8 @@ TEXT ·tileQ8AVX2(SB), NOSPLIT, $0-72
 
 // func tileQ8DAVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int, pf int, dw *float32)
 TEXT ·tileQ8DAVX2(SB), NOSPLIT, $0-80
-	MOVQ   w+0(FP), SI
-	MOVQ   stride+8(FP), DX
-	LEAQ   (SI)(DX*2), R9
-	MOVQ   nb+16(FP), CX
-	MOVQ   xq+24(FP), DI
-	MOVQ   xstride+32(FP), R10
-	MOVQ   xd+40(FP), R12
-	MOVQ   dw+72(FP), AX
-	MOVQ   CX, R13
-	SHLQ   $2, R13
-	Q8LOOPS(Q8D2STEP, Q8A2PF, Y13, R14)
-	RED4(Y0, Y1, Y2, Y3, X0, X1)
-	ADDQ BX, R8
-	RED4(Y4, Y5, Y6, Y7, X4, X5)
-	VZEROUPPER
-	RET
+	MOVQ dw+72(FP), AX
+	Q8A2TILE(Q8D2STEP)
 
 // ---- Q8_0 with AVX2: 2 rows x 4 tokens of blocks, accumulator Y(4i+t).
 //
