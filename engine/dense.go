@@ -69,6 +69,7 @@ type nativeDense struct {
 	gTok, gLay                   gatedWork
 	fused                        fusedStep
 	ones                         []float32 // Falcon-Mamba's norm weight (mixerNorms)
+	rowPass                      rowPass
 }
 
 func (m *Model) newDense(sc *scratch) DenseBlocks {
@@ -84,9 +85,7 @@ func (n *nativeDense) MixerIn(l int, xz, x []float32, T int) {
 	m, d, E := n.m, n.m.Config.HiddenSize, n.m.Config.Intermediate
 	lw := &m.layers[l]
 	u := n.sc.buf(&n.u, T*d)
-	for t := range T {
-		ops.RMSNorm(u[t*d:(t+1)*d], x[t*d:(t+1)*d], lw.norm, n.eps())
-	}
+	n.norms(u, x, lw.norm, T)
 	m.pool.MatMul(xz, lw.mixer.inProj, u, T)
 	if b := lw.mixer.inBias; b != nil {
 		for t := range T {
@@ -107,24 +106,14 @@ func (n *nativeDense) SSMIn(l int, dbc, dt, a1 []float32, T int) {
 		copy(delta[t*R:(t+1)*R], dbc[t*(R+2*N):t*(R+2*N)+R])
 	}
 	m.pool.MatMul(dt, w.dtProj, delta, T)
-	for t := range T {
-		row := dt[t*E : (t+1)*E]
-		ops.Add(row, row, w.dtBias)
-		ops.Softplus(row, row)
-	}
+	n.softplusRows(dt[:T*E], w.dtBias, T)
 }
 
 func (n *nativeDense) MixerOut(l int, mix, x, y, _ []float32, T int) {
 	m, d := n.m, n.m.Config.HiddenSize
 	w := &m.layers[l].mixer
 	m.pool.MatMul(mix, w.outProj, y, T)
-	if w.outBias != nil {
-		for t := range T {
-			row := mix[t*d : (t+1)*d]
-			ops.Add(row, row, w.outBias)
-		}
-	}
-	ops.Add(x, x, mix)
+	n.addRows(x[:T*d], mix[:T*d], w.outBias, T)
 }
 
 func (n *nativeDense) NoteIn(l int, nd *NoteDense, r, prev []float32, T int) {
@@ -136,7 +125,7 @@ func (n *nativeDense) NoteIn(l int, nd *NoteDense, r, prev []float32, T int) {
 	// both attentions.
 	h1 := n.sc.buf(&n.h1, T*Hs)
 	rnTok := n.sc.buf(&n.rn, T*d)
-	n.rmsNorm(rnTok, r, nw.tok.norm, T)
+	n.norms(rnTok, r, nw.tok.norm, T)
 	ps := append(n.ps[:0],
 		ops.Product{Dst: h1, W: nw.fc1, X: r, N: T},
 		ops.Product{Dst: nd.Gate, W: nw.trigger, X: prev, N: T},
@@ -144,7 +133,7 @@ func (n *nativeDense) NoteIn(l int, nd *NoteDense, r, prev []float32, T int) {
 		ops.Product{Dst: nd.QTok, W: nw.tok.q, X: rnTok, N: T})
 	if nw.lay != nil {
 		rnLay := n.sc.buf(&n.rnLay, T*d)
-		n.rmsNorm(rnLay, r, nw.lay.norm, T)
+		n.norms(rnLay, r, nw.lay.norm, T)
 		ps = append(ps, ops.Product{Dst: nd.QLay, W: nw.lay.q, X: rnLay, N: T})
 	}
 	m.pool.MatMuls(ps)
@@ -165,14 +154,6 @@ func (n *nativeDense) NoteIn(l int, nd *NoteDense, r, prev []float32, T int) {
 	}
 }
 
-// rmsNorm sets dst's T rows to RMSNorm(x's rows; w).
-func (n *nativeDense) rmsNorm(dst, x, w []float32, T int) {
-	d := n.m.Config.HiddenSize
-	for t := range T {
-		ops.RMSNorm(dst[t*d:(t+1)*d], x[t*d:(t+1)*d], w, n.eps())
-	}
-}
-
 func (n *nativeDense) NoteOut(l int, r, oTok, oLay, sTok, sLay []float32, T int) {
 	nw, d := n.m.layers[l].note, n.m.Config.HiddenSize
 	dTok := n.sc.buf(&n.dTok, T*d)
@@ -187,10 +168,10 @@ func (n *nativeDense) NoteOut(l int, r, oTok, oLay, sTok, sLay []float32, T int)
 	n.m.pool.MatMuls(ps)
 	n.ps = ps
 	n.gTok.finish(n)
-	ops.Add(r, r, dTok)
+	n.addRows(r[:T*d], dTok, nil, T)
 	if dLay != nil {
 		n.gLay.finish(n)
-		ops.Add(r, r, dLay)
+		n.addRows(r[:T*d], dLay, nil, T)
 	}
 }
 
@@ -210,6 +191,9 @@ type gatedWork struct {
 	n                int  // rows to compute
 	compact          bool // r, att, scl are gathered copies; scatter at the end
 	o, mo, g         []float32
+	out              []float32        // finish's result rows (dst, or a compact block)
+	d                int              // hidden size, for gateRows
+	gateFn           func(lo, hi int) // gateRows, bound once
 	// buffers
 	bAtt, bR, bScl, bO, bMo, bG, bOut, bCat []float32
 }
@@ -269,12 +253,13 @@ func (gw *gatedWork) finish(nd *nativeDense) {
 		out = nd.sc.buf(&gw.bOut, gw.n*d)
 	}
 	if w.gateM.Rows != 0 {
-		for t := range gw.n {
-			o, mo := gw.o[t*d:(t+1)*d], gw.mo[t*d:(t+1)*d]
-			g := gw.g[t*d : (t+1)*d]
-			ops.Add(g, g, mo)
-			gw.combine(out[t*d:(t+1)*d], o, g, gw.scl[t])
+		// Row by row, split across the pool for a prefill's many rows.
+		if gw.gateFn == nil {
+			gw.gateFn = gw.gateRows
 		}
+		gw.out, gw.d = out, d
+		m.pool.For(gw.n, max(1, rowPassMin/d), gw.gateFn)
+		gw.out = nil
 	} else {
 		// The SPEC's order: o = W_o att, then the gate over [r; o].
 		m.pool.MatMul(out[:gw.n*d], w.o, gw.att, gw.n)
@@ -294,6 +279,18 @@ func (gw *gatedWork) finish(nd *nativeDense) {
 		for i, t := range gw.rows {
 			copy(gw.dst[int(t)*d:(int(t)+1)*d], out[i*d:(i+1)*d])
 		}
+	}
+}
+
+// gateRows finishes the fused form's rows lo..hi-1: g += M att, then
+// combine.
+func (gw *gatedWork) gateRows(lo, hi int) {
+	d := gw.d
+	for t := lo; t < hi; t++ {
+		o, mo := gw.o[t*d:(t+1)*d], gw.mo[t*d:(t+1)*d]
+		g := gw.g[t*d : (t+1)*d]
+		ops.Add(g, g, mo)
+		gw.combine(gw.out[t*d:(t+1)*d], o, g, gw.scl[t])
 	}
 }
 
