@@ -536,7 +536,7 @@ func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int, prefetch bool) {
 	// the L1 cache. The two-token calls after them find the rows in the
 	// cache too.
 	first, kpf4 := 0, 0
-	if quads := pr.n / 4; pr.k.tile == kTileQ8AVX2 && pr.n >= 4 && pr.n < t4Tokens && quads*nb <= tileScaleBlocks {
+	if quads := pr.n / 4; pr.k.tile == kTileQ8AVX2 && quads >= 1 && pr.n < t4Tokens && quads*nb <= tileScaleBlocks {
 		first, group, kpf = 4*quads, false, 0
 		if prefetch {
 			kpf4 = 1
@@ -553,7 +553,7 @@ func (pr *product) tileQ8Rows(w []byte, rb, lo, hi int, prefetch bool) {
 	// converted to float32 once, not once per pair (tileQ8DAVX2).
 	convert := pr.k.tile == kTileQ8AVX2 && first == 0 && nt/tt >= 2 && nb <= tileScaleBlocks
 	for r := lo; r+4 <= hi; r += 4 {
-		for h := r; first > 0 && h < r+4; h += 2 {
+		for h := r; first > 0 && h < r+4; h += 2 { // the fours, two rows a call
 			for q := 0; q < first/4; q++ {
 				pfq := kpf4
 				if q > 0 {
