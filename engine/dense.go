@@ -175,6 +175,35 @@ func (n *nativeDense) NoteOut(l int, r, oTok, oLay, sTok, sLay []float32, T int)
 	}
 }
 
+// notePooler is a DenseBlocks that runs the engine's pool work of a Note
+// Block (steps 3-5 of SPEC.md, per sequence) in one hand-off with the
+// products of NoteOut that do not depend on it, so that those stream
+// their weights while the pools run instead of after them (the native
+// backend: 7% of a one-sequence prefill ran on one thread with the
+// others idle). Called between NoteIn(l) and NoteOut(l), in place of the
+// engine's own loop over the sequences.
+type notePooler interface {
+	// notePools calls run over the pass's seqs sequences, as
+	// Pool.For(seqs, 1, run), beside the products that read only r (T x
+	// d); gate holds G_t of each row.
+	notePools(l int, r, gate []float32, T, seqs int, run func(lo, hi int))
+}
+
+// notePools runs the pools beside the fused gates' W_gate[:, :d] r over
+// the rows that may retrieve: for the token attention those with G_t >
+// tau2 (step 3 retrieves only there), for the cross-layer one every row.
+// NoteOut takes those rows' results (gatedWork.early) instead of
+// computing them; the others it computes itself.
+func (n *nativeDense) notePools(l int, r, gate []float32, T, seqs int, run func(lo, hi int)) {
+	nw, tau := n.m.layers[l].note, n.m.Config.Memory.TauRetrieve
+	ps := n.gTok.early(n, r, &nw.tok, T, func(t int) bool { return float64(gate[t]) > tau }, n.ps[:0])
+	if nw.lay != nil {
+		ps = n.gLay.early(n, r, nw.lay, T, nil, ps)
+	}
+	n.m.pool.MatMulsFor(ps, seqs, 1, run)
+	n.ps = ps
+}
+
 // gatedWork finishes Attend for a chunk's rows: o = W_o att, g =
 // sigma(W_gate [r; o] + b_gate), dst = scale * g * o, and 0 on the rows
 // where scale is 0. Only the rows with a non-zero scale are computed (the
@@ -194,8 +223,52 @@ type gatedWork struct {
 	out              []float32        // finish's result rows (dst, or a compact block)
 	d                int              // hidden size, for gateRows
 	gateFn           func(lo, hi int) // gateRows, bound once
+	// W_gate[:, :d] r computed before the pools ran (early, for the next
+	// prepare: hasPre), preAt[t] its row of pre for row t of the chunk, -1
+	// where none; fromPre: prepare took the rows from there.
+	hasPre, fromPre bool
+	preAt           []int32
+	pre             []float32
 	// buffers
-	bAtt, bR, bScl, bO, bMo, bG, bOut, bCat []float32
+	bAtt, bR, bScl, bO, bMo, bG, bOut, bCat, bPreR []float32
+}
+
+// early appends to ps the fused gate's W_gate[:, :d] r over the rows t of
+// the chunk for which want(t) (every row for a nil want), computed into
+// gw.pre before the pools run; prepare then takes those rows from there.
+// Without the fused form it appends nothing.
+func (gw *gatedWork) early(nd *nativeDense, r []float32, w *attendWeights, T int, want func(t int) bool, ps []ops.Product) []ops.Product {
+	gw.hasPre = false
+	if w.gateR.Rows == 0 || w.gateM.Rows == 0 {
+		return ps
+	}
+	d := nd.m.Config.HiddenSize
+	at := gw.preAt[:0]
+	k := 0
+	for t := range T {
+		if want == nil || want(t) {
+			at = append(at, int32(k))
+			k++
+		} else {
+			at = append(at, -1)
+		}
+	}
+	gw.preAt = at
+	if k == 0 {
+		return ps
+	}
+	x := r[:T*d]
+	if k < T {
+		x = nd.sc.buf(&gw.bPreR, k*d)
+		for t, i := range at {
+			if i >= 0 {
+				copy(x[int(i)*d:(int(i)+1)*d], r[t*d:(t+1)*d])
+			}
+		}
+	}
+	gw.pre = nd.sc.buf(&gw.pre, k*d)
+	gw.hasPre = true
+	return append(ps, ops.Product{Dst: gw.pre, W: w.gateR, X: x, N: k})
 }
 
 func (gw *gatedWork) prepare(nd *nativeDense, dst, r, att []float32, w *attendWeights, scale []float32, T int) {
@@ -203,6 +276,8 @@ func (gw *gatedWork) prepare(nd *nativeDense, dst, r, att []float32, w *attendWe
 	d, A := c.HiddenSize, c.Memory.AttnDim
 	sc := nd.sc
 	gw.w, gw.dst = w, dst
+	hasPre := gw.hasPre
+	gw.hasPre, gw.fromPre = false, false // early's rows serve one prepare
 	rows := gw.rows[:0]
 	for t := range T {
 		if scale[t] != 0 {
@@ -227,6 +302,25 @@ func (gw *gatedWork) prepare(nd *nativeDense, dst, r, att []float32, w *attendWe
 		gw.o = sc.buf(&gw.bO, gw.n*d)
 		gw.mo = sc.buf(&gw.bMo, gw.n*d)
 		gw.g = sc.buf(&gw.bG, gw.n*d)
+		// Rows that early computed are copied, the same bits as the
+		// product would give them here (a product's row depends on that
+		// row alone); if one is missing, the product runs for all.
+		gw.fromPre = hasPre
+		for _, t := range rows {
+			if !gw.fromPre {
+				break
+			}
+			gw.fromPre = gw.preAt[t] >= 0
+		}
+		switch {
+		case gw.fromPre && len(gw.pre) == gw.n*d:
+			gw.g = gw.pre // every row, in order (a decode step's one)
+		case gw.fromPre:
+			for i, t := range rows {
+				j := int(gw.preAt[t])
+				copy(gw.g[i*d:(i+1)*d], gw.pre[j*d:(j+1)*d])
+			}
+		}
 	}
 }
 
@@ -237,10 +331,13 @@ func (gw *gatedWork) products(ps []ops.Product) []ops.Product {
 	if gw.w.gateM.Rows == 0 || gw.n == 0 {
 		return ps
 	}
-	return append(ps,
+	ps = append(ps,
 		ops.Product{Dst: gw.o, W: gw.w.o, X: gw.att, N: gw.n},
-		ops.Product{Dst: gw.mo, W: gw.w.gateM, X: gw.att, N: gw.n},
-		ops.Product{Dst: gw.g, W: gw.w.gateR, X: gw.r, N: gw.n})
+		ops.Product{Dst: gw.mo, W: gw.w.gateM, X: gw.att, N: gw.n})
+	if gw.fromPre {
+		return ps
+	}
+	return append(ps, ops.Product{Dst: gw.g, W: gw.w.gateR, X: gw.r, N: gw.n})
 }
 
 func (gw *gatedWork) finish(nd *nativeDense) {

@@ -171,7 +171,11 @@ func (p *pass) noteBlock(l int, r, mix []float32) {
 	sc.buf(&ns.oLay, T*A)
 	growBool(&ns.retrieved, T)
 	growBool(&ns.crossed, T)
-	m.pool.For(len(p.seqs), 1, p.notesFn)
+	if o, ok := p.dense.(notePooler); ok {
+		o.notePools(l, r, nd.Gate, T, len(p.seqs), p.notesFn)
+	} else {
+		m.pool.For(len(p.seqs), 1, p.notesFn)
+	}
 
 	// Dense again: o_proj and the gates, then x = r + c_tok + c_lay, with
 	// c_tok scaled by G_t where retrieval ran (0 elsewhere) and c_lay by 1

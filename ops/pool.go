@@ -54,10 +54,13 @@ type Pool struct {
 	conv  convArgs
 
 	// MatMuls: the products, their quantised activations, and the first
-	// part of each (multiOff[i]..multiOff[i+1]-1 are product i's parts).
+	// part of each (multiOff[i]..multiOff[i+1]-1 are product i's parts,
+	// after MatMulsFor's forParts parts of fn over forN items).
 	multi    []product
 	multiQS  []qscratch
 	multiOff []int
+	forN     int
+	forParts int
 }
 
 // poolWorker is one helper goroutine's parking place.
@@ -257,6 +260,12 @@ func (p *Pool) runPart(part int) {
 		c := &p.conv
 		convSiLURange(c.out, c.window, c.x, c.w, c.b, c.E, c.K, c.T, lo, hi)
 	case jobMulti:
+		if part < p.forParts {
+			if lo, hi := span(part, p.forParts, p.forN); lo < hi {
+				p.fn(lo, hi)
+			}
+			return
+		}
 		i := 0
 		for p.multiOff[i+1] <= part {
 			i++
@@ -293,6 +302,7 @@ func (p *Pool) run(parts int) {
 		p.wait()
 	}
 	p.prod, p.fn, p.then = product{}, nil, nil // drop references
+	p.forN, p.forParts = 0, 0
 	clear(p.multi)
 }
 
@@ -394,13 +404,49 @@ func (p *Pool) MatMuls(ps []Product) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.multiRun(ps, 0, 0, nil)
+}
+
+// MatMulsFor is For(n, minChunk, fn) and MatMuls(ps) in one hand-off, for
+// serial work that the products do not depend on (the Note Block's pools,
+// one sequence a part, beside its gates' products of the rows alone):
+// fn's parts come first in the claiming order, so that whoever starts
+// first takes them while the others stream the products' weights, instead
+// of the other threads idling through fn and then all of them running
+// the products. fn must not use p and must not touch what the products
+// read or write. The results are For's and MatMuls', bit for bit.
+func (p *Pool) MatMulsFor(ps []Product, n, minChunk int, fn func(lo, hi int)) {
+	if n < 0 {
+		panic(fmt.Sprintf("ops: Pool.MatMulsFor over %d items", n))
+	}
+	for _, q := range ps {
+		checkMatVec(q.Dst, q.W, q.X, q.N)
+	}
+	if p == nil || p.threads == 1 || len(ps) == 0 {
+		p.For(n, minChunk, fn)
+		p.MatMuls(ps)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	parts := 0
+	if n > 0 {
+		parts = max(1, min(n/max(1, minChunk), p.threads*partsPerThread, n))
+	}
+	p.multiRun(ps, n, parts, fn)
+}
+
+// multiRun runs MatMuls' products after forParts parts of fn over forN
+// items. p.mu must be held.
+func (p *Pool) multiRun(ps []Product, forN, forParts int, fn func(lo, hi int)) {
 	if cap(p.multi) < len(ps) {
 		p.multi = make([]product, len(ps))
 		p.multiQS = make([]qscratch, len(ps))
 		p.multiOff = make([]int, len(ps)+1)
 	}
 	p.multi, p.multiQS, p.multiOff = p.multi[:len(ps)], p.multiQS[:len(ps)], p.multiOff[:len(ps)+1]
-	total := 0
+	p.fn, p.forN, p.forParts = fn, forN, forParts
+	total := forParts
 	for i, q := range ps {
 		p.multi[i].prepare(q.Dst, q.W, q.W.stride(), q.X, q.N, &p.multiQS[i])
 		p.multiOff[i] = total

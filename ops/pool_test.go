@@ -148,17 +148,20 @@ func TestNoAllocs(t *testing.T) {
 	q, kv := randVec(rng, 64), randVec(rng, 50*64)
 	out := make([]float32, 64)
 	forFn := func(lo, hi int) {}
+	ps := []Product{{Dst: dst, W: m, X: x, N: 4}, {Dst: y[:256], W: m, X: x[:512], N: 1}}
 	cases := map[string]func(){
-		"MatVec":      func() { MatVec(dst[:256], m, x[:512]) },
-		"MatMul":      func() { MatMul(dst, m, x, 4) },
-		"Pool.MatVec": func() { p.MatVec(dst[:256], m, x[:512]) },
-		"Pool.MatMul": func() { p.MatMul(dst, m, x, 4) },
-		"Pool.For":    func() { p.For(1000, 1, forFn) },
-		"Scan":        func() { Scan(y, h, dt, A, B, C, a, D, z, E, N, T) },
-		"Pool.Scan":   func() { p.Scan(y, h, dt, A, B, C, a, D, z, E, N, T) },
-		"Conv":        func() { Conv(y, win, a, w, D, E, K, T) },
-		"Attend":      func() { Attend(out, q, kv, kv, 50, 4) },
-		"RMSNorm":     func() { RMSNorm(y[:E], a[:E], D, 1e-5) },
+		"Pool.MatMuls":    func() { p.MatMuls(ps) },
+		"Pool.MatMulsFor": func() { p.MatMulsFor(ps, 3, 1, forFn) },
+		"MatVec":          func() { MatVec(dst[:256], m, x[:512]) },
+		"MatMul":          func() { MatMul(dst, m, x, 4) },
+		"Pool.MatVec":     func() { p.MatVec(dst[:256], m, x[:512]) },
+		"Pool.MatMul":     func() { p.MatMul(dst, m, x, 4) },
+		"Pool.For":        func() { p.For(1000, 1, forFn) },
+		"Scan":            func() { Scan(y, h, dt, A, B, C, a, D, z, E, N, T) },
+		"Pool.Scan":       func() { p.Scan(y, h, dt, A, B, C, a, D, z, E, N, T) },
+		"Conv":            func() { Conv(y, win, a, w, D, E, K, T) },
+		"Attend":          func() { Attend(out, q, kv, kv, 50, 4) },
+		"RMSNorm":         func() { RMSNorm(y[:E], a[:E], D, 1e-5) },
 	}
 	for name, f := range cases {
 		if raceEnabled && (name == "MatVec" || name == "MatMul") {
@@ -204,6 +207,33 @@ func TestPoolMatMuls(t *testing.T) {
 					checks[i](t)
 					sameBits(t, fmt.Sprintf("threads=%d product %d (%s %dx%d n=%d)", threads, i, shapes[i].typ,
 						shapes[i].rows, shapes[i].cols, shapes[i].n), ps[i].Dst, wants[i])
+				}
+			}
+			// MatMulsFor: the same products, and fn over each item once.
+			for _, n := range []int{0, 1, 3, 50} {
+				hits := make([]int32, n)
+				fn := func(lo, hi int) {
+					for i := lo; i < hi; i++ {
+						atomic.AddInt32(&hits[i], 1)
+					}
+				}
+				for _, sub := range [][]Product{ps, ps[:1], nil} {
+					clear(hits)
+					for _, q := range sub {
+						for i := range q.Dst {
+							q.Dst[i] = float32(math.NaN())
+						}
+					}
+					p.MatMulsFor(sub, n, 2, fn)
+					for i, h := range hits {
+						if h != 1 {
+							t.Fatalf("threads=%d MatMulsFor n=%d over %d products: item %d visited %d times", threads, n, len(sub), i, h)
+						}
+					}
+					for i := range sub {
+						checks[i](t)
+						sameBits(t, fmt.Sprintf("threads=%d MatMulsFor n=%d product %d", threads, n, i), sub[i].Dst, wants[i])
+					}
 				}
 			}
 			p.MatMuls(ps[:1])
