@@ -129,6 +129,29 @@ func TestPoolFor(t *testing.T) {
 	}
 }
 
+// TestSpan4 checks that the parts of a product cover its rows in order,
+// once, on 4-row boundaries, and that tapered parts shrink.
+func TestSpan4(t *testing.T) {
+	for _, parts := range []int{1, 2, 3, 7, 8, 9, 16, 64, 4096} {
+		for _, total := range []int{0, 1, 5, 64, 192, 1536, 50280, 1 << 20} {
+			next, prev := 0, -1
+			for i := range parts {
+				lo, hi := span4(i, parts, total)
+				if lo != next || hi < lo || (i < parts-1 && hi%4 != 0) {
+					t.Fatalf("parts=%d total=%d: part %d is [%d, %d) after %d", parts, total, i, lo, hi, next)
+				}
+				if parts >= 8 && total >= 64*parts && i < parts-1 && prev >= 0 && hi-lo > prev+4 {
+					t.Fatalf("parts=%d total=%d: part %d has %d rows, more than the %d before", parts, total, i, hi-lo, prev)
+				}
+				next, prev = hi, hi-lo
+			}
+			if next != total {
+				t.Fatalf("parts=%d total=%d: parts end at %d", parts, total, next)
+			}
+		}
+	}
+}
+
 // TestNoAllocs checks that the hot paths allocate nothing per call.
 func TestNoAllocs(t *testing.T) {
 	if raceEnabled {
