@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/memmamba/memmamba/ops"
+import (
+	"slices"
+
+	"github.com/memmamba/memmamba/ops"
+)
 
 // DenseBlocks runs a session's dense blocks over a chunk of T tokens: the
 // norms and projections of the mixer, the Note Block's scorers, projections
@@ -225,9 +229,10 @@ type gatedWork struct {
 	gateFn           func(lo, hi int) // gateRows, bound once
 	// W_gate[:, :d] r computed before the pools ran (early, for the next
 	// prepare: hasPre), preAt[t] its row of pre for row t of the chunk, -1
-	// where none; fromPre: prepare took the rows from there.
+	// where none, preRows the rows it computed; fromPre: prepare took the
+	// rows from there.
 	hasPre, fromPre bool
-	preAt           []int32
+	preAt, preRows  []int32
 	pre             []float32
 	// buffers
 	bAtt, bR, bScl, bO, bMo, bG, bOut, bCat, bPreR []float32
@@ -243,28 +248,23 @@ func (gw *gatedWork) early(nd *nativeDense, r []float32, w *attendWeights, T int
 		return ps
 	}
 	d := nd.m.Config.HiddenSize
-	at := gw.preAt[:0]
-	k := 0
+	at, rows := gw.preAt[:0], gw.preRows[:0]
 	for t := range T {
 		if want == nil || want(t) {
-			at = append(at, int32(k))
-			k++
+			at = append(at, int32(len(rows)))
+			rows = append(rows, int32(t))
 		} else {
 			at = append(at, -1)
 		}
 	}
-	gw.preAt = at
+	gw.preAt, gw.preRows = at, rows
+	k := len(rows)
 	if k == 0 {
 		return ps
 	}
 	x := r[:T*d]
 	if k < T {
-		x = nd.sc.buf(&gw.bPreR, k*d)
-		for t, i := range at {
-			if i >= 0 {
-				copy(x[int(i)*d:(int(i)+1)*d], r[t*d:(t+1)*d])
-			}
-		}
+		x = gatherRows(nd.sc.buf(&gw.bPreR, k*d), r, rows, d)
 	}
 	gw.pre = nd.sc.buf(&gw.pre, k*d)
 	gw.hasPre = true
@@ -288,15 +288,13 @@ func (gw *gatedWork) prepare(nd *nativeDense, dst, r, att []float32, w *attendWe
 	gw.r, gw.att, gw.scl = r, att, scale
 	if gw.compact {
 		clear(dst[:T*d])
-		ga := sc.buf(&gw.bAtt, gw.n*A)
-		gr := sc.buf(&gw.bR, gw.n*d)
 		gs := sc.buf(&gw.bScl, gw.n)
 		for i, t := range rows {
-			copy(ga[i*A:(i+1)*A], att[int(t)*A:(int(t)+1)*A])
-			copy(gr[i*d:(i+1)*d], r[int(t)*d:(int(t)+1)*d])
 			gs[i] = scale[t]
 		}
-		gw.r, gw.att, gw.scl = gr, ga, gs
+		gw.r = gatherRows(sc.buf(&gw.bR, gw.n*d), r, rows, d)
+		gw.att = gatherRows(sc.buf(&gw.bAtt, gw.n*A), att, rows, A)
+		gw.scl = gs
 	}
 	if w.gateM.Rows != 0 && gw.n > 0 {
 		gw.o = sc.buf(&gw.bO, gw.n*d)
@@ -305,13 +303,7 @@ func (gw *gatedWork) prepare(nd *nativeDense, dst, r, att []float32, w *attendWe
 		// Rows that early computed are copied, the same bits as the
 		// product would give them here (a product's row depends on that
 		// row alone); if one is missing, the product runs for all.
-		gw.fromPre = hasPre
-		for _, t := range rows {
-			if !gw.fromPre {
-				break
-			}
-			gw.fromPre = gw.preAt[t] >= 0
-		}
+		gw.fromPre = hasPre && !slices.ContainsFunc(rows, func(t int32) bool { return gw.preAt[t] < 0 })
 		switch {
 		case gw.fromPre && len(gw.pre) == gw.n*d:
 			gw.g = gw.pre // every row, in order (a decode step's one)
@@ -322,6 +314,15 @@ func (gw *gatedWork) prepare(nd *nativeDense, dst, r, att []float32, w *attendWe
 			}
 		}
 	}
+}
+
+// gatherRows sets dst's row i to src's row rows[i] (rows w wide) and
+// returns dst.
+func gatherRows(dst, src []float32, rows []int32, w int) []float32 {
+	for i, t := range rows {
+		copy(dst[i*w:(i+1)*w], src[int(t)*w:(int(t)+1)*w])
+	}
+	return dst
 }
 
 // products appends the fused form's three products, o = W_o att, M att
