@@ -851,49 +851,87 @@ TEXT ·tileQ8DAVX2(SB), NOSPLIT, $0-80
 	VPERMILPS    sel, prods, Y14; \
 	VFMADD231PS  Y14, Y13, acc
 
-// Q8T4ROW(wq, prods, a0, a1, a2, a3): one row's block (quants at wq)
-// against the four tokens.
-#define Q8T4ROW(wq, prods, a0, a1, a2, a3) \
-	VPABSB wq, Y8; \
-	Q8T4TOK(wq, (DI), $0x00, prods, a0); \
-	Q8T4TOK(wq, (DI)(R10*1), $0x55, prods, a1); \
-	Q8T4TOK(wq, (DI)(R10*2), $0xaa, prods, a2); \
-	Q8T4TOK(wq, (DI)(R11*1), $0xff, prods, a3)
+// Q8T4TOKR is Q8T4TOK with the token's quants already in register xr.
+#define Q8T4TOKR(wq, xr, sel, prods, acc) \
+	VPSIGNB      wq, xr, Y13; \
+	VPMADDUBSW   Y13, Y8, Y13; \
+	VPMADDWD     Y11, Y13, Y13; \
+	VCVTDQ2PS    Y13, Y13; \
+	VPERMILPS    sel, prods, Y14; \
+	VFMADD231PS  Y14, Y13, acc
 
-// Q8T4SCALES puts the block's scale products d_w*d_x in Y9 (row 0) and
-// Y10 (row 1), tokens 0..3 in each 128-bit half: the two rows' f16 d_w
-// converted together and broadcast, times the four tokens' d_x, which the
-// caller laid out four a block (xd4), loaded into both halves at once.
-// Uses AX, BX, Y12, X15.
-#define Q8T4SCALES \
-	MOVWLZX        (SI), AX; \
-	MOVWLZX        (SI)(DX*1), BX; \
-	SHLL           $16, BX; \
-	ORL            BX, AX; \
+// Q8T4ROW(wq, prods, a0, a1, a2, a3, x2, x3): one row's block (quants at
+// wq) against the four tokens, the first two's quants in Y12 and Y15
+// (loaded once a block for both rows, into the registers the scales
+// free), the others' at x2 and x3.
+#define Q8T4ROW(wq, prods, a0, a1, a2, a3, x2, x3) \
+	VPABSB wq, Y8; \
+	Q8T4TOKR(wq, Y12, $0x00, prods, a0); \
+	Q8T4TOKR(wq, Y15, $0x55, prods, a1); \
+	Q8T4TOK(wq, x2, $0xaa, prods, a2); \
+	Q8T4TOK(wq, x3, $0xff, prods, a3)
+
+// Q8T4SCALES(d0, d1, xs) puts the block's scale products d_w*d_x in Y9
+// (row 0, its f16 d_w at d0) and Y10 (row 1, at d1), tokens 0..3 in each
+// 128-bit half: the two rows' d_w converted together and broadcast, times
+// the four tokens' d_x at xs, which the caller laid out four a block
+// (xd4), loaded into both halves at once. Uses AX, Y12, X15.
+#define Q8T4SCALES(d0, d1, xs) \
+	MOVWLZX        d0, AX; \
 	VMOVD          AX, X15; \
+	VPINSRW        $1, d1, X15, X15; \
 	VCVTPH2PS      X15, X15; \
-	VBROADCASTF128 (R12), Y12; \
+	VBROADCASTF128 xs, Y12; \
 	VBROADCASTSS X15, Y9; \
 	VMOVSHDUP    X15, X15; \
 	VBROADCASTSS X15, Y10; \
 	VMULPS       Y12, Y9, Y9; \
 	VMULPS       Y12, Y10, Y10
 
-// Q8T4STEP(PFX): one block of the 2-row, 4-token tile.
-#define Q8T4STEP(PFX) \
-	Q8T4SCALES; \
-	PFX; \
-	Q8T4ROW(2(SI), Y9, Y0, Y1, Y2, Y3); \
-	Q8T4ROW(2(SI)(DX*1), Y10, Y4, Y5, Y6, Y7); \
-	ADDQ $34, SI; \
-	ADDQ $32, DI; \
-	ADDQ $16, R12; \
-	DECQ CX
+// Q8T4BLOCK(d0, d1, xs, q0, q1, x0, x1, x2, x3): one block of the tile:
+// the rows' scales at d0 and d1 and quants at q0 and q1, the tokens' d_x
+// four at xs and quants at x0..x3. It moves no pointer, so that the loop
+// can take two blocks an iteration.
+#define Q8T4BLOCK(d0, d1, xs, q0, q1, x0, x1, x2, x3) \
+	Q8T4SCALES(d0, d1, xs); \
+	VMOVDQU x0, Y12; \
+	VMOVDQU x1, Y15; \
+	Q8T4ROW(q0, Y9, Y0, Y1, Y2, Y3, x2, x3); \
+	Q8T4ROW(q1, Y10, Y4, Y5, Y6, Y7, x2, x3)
 
-// Q8T4PF prefetches PF ahead in each of the two rows.
+// Q8T4FIRST and Q8T4SECOND are the first and second block of an
+// iteration (34 bytes of each row and 32 of each token's quants apart).
+#define Q8T4FIRST \
+	Q8T4BLOCK((SI), (SI)(DX*1), (R12), 2(SI), 2(SI)(DX*1), (DI), (DI)(R10*1), (DI)(R10*2), (DI)(R11*1))
+#define Q8T4SECOND \
+	Q8T4BLOCK(34(SI), 34(SI)(DX*1), 16(R12), 36(SI), 36(SI)(DX*1), 32(DI), 32(DI)(R10*1), 32(DI)(R10*2), 32(DI)(R11*1))
+
+// Q8T4PF prefetches PF ahead in each of the two rows, for both blocks.
 #define Q8T4PF \
 	PREFETCHT0 PF(SI); \
-	PREFETCHT0 PF(SI)(DX*1)
+	PREFETCHT0 PF(SI)(DX*1); \
+	PREFETCHT0 (PF+34)(SI); \
+	PREFETCHT0 (PF+34)(SI)(DX*1)
+
+// Q8T4LOOP(PFX, l2, l1): the blocks two an iteration (PFX before them),
+// then an odd last one; CX counts them.
+#define Q8T4LOOP(PFX, l2, l1) \
+	SUBQ $2, CX; \
+	JLT  l1; \
+l2: \
+	PFX; \
+	Q8T4FIRST; \
+	Q8T4SECOND; \
+	ADDQ $68, SI; \
+	ADDQ $64, DI; \
+	ADDQ $32, R12; \
+	SUBQ $2, CX; \
+	JGE  l2; \
+l1: \
+	ADDQ $2, CX; \
+	JZ   q8t4done; \
+	PFX; \
+	Q8T4FIRST
 
 // RED2x2(a, b, c, d, xa, xb) stores SUM4's sums of a and b (rows 0 and 1
 // of a token) at (R8) and those of c and d (of the next token) at
@@ -912,7 +950,22 @@ TEXT ·tileQ8T4AVX2(SB), NOSPLIT, $0-72
 	MOVQ   xstride+32(FP), R10
 	LEAQ   (R10)(R10*2), R11
 	MOVQ   xd4+40(FP), R12
-	Q8LOOPS(Q8T4STEP, Q8T4PF, Y11, AX)
+	ZERO8
+	TESTQ   CX, CX
+	JZ      q8t4done
+	VMOVDQU ones16<>(SB), Y11
+	MOVQ    pf+64(FP), AX
+	TESTQ   AX, AX
+	JZ      q8t4nopf
+	Q8T4LOOP(Q8T4PF, q8t4pf2, q8t4pf1)
+	JMP     q8t4done
+
+q8t4nopf:
+	Q8T4LOOP(NOPF, q8t4np2, q8t4np1)
+
+q8t4done:
+	MOVQ out+48(FP), R8
+	MOVQ ostride+56(FP), BX
 	RED2x2(Y0, Y4, Y1, Y5, X0, X4)
 	LEAQ (R8)(BX*2), R8
 	RED2x2(Y2, Y6, Y3, Y7, X2, X6)
