@@ -204,17 +204,26 @@ t2done: \
 	STORE8; \
 	RET
 
-// Q8A2TOK(wq, x, sel, prods, acc): acc += float(sum |w|*(x with w's
-// sign)) * d_w*d_x, with |w| in Y12 and the row's d_w*d_x picked out of
-// the token's four scale products (prods, each 128-bit half rows 0..3) by
-// VPERMILPS with sel ($0x00, $0x55, $0xaa, $0xff for rows 0..3).
+// Q8DOT(wq, x, aw, ones, t, p, sel, prods, acc) is one row and token of
+// a block in the AVX2 Q8_0 tiles: acc += float(sum |w|*(x with w's sign))
+// * d_w*d_x, with the row's quants at wq and their |w| in aw, the token's
+// quants in register x, sixteen int16 ones in ones, and d_w*d_x picked out
+// of four scale products (prods, the same four in each 128-bit half) by
+// VPERMILPS with sel ($0x00, $0x55, $0xaa, $0xff for the first to the
+// fourth); t and p are temporaries (t may be x).
+#define Q8DOT(wq, x, aw, ones, t, p, sel, prods, acc) \
+	VPSIGNB      wq, x, t; \
+	VPMADDUBSW   t, aw, t; \
+	VPMADDWD     ones, t, t; \
+	VCVTDQ2PS    t, t; \
+	VPERMILPS    sel, prods, p; \
+	VFMADD231PS  p, t, acc
+
+// Q8A2TOK(wq, x, sel, prods, acc) is Q8DOT for the 4-row, 2-token tile:
+// |w| in Y12, the ones in Y13, the row's d_w*d_x picked out of the
+// token's four scale products (prods, each 128-bit half rows 0..3).
 #define Q8A2TOK(wq, x, sel, prods, acc) \
-	VPSIGNB      wq, x, Y14; \
-	VPMADDUBSW   Y14, Y12, Y14; \
-	VPMADDWD     Y13, Y14, Y14; \
-	VCVTDQ2PS    Y14, Y14; \
-	VPERMILPS    sel, prods, Y15; \
-	VFMADD231PS  Y15, Y14, acc
+	Q8DOT(wq, x, Y12, Y13, Y14, Y15, sel, prods, acc)
 
 // Q8A2ROW(wq, p0, p1, a0, a1): one row's block (quants at wq) against the
 // two tokens (x in Y8, Y9; the row's d_w*d_x for each at p0, p1).
@@ -837,28 +846,17 @@ TEXT ·tileQ8DAVX2(SB), NOSPLIT, $0-80
 // tokens' quants are loaded for each row (their registers hold the eight
 // scale products instead); the ones stay in Y11.
 
-// Q8T4TOK(wq, x, sel, prods, acc): acc += float(sum |w|*(x with w's
-// sign)) * d_w*d_x, with |w| in Y8, the token's quants at x and its
-// d_w*d_x picked out of the row's four products (prods, tokens 0..3 in
-// each 128-bit half) by VPERMILPS with sel ($0x00, $0x55, $0xaa, $0xff
-// for tokens 0..3).
-#define Q8T4TOK(wq, x, sel, prods, acc) \
-	VMOVDQU      x, Y13; \
-	VPSIGNB      wq, Y13, Y13; \
-	VPMADDUBSW   Y13, Y8, Y13; \
-	VPMADDWD     Y11, Y13, Y13; \
-	VCVTDQ2PS    Y13, Y13; \
-	VPERMILPS    sel, prods, Y14; \
-	VFMADD231PS  Y14, Y13, acc
-
-// Q8T4TOKR is Q8T4TOK with the token's quants already in register xr.
+// Q8T4TOKR(wq, xr, sel, prods, acc) is Q8DOT for the 2-row, 4-token
+// tile: |w| in Y8, the ones in Y11, the token's quants in register xr and
+// its d_w*d_x picked out of the row's four products (prods, tokens 0..3
+// in each 128-bit half).
 #define Q8T4TOKR(wq, xr, sel, prods, acc) \
-	VPSIGNB      wq, xr, Y13; \
-	VPMADDUBSW   Y13, Y8, Y13; \
-	VPMADDWD     Y11, Y13, Y13; \
-	VCVTDQ2PS    Y13, Y13; \
-	VPERMILPS    sel, prods, Y14; \
-	VFMADD231PS  Y14, Y13, acc
+	Q8DOT(wq, xr, Y8, Y11, Y13, Y14, sel, prods, acc)
+
+// Q8T4TOK is Q8T4TOKR with the token's quants at x in memory.
+#define Q8T4TOK(wq, x, sel, prods, acc) \
+	VMOVDQU x, Y13; \
+	Q8T4TOKR(wq, Y13, sel, prods, acc)
 
 // Q8T4ROW(wq, prods, a0, a1, a2, a3, x2, x3): one row's block (quants at
 // wq) against the four tokens, the first two's quants in Y12 and Y15
