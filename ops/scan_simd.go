@@ -20,7 +20,8 @@ package ops
 
 // vexp sets dst[i] = e^src[i] with the vector kernel for the first
 // len(src) &^ 7 values, and with exp32 for the rest. It needs a level
-// with vec8 and is used by the tests to check the kernel's exp.
+// with vec8; attendSIMD's softmax takes it, and the tests check the
+// kernel's exp with it.
 func vexp(dst, src []float32) {
 	n := len(src) &^ 7
 	if n > 0 {
