@@ -843,8 +843,10 @@ TEXT ·tileQ8DAVX2(SB), NOSPLIT, $0-80
 // stream of the weights from memory overlaps the whole of the arithmetic
 // that uses them (where the 2-token tile, called twice per group, streams
 // during the first call and computes the second from the cache). The
-// tokens' quants are loaded for each row (their registers hold the eight
-// scale products instead); the ones stay in Y11.
+// first two tokens' quants are loaded once a block into the two registers
+// the scales free, the other two's for each row (the registers hold the
+// eight accumulators and the scale products instead); the ones stay in
+// Y11.
 
 // Q8T4TOKR(wq, xr, sel, prods, acc) is Q8DOT for the 2-row, 4-token
 // tile: |w| in Y8, the ones in Y11, the token's quants in register xr and
