@@ -21,13 +21,15 @@
 	PREFETCHT0 PF(R10)(AX*1); \
 	PREFETCHT0 PF(R11)(AX*1)
 
-// ADD2BLOCKS(zs, ys, zc, yc, acc): acc += the products of a pair's two
-// blocks, in block order, the low 256 bits (block b) first: zs holds the
-// 16 float sums (ys its low half), zc their 16 scales (yc its low half);
-// zs and zc are overwritten. This keeps the 8-lane accumulators and the
-// summation order of the 256-bit kernels, so the bits are theirs.
-#define ADD2BLOCKS(zs, ys, zc, yc, acc) \
-	VFMADD231PS   yc, ys, acc; \
-	VEXTRACTF64X4 $1, zs, ys; \
-	VEXTRACTF64X4 $1, zc, yc; \
-	VFMADD231PS   yc, ys, acc
+// ADD2BLOCKS(zs, zc, acc): acc += the products of a pair's two blocks:
+// zs holds the 16 float sums (block b in the low 256 bits, block b+1 in
+// the high), zc their 16 scales, acc 16 lanes, one FMA. So the low half
+// of acc sums the even blocks and the high half the odd ones, each in
+// block order; the kernels fold the halves (low + high, FOLD16, FOLD4)
+// after the last pair, then add an odd last block into the low half with
+// the 256-bit body. Every AVX-512 int8 and int4 kernel (row, many-row,
+// tile) keeps this order, so MatMul's outputs are MatVec's bit for bit;
+// the AVX2 kernels sum all blocks into 8 lanes in block order, which can
+// differ in the last bits (dotBlockTwin holds both orders).
+#define ADD2BLOCKS(zs, zc, acc) \
+	VFMADD231PS zc, zs, acc

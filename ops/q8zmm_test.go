@@ -11,27 +11,35 @@ import (
 	"github.com/memmamba/memmamba/quant"
 )
 
-// TestBlockAVX512Bits checks the 512-bit int8 and int4 kernels against the
-// AVX2 kernels, bit for bit: every block count from 0 to 9 (odd counts end
-// in the 256-bit body), row strides with and without padding, the four row
-// slots (stride 0 runs one row four times), int8 weights at -128 and 127,
-// int4 weights at every nibble, activations at their extremes, and a guard
+// TestBlockExtremes checks the AVX2 and AVX-512 int8 and int4 row kernels
+// against their level's twin (dotBlockTwin), bit for bit, at the edges:
+// every block count from 0 to 9 (the AVX-512 kernels end odd counts in the
+// 256-bit body), row strides with and without padding, the four row slots
+// (stride 0 runs one row four times), int8 weights at -128 and 127, int4
+// weights at every nibble, activations at their extremes, and a guard
 // word after out.
-func TestBlockAVX512Bits(t *testing.T) {
-	if simd < simdAVX512 {
-		t.Skip("no AVX-512 VNNI on this machine")
-	}
+func TestBlockExtremes(t *testing.T) {
 	type kernel func(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 	for _, k := range []struct {
-		name      string
-		bb        int // bytes per block
-		want, got kernel
+		name  string
+		q4    bool
+		level simdLevel
+		got   kernel
 	}{
-		{"int8", 2 + quant.BlockSize, dotQ8x4AVX2, dotQ8x4AVX512},
-		{"int4", 2 + quant.BlockSize/2, dotQ4x4AVX2, dotQ4x4AVX512},
+		{"int8/avx2", false, simdAVX2, dotQ8x4AVX2},
+		{"int8/avx512", false, simdAVX512, dotQ8x4AVX512},
+		{"int4/avx2", true, simdAVX2, dotQ4x4AVX2},
+		{"int4/avx512", true, simdAVX512, dotQ4x4AVX512},
 	} {
+		if simdDetected < k.level {
+			t.Logf("%s: not on this CPU", k.name)
+			continue
+		}
 		rng := newRNG(77)
-		bb := k.bb
+		bb := 2 + quant.BlockSize
+		if k.q4 {
+			bb = 2 + quant.BlockSize/2
+		}
 		for nb := 0; nb <= 9; nb++ {
 			for _, pad := range []int{0, 3, 64} {
 				stride := nb*bb + pad
@@ -62,7 +70,9 @@ func TestBlockAVX512Bits(t *testing.T) {
 				for _, st := range []int{stride, 0} {
 					var want, got [5]float32
 					got[4] = math.Float32frombits(0x7fc0dead)
-					k.want(&w[0], st, nb, &xq[0], &xd[0], (*[4]float32)(want[:4]))
+					for r := range 4 {
+						want[r] = dotBlockTwin(k.level, k.q4, w[r*st:], nb, xq, xd)
+					}
 					k.got(&w[0], st, nb, &xq[0], &xd[0], (*[4]float32)(got[:4]))
 					what := fmt.Sprintf("%s nb=%d pad=%d stride=%d", k.name, nb, pad, st)
 					sameBits(t, what, got[:4], want[:4])
@@ -164,6 +174,36 @@ func TestRowsKernels(t *testing.T) {
 				got[rows] = math.Float32frombits(guard)
 				dotQ8RowsAVX512(&w[0], stride, nb, rows, &xq[0], &xd[0], &got[0])
 				check(fmt.Sprintf("q8 rows=%d nb=%d pad=%d", rows, nb, pad), got, want)
+			}
+		}
+	}
+}
+
+// TestBlockLevels checks MatVec's int8 and int4 products at the AVX2 and
+// AVX-512 levels against their level's twin, with a weight at -128 (legal
+// in a file) and a row count that is not a multiple of four.
+func TestBlockLevels(t *testing.T) {
+	rng := newRNG(41)
+	saved := simd
+	defer func() { simd = saved }()
+	for _, typ := range []quant.Type{quant.Q8_0, quant.Q4_0} {
+		m, _ := testMatrix(t, rng, typ, 37, 768, 0)
+		if typ == quant.Q8_0 {
+			m.Data[5], m.Data[6] = 0x80, 0x7f
+		}
+		x := randVec(rng, 768)
+		for _, level := range []simdLevel{simdAVX2, simdAVX512} {
+			if simdDetected < level {
+				continue
+			}
+			simd = level
+			got := make([]float32, m.Rows)
+			MatVec(got, m, x)
+			for r := range m.Rows {
+				want, _ := twinRow(m, r, x)
+				if math.Float32bits(got[r]) != math.Float32bits(want) {
+					t.Fatalf("%s at level %d row %d: MatVec %v, twin %v", typ, level, r, got[r], want)
+				}
 			}
 		}
 	}

@@ -111,17 +111,32 @@ func dotQ8x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32
 //go:noescape
 func dotQ4x4AVX2(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 
-// dotQ4x4AVX512 is dotQ4x4AVX2's loop, two blocks a step in 512-bit
-// registers with VPDPBUSD: the same int32 lanes, added into the same 8
-// float lanes block by block, so dotQ4x4AVX2's bits.
+// dotQ4x4AVX512 is dotQ8x4AVX512's loop on Q4_0 blocks, the nibbles
+// entering VPDPBUSD as they are (unsigned 0..15) against lanes that start
+// at -8 * their four x.
 //
 //go:noescape
 func dotQ4x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 
-// dotQ8x4AVX512 is dotQ8x4AVX2's loop, two blocks a step in 512-bit
-// registers with VPDPBUSD (weights offset to unsigned, lanes started at
-// -128 * their four x): the same int32 lanes, added into the same 8
-// float lanes block by block, so dotQ8x4AVX2's bits.
+// dotQ8x4AVX512 is four rows of nb Q8_0 blocks against the quantised
+// activations, two blocks a step in 512-bit registers with VPDPBUSD
+// (weights offset to unsigned, lanes started at -128 * their four x): the
+// int32 lanes of dotQ8x4AVX2, each pair of blocks added by one 16-lane
+// FMA, so the even blocks sum in lanes 0-7 and the odd ones in 8-15,
+// folded after the last pair, an odd last block added to the fold:
+//
+//	for i := 0; i < 4; i++ {
+//		var acc [16]float32
+//		b := 0
+//		for ; b+1 < nb; b += 2 {
+//			add(acc[0:8], i, b)  // as dotQ8x4AVX2's block step:
+//			add(acc[8:16], i, b+1) // acc[l] = fma(float32(s_l), dw*xd[b], acc[l])
+//		}
+//		var lanes [8]float32
+//		for l := range lanes { lanes[l] = acc[l] + acc[l+8] }
+//		if b < nb { add(lanes[:], i, b) }
+//		out[i] = reduce4(lanes)
+//	}
 //
 //go:noescape
 func dotQ8x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)

@@ -241,11 +241,11 @@ qdone: \
 	VPBLENDD        $0xF0, Y11, Y10, Y10; \
 	VCVTPH2PS       Y10, Z10; \
 	VMULPS          Z19, Z10, Z10; \
-	ADD2BLOCKS(Z9, Y9, Z10, Y10, acc)
+	ADD2BLOCKS(Z9, Z10, acc)
 
 // Q8ZROW(ptr, acc): two Q8_0 blocks of one row at ptr against x in Z4
-// (Z16: 0x80 bytes, Z18: the lanes' start, Z19: x's scales), added into the
-// 8 lanes of acc block by block. Uses Z6, Z9, Z10, Z11.
+// (Z16: 0x80 bytes, Z18: the lanes' start, Z19: x's scales), added into
+// the 16 lanes of acc (ADD2BLOCKS). Uses Z6, Z9, Z10, Z11.
 #define Q8ZROW(ptr, acc) \
 	VMOVDQU         2(ptr), Y6; \
 	VINSERTI64X4    $1, 36(ptr), Z6, Z6; \
@@ -577,8 +577,9 @@ GLOBL q4shift<>(SB), RODATA|NOPTR, $64
 // func dotQ4x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 //
 // The int4 row kernel with VNNI, two blocks at a time in 512-bit registers,
-// with dotQ4x4AVX2's bits (the same exact int32 lanes, each block scaled
-// and added into the row's 8 float lanes in block order; see Q4ZROW). Per
+// in dotQ8x4AVX512's order (the exact int32 lanes of dotQ4x4AVX2, each
+// pair added by one 16-lane FMA, folded after the last pair; see Q4ZROW,
+// ADD2BLOCKS). Per
 // row and two blocks that is 17 instructions where the 256-bit VNNI kernel
 // took 34. An odd last block runs the 256-bit body.
 TEXT ·dotQ4x4AVX512(SB), NOSPLIT, $0-48
@@ -598,15 +599,16 @@ q4zloop:
 	PREFETCHT0    PF(R9)
 	PREFETCHT0    PF(R10)
 	PREFETCHT0    PF(R11)
-	Q4ZROW(SI, Y0)
-	Q4ZROW(R9, Y1)
-	Q4ZROW(R10, Y2)
-	Q4ZROW(R11, Y3)
+	Q4ZROW(SI, Z0)
+	Q4ZROW(R9, Z1)
+	Q4ZROW(R10, Z2)
+	Q4ZROW(R11, Z3)
 	PAIRNEXT(36)
 	DECQ          BX
 	JNZ           q4zloop
 
 q4zodd:
+	FOLD16
 	TESTQ   $1, CX
 	JZ      q4zdone
 	ODDBLOCK(Q4W)
@@ -618,10 +620,10 @@ q4zdone:
 // func dotQ8x4AVX512(w *byte, stride, nb int, xq *int8, xd *float32, out *[4]float32)
 //
 // The int8 row kernel with VNNI, two blocks at a time in 512-bit registers,
-// with dotQ8x4AVX2's bits:
-// the 8 int32 lanes of each block (4 products each) are the same exact
-// integers, and each block is scaled and added into the row's 8 float
-// lanes in block order, as the 256-bit kernel does. AVX-512 has no VPSIGNB,
+// the 8 int32 lanes of each block (4 products each) are dotQ8x4AVX2's
+// exact integers; each pair of blocks is scaled and added by one FMA into
+// the row's 16 float lanes (even blocks low, odd blocks high: ADD2BLOCKS),
+// folded to 8 after the last pair (FOLD16). AVX-512 has no VPSIGNB,
 // so instead of |w| and x with w's sign, the weights enter VPDPBUSD as
 // unsigned bytes w+128 (w XOR 0x80) and each lane starts from
 // -128*(its four x): sum (w+128)*x - 128*sum x = sum w*x. Per row and
@@ -650,15 +652,16 @@ q8zloop:
 	PREFETCHT0    PF+64(R9)
 	PREFETCHT0    PF+64(R10)
 	PREFETCHT0    PF+64(R11)
-	Q8ZROW(SI, Y0)
-	Q8ZROW(R9, Y1)
-	Q8ZROW(R10, Y2)
-	Q8ZROW(R11, Y3)
+	Q8ZROW(SI, Z0)
+	Q8ZROW(R9, Z1)
+	Q8ZROW(R10, Z2)
+	Q8ZROW(R11, Z3)
 	PAIRNEXT(68)
 	DECQ          BX
 	JNZ           q8zloop
 
 q8zodd:
+	FOLD16
 	TESTQ   $1, CX
 	JZ      q8zdone
 	ODDBLOCK(Q8W)
@@ -742,14 +745,15 @@ q8rloop:
 	PREFETCHT0    192(AX)
 	PREFETCHT0    256(AX)
 	ADDQ          $272, AX
-	Q8ZROW(SI, Y0)
-	Q8ZROW(R9, Y1)
-	Q8ZROW(R10, Y2)
-	Q8ZROW(R11, Y3)
+	Q8ZROW(SI, Z0)
+	Q8ZROW(R9, Z1)
+	Q8ZROW(R10, Z2)
+	Q8ZROW(R11, Z3)
 	PAIRNEXT(68)
 	DECQ          BX
 	JNZ           q8rloop
 
+	FOLD16
 	REDUCE4                       // VZEROUPPER keeps Z16 and Z17
 	ADDQ $16, R8
 	LEAQ (R14)(DX*4), R14

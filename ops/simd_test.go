@@ -1,11 +1,8 @@
 package ops
 
 import (
-	"fmt"
 	"math"
 	"testing"
-
-	"github.com/memmamba/memmamba/quant"
 )
 
 // forLevels runs f as a subtest once per kernel set this machine supports,
@@ -94,31 +91,6 @@ func TestQuantizeQ8(t *testing.T) {
 	}
 	if d[1] != 0 || q[40] != 0 {
 		t.Errorf("zero block: d = %v, q = %d", d[1], q[40])
-	}
-}
-
-// TestBlockKernelsAgree checks that the AVX2 and VNNI int8 kernels give the
-// same bits (they form the same exact integer sums).
-func TestBlockKernelsAgree(t *testing.T) {
-	if simd < simdAVX512 {
-		t.Skip("no VNNI on this machine")
-	}
-	rng := newRNG(41)
-	for _, typ := range []quant.Type{quant.Q8_0, quant.Q4_0} {
-		m, _ := testMatrix(t, rng, typ, 37, 768, 0)
-		// Weights at the extremes: -128 is legal in a file.
-		if typ == quant.Q8_0 {
-			m.Data[5], m.Data[6] = 0x80, 0x7f
-		}
-		x := randVec(rng, 768)
-		want := make([]float32, 37)
-		MatVec(want, m, x)
-		saved := simd
-		simd = simdAVX2
-		got := make([]float32, 37)
-		MatVec(got, m, x)
-		simd = saved
-		sameBits(t, fmt.Sprintf("%s avx2 vs vnni", typ), got, want)
 	}
 }
 

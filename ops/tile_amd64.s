@@ -678,16 +678,19 @@ qadone:
 	RET
 
 // ---- Q8_0 in 512-bit registers: the 4x4 tile two blocks a step, with the
-// bits of the one-block step (TQ8STEP, Q8ROW) and so of the row kernels.
+// bits of dotQ8x4AVX512 (its pairs, fold and odd last block) for each of
+// its 16 outputs.
 //
 // Each row's two blocks (one 256-bit load and one 256-bit insert), each
 // token's 64 quants and the pairs' int32 lanes fill a 512-bit register;
 // the low half is block b, the high half block b+1. Lanes start at
 // -VPDPBUSD(128, w), so one VPDPBUSD(u, w) gives the exact w*x sums; the
-// float scale d_w*d_x and the FMA into the pair's 8 accumulator lanes run
-// block b first, then block b+1 (extracted), as the 256-bit kernel does.
-// Per pair and two blocks, 8 instructions where the one-block step takes
-// 12. An odd last block runs the one-block step.
+// float scales d_w*d_x of both blocks come from one multiply and one FMA
+// adds both into the pair's 16 accumulator lanes (ADD2BLOCKS). Per pair and
+// two blocks, 5 instructions where the one-block step takes 12 (and
+// keeping the 8-lane block order took 8: an FMA per block and two
+// extracts; 1.45x slower). After the last pair the lanes fold to 8
+// (FOLD4), and an odd last block runs the one-block step.
 
 // Q8ZPAIR(u, dx, acc): acc += the pair's two blocks; w in Z24, the lanes'
 // start in Z25, d_w of both blocks in Z26.
@@ -696,7 +699,7 @@ qadone:
 	VPDPBUSD      Z24, u, Z27; \
 	VCVTDQ2PS     Z27, Z27; \
 	VMULPS        dx, Z26, Z28; \
-	ADD2BLOCKS(Z27, Y27, Z28, Y28, acc)
+	ADD2BLOCKS(Z27, Z28, acc)
 
 // Q8ZROW(p, p2, p34, p36, a0, a1, a2, a3): the row whose block pair
 // starts at p (f16 scale, 32 quants, f16 scale, 32 quants; p2, p34, p36
@@ -750,10 +753,10 @@ tq8zloop:
 	PREFETCHT0 PF+64(SI)(DX*2)
 	PREFETCHT0 PF(R9)
 	PREFETCHT0 PF+64(R9)
-	Q8ZROW((SI), 2(SI), 34(SI), 36(SI), Y0, Y4, Y8, Y12)
-	Q8ZROW((SI)(DX*1), 2(SI)(DX*1), 34(SI)(DX*1), 36(SI)(DX*1), Y1, Y5, Y9, Y13)
-	Q8ZROW((SI)(DX*2), 2(SI)(DX*2), 34(SI)(DX*2), 36(SI)(DX*2), Y2, Y6, Y10, Y14)
-	Q8ZROW((R9), 2(R9), 34(R9), 36(R9), Y3, Y7, Y11, Y15)
+	Q8ZROW((SI), 2(SI), 34(SI), 36(SI), Z0, Z4, Z8, Z12)
+	Q8ZROW((SI)(DX*1), 2(SI)(DX*1), 34(SI)(DX*1), 36(SI)(DX*1), Z1, Z5, Z9, Z13)
+	Q8ZROW((SI)(DX*2), 2(SI)(DX*2), 34(SI)(DX*2), 36(SI)(DX*2), Z2, Z6, Z10, Z14)
+	Q8ZROW((R9), 2(R9), 34(R9), 36(R9), Z3, Z7, Z11, Z15)
 	ADDQ $68, SI
 	ADDQ $68, R9
 	ADDQ $64, DI
@@ -764,6 +767,10 @@ tq8zloop:
 	JNZ  tq8zloop
 
 tq8zodd:
+	FOLD4(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3)
+	FOLD4(Z4, Z5, Z6, Z7, Y4, Y5, Y6, Y7)
+	FOLD4(Z8, Z9, Z10, Z11, Y8, Y9, Y10, Y11)
+	FOLD4(Z12, Z13, Z14, Z15, Y12, Y13, Y14, Y15)
 	TESTQ $1, CX
 	JZ    tq8zdone
 	TQ8STEP

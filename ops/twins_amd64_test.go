@@ -135,15 +135,19 @@ func blockWeight(q4 bool, blk []byte, j int) int32 {
 	return int32(blk[2+j-16]>>4) - 8
 }
 
-// dotBlockTwin is the block row kernels' loop for one row of nb blocks
-// against quantised activations xq (scales xd).
-func dotBlockTwin(q4 bool, row []byte, nb int, xq []int8, xd []float32) float32 {
+// dotBlockTwin is the block row kernels' loop at level for one row of nb
+// blocks against quantised activations xq (scales xd). The AVX2 kernels
+// add every block into 8 float lanes in block order; the AVX-512 ones (two
+// blocks a 512-bit register, ADD2BLOCKS) add the even blocks of each pair
+// into one 8-lane half and the odd ones into the other, fold the halves
+// (low + high) after the last pair, and add an odd last block into the
+// folded lanes. The same 8 lanes' tree (reduce4Twin) ends both.
+func dotBlockTwin(level simdLevel, q4 bool, row []byte, nb int, xq []int8, xd []float32) float32 {
 	bb := quant.Q8_0BlockBytes
 	if q4 {
 		bb = quant.Q4_0BlockBytes
 	}
-	var acc [8]float32
-	for b := 0; b < nb; b++ {
+	add := func(acc []float32, b int) { // acc's 8 lanes += block b
 		blk := row[b*bb:]
 		dw := quant.F16ToF32(binary.LittleEndian.Uint16(blk))
 		for l := 0; l < 8; l++ {
@@ -154,7 +158,20 @@ func dotBlockTwin(q4 bool, row []byte, nb int, xq []int8, xd []float32) float32 
 			acc[l] = fma32(float32(s), dw*xd[b], acc[l])
 		}
 	}
-	return reduce4Twin(acc)
+	var lanes [8]float32
+	b := 0
+	if level == simdAVX512 {
+		var acc [16]float32
+		for ; b+1 < nb; b += 2 {
+			add(acc[:8], b)
+			add(acc[8:], b+1)
+		}
+		lanes = fold16Twin(acc)
+	}
+	for ; b < nb; b++ {
+		add(lanes[:], b)
+	}
+	return reduce4Twin(lanes)
 }
 
 // twinRow is the bits the current level's product gives for row r of m
@@ -171,7 +188,7 @@ func twinRow(m Matrix, r int, x []float32) (float32, bool) {
 		nb := m.Cols / quant.BlockSize
 		xq, xd := make([]int8, len(x)), make([]float32, nb)
 		QuantizeQ8(xq, xd, x)
-		return dotBlockTwin(m.Type == quant.Q4_0, row, nb, xq, xd), true
+		return dotBlockTwin(simd, m.Type == quant.Q4_0, row, nb, xq, xd), true
 	}
 	dec := map[quant.Type]decoder{quant.F32: decF32, quant.F16: decF16, quant.BF16: decBF16}[m.Type]
 	nv := m.Cols &^ (k.lanes - 1)
@@ -395,7 +412,7 @@ func TestBlockKernelsTwin(t *testing.T) {
 						k.x4(&w[0], st, nb, &xq[0], &xd[0], out)
 						check(what)
 						for i := 0; i < 4; i++ {
-							if want := dotBlockTwin(k.q4, w[i*st:], nb, xq, xd); math.Float32bits(out[i]) != math.Float32bits(want) {
+							if want := dotBlockTwin(k.level, k.q4, w[i*st:], nb, xq, xd); math.Float32bits(out[i]) != math.Float32bits(want) {
 								t.Fatalf("%s st=%d row %d: kernel %v, twin %v", what, st, i, out[i], want)
 							}
 						}
@@ -413,7 +430,7 @@ func TestBlockKernelsTwin(t *testing.T) {
 							}
 							check(t)
 							for r := 0; r < rows; r++ {
-								if want := dotBlockTwin(false, w[r*stride:], nb, xq, xd); math.Float32bits(got[r]) != math.Float32bits(want) {
+								if want := dotBlockTwin(k.level, false, w[r*stride:], nb, xq, xd); math.Float32bits(got[r]) != math.Float32bits(want) {
 									t.Fatalf("%s rows=%d row %d: kernel %v, twin %v", what, rows, r, got[r], want)
 								}
 							}
@@ -431,7 +448,7 @@ func TestBlockKernelsTwin(t *testing.T) {
 						tile(&w[0], stride, nb, &xq[0], nb*32, &xd[0], &got[0], 4*ostride, pf)
 						for tok := 0; tok < tt; tok++ {
 							for i := 0; i < 4; i++ {
-								want := dotBlockTwin(false, w[i*stride:], nb, xq[tok*nb*32:], xd[tok*nb:])
+								want := dotBlockTwin(k.level, false, w[i*stride:], nb, xq[tok*nb*32:], xd[tok*nb:])
 								if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(want) {
 									t.Fatalf("%s tile token %d row %d: kernel %v, twin %v", what, tok, i, g, want)
 								}
@@ -472,7 +489,7 @@ func TestBlockKernelsTwin(t *testing.T) {
 							tileQ8T4AVX2(&w[0], stride, nb, &xq[0], nb*32, &xd4[0], &got[0], 4*ostride, pf)
 							for tok := 0; tok < 4; tok++ {
 								for i := 0; i < 2; i++ {
-									want := dotBlockTwin(false, w[i*stride:], nb, xq[tok*nb*32:], xd[tok*nb:])
+									want := dotBlockTwin(k.level, false, w[i*stride:], nb, xq[tok*nb*32:], xd[tok*nb:])
 									if g := got[tok*ostride+i]; math.Float32bits(g) != math.Float32bits(want) {
 										t.Fatalf("%s T4 tile token %d row %d: kernel %v, twin %v", what, tok, i, g, want)
 									}
