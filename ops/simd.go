@@ -105,13 +105,19 @@ func callTile(k kernel, w *byte, stride, n int, x *float32, xstride int, out *fl
 	}
 }
 
-// callBlockTile runs block tile kernel k; pf as for callTile.
+// callBlockTile runs block tile kernel k; pf as for callTile (the AVX2
+// tile), and for the AVX-512 tile, which always prefetches, whether the
+// rows lie back to back (stride = nb*34: tileQ8AVX512's lin).
 func callBlockTile(k kernel, w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int) {
 	switch k {
 	case kTileQ8AVX2:
 		tileQ8AVX2(w, stride, nb, xq, xstride, xd, out, ostride, pf)
 	case kTileQ8AVX512:
-		tileQ8AVX512(w, stride, nb, xq, xstride, xd, out, ostride)
+		lin := 0
+		if stride == nb*quant.Q8_0BlockBytes {
+			lin = 1
+		}
+		tileQ8AVX512(w, stride, nb, xq, xstride, xd, out, ostride, lin)
 	default:
 		panic("ops: no block tile kernel")
 	}

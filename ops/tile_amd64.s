@@ -726,8 +726,57 @@ qadone:
 	VBROADCASTSS hi, Y29; \
 	VINSERTF64X4 $1, Y29, dst, dst
 
-// func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int)
-TEXT ·tileQ8AVX512(SB), NOSPLIT, $0-64
+// TQ8ZPFROWS prefetches PF ahead in each of the four rows, two lines a
+// row and step (any stride: a column view's rows too).
+#define TQ8ZPFROWS \
+	PREFETCHT0 PF(SI); \
+	PREFETCHT0 PF+64(SI); \
+	PREFETCHT0 PF(SI)(DX*1); \
+	PREFETCHT0 PF+64(SI)(DX*1); \
+	PREFETCHT0 PF(SI)(DX*2); \
+	PREFETCHT0 PF+64(SI)(DX*2); \
+	PREFETCHT0 PF(R9); \
+	PREFETCHT0 PF+64(R9)
+
+// TQ8ZPFLIN prefetches the rows, back to back, as one stream from PF
+// after the group's start (R15): five lines a step of 4 x 68 bytes, as
+// dotQ8RowsAVX512 does.
+#define TQ8ZPFLIN \
+	PREFETCHT0 (R15); \
+	PREFETCHT0 64(R15); \
+	PREFETCHT0 128(R15); \
+	PREFETCHT0 192(R15); \
+	PREFETCHT0 256(R15); \
+	ADDQ       $272, R15
+
+// TQ8ZLOOP(PFX, loop): the block pairs (R14 of them, at least one), PFX
+// prefetching in each step.
+#define TQ8ZLOOP(PFX, loop) \
+loop: \
+	VPXORD (DI), Z31, Z16; \
+	VPXORD (DI)(R10*1), Z31, Z17; \
+	VPXORD (DI)(R10*2), Z31, Z18; \
+	VPXORD (R11), Z31, Z19; \
+	Q8ZDX((R12), 4(R12), Z20); \
+	Q8ZDX((R12)(R13*1), 4(R12)(R13*1), Z21); \
+	Q8ZDX((R12)(R13*2), 4(R12)(R13*2), Z22); \
+	Q8ZDX((BX), 4(BX), Z23); \
+	PFX; \
+	Q8ZROW((SI), 2(SI), 34(SI), 36(SI), Z0, Z4, Z8, Z12); \
+	Q8ZROW((SI)(DX*1), 2(SI)(DX*1), 34(SI)(DX*1), 36(SI)(DX*1), Z1, Z5, Z9, Z13); \
+	Q8ZROW((SI)(DX*2), 2(SI)(DX*2), 34(SI)(DX*2), 36(SI)(DX*2), Z2, Z6, Z10, Z14); \
+	Q8ZROW((R9), 2(R9), 34(R9), 36(R9), Z3, Z7, Z11, Z15); \
+	ADDQ $68, SI; \
+	ADDQ $68, R9; \
+	ADDQ $64, DI; \
+	ADDQ $64, R11; \
+	ADDQ $8, R12; \
+	ADDQ $8, BX; \
+	DECQ R14; \
+	JNZ  loop
+
+// func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int, lin int)
+TEXT ·tileQ8AVX512(SB), NOSPLIT, $0-72
 	TQ8ARGS
 	MOVL         $0x80808080, AX
 	VPBROADCASTD AX, Z31
@@ -735,36 +784,15 @@ TEXT ·tileQ8AVX512(SB), NOSPLIT, $0-64
 	MOVQ         CX, R14
 	SHRQ         $1, R14
 	JZ           tq8zodd
+	MOVQ         lin+64(FP), AX
+	TESTQ        AX, AX
+	JZ           tq8zrows
+	LEAQ         PF(SI), R15
+	TQ8ZLOOP(TQ8ZPFLIN, tq8zlin)
+	JMP          tq8zodd
 
-tq8zloop:
-	VPXORD (DI), Z31, Z16
-	VPXORD (DI)(R10*1), Z31, Z17
-	VPXORD (DI)(R10*2), Z31, Z18
-	VPXORD (R11), Z31, Z19
-	Q8ZDX((R12), 4(R12), Z20)
-	Q8ZDX((R12)(R13*1), 4(R12)(R13*1), Z21)
-	Q8ZDX((R12)(R13*2), 4(R12)(R13*2), Z22)
-	Q8ZDX((BX), 4(BX), Z23)
-	PREFETCHT0 PF(SI)
-	PREFETCHT0 PF+64(SI)
-	PREFETCHT0 PF(SI)(DX*1)
-	PREFETCHT0 PF+64(SI)(DX*1)
-	PREFETCHT0 PF(SI)(DX*2)
-	PREFETCHT0 PF+64(SI)(DX*2)
-	PREFETCHT0 PF(R9)
-	PREFETCHT0 PF+64(R9)
-	Q8ZROW((SI), 2(SI), 34(SI), 36(SI), Z0, Z4, Z8, Z12)
-	Q8ZROW((SI)(DX*1), 2(SI)(DX*1), 34(SI)(DX*1), 36(SI)(DX*1), Z1, Z5, Z9, Z13)
-	Q8ZROW((SI)(DX*2), 2(SI)(DX*2), 34(SI)(DX*2), 36(SI)(DX*2), Z2, Z6, Z10, Z14)
-	Q8ZROW((R9), 2(R9), 34(R9), 36(R9), Z3, Z7, Z11, Z15)
-	ADDQ $68, SI
-	ADDQ $68, R9
-	ADDQ $64, DI
-	ADDQ $64, R11
-	ADDQ $8, R12
-	ADDQ $8, BX
-	DECQ R14
-	JNZ  tq8zloop
+tq8zrows:
+	TQ8ZLOOP(TQ8ZPFROWS, tq8zrow)
 
 tq8zodd:
 	FOLD4(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3)

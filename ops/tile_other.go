@@ -29,7 +29,7 @@ func tileQ8DAVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, ou
 func tileQ8T4AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd4 *float32, out *float32, ostride, pf int) {
 	panic(noAsm)
 }
-func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int) {
+func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, lin int) {
 	panic(noAsm)
 }
 

@@ -438,11 +438,9 @@ func TestBlockKernelsTwin(t *testing.T) {
 					}
 					tt, tile := 2, tileQ8AVX2
 					if k.level == simdAVX512 {
-						tt, tile = 4, func(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, _ int) {
-							tileQ8AVX512(w, stride, nb, xq, xstride, xd, out, ostride)
-						}
+						tt, tile = 4, tileQ8AVX512 // pf: lin, the prefetch stream
 					}
-					for pf := 0; pf < 2; pf++ { // with and without the AVX2 tile's prefetch
+					for pf := 0; pf < 2; pf++ { // without and with the AVX2 tile's prefetch; per row and linear at AVX-512
 						const ostride = 6
 						got, check := guarded(tt*ostride, off)
 						tile(&w[0], stride, nb, &xq[0], nb*32, &xd[0], &got[0], 4*ostride, pf)
