@@ -85,21 +85,33 @@ const (
 )
 
 // callTile runs tile kernel k; pf asks the AVX2 tiles to prefetch PF ahead
-// in each row (the AVX-512 tiles always do).
+// in each row (the AVX-512 tiles always prefetch: as one stream where the
+// rows lie back to back, stride = n*size, else per row; see tileF32AVX512).
 func callTile(k kernel, w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int) {
+	lin := 0
+	switch k {
+	case kTileF32AVX512:
+		if stride == 4*n {
+			lin = 1
+		}
+	case kTileF16AVX512, kTileBF16AVX512:
+		if stride == 2*n {
+			lin = 1
+		}
+	}
 	switch k {
 	case kTileF32AVX2:
 		tileF32AVX2(w, stride, n, x, xstride, out, ostride, pf)
 	case kTileF32AVX512:
-		tileF32AVX512(w, stride, n, x, xstride, out, ostride)
+		tileF32AVX512(w, stride, n, x, xstride, out, ostride, lin)
 	case kTileF16AVX2:
 		tileF16AVX2(w, stride, n, x, xstride, out, ostride, pf)
 	case kTileF16AVX512:
-		tileF16AVX512(w, stride, n, x, xstride, out, ostride)
+		tileF16AVX512(w, stride, n, x, xstride, out, ostride, lin)
 	case kTileBF16AVX2:
 		tileBF16AVX2(w, stride, n, x, xstride, out, ostride, pf)
 	case kTileBF16AVX512:
-		tileBF16AVX512(w, stride, n, x, xstride, out, ostride)
+		tileBF16AVX512(w, stride, n, x, xstride, out, ostride, lin)
 	default:
 		panic("ops: no float tile kernel")
 	}

@@ -329,77 +329,112 @@ q8done: \
 	VZEROUPPER; \
 	RET
 
-// func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
+// The AVX-512 float tiles' steps: the next 16 columns of the four rows at
+// SI, R9, R10, R11 (column byte offset AX) as float32 in Z20..Z23, times
+// the four tokens into the 16 accumulators, AX advanced; the caller
+// compares AX with CX.
+#define TF32ZSTEP \
+	X4Z(1); \
+	VMOVUPS (SI)(AX*1), Z20; \
+	VMOVUPS (R9)(AX*1), Z21; \
+	VMOVUPS (R10)(AX*1), Z22; \
+	VMOVUPS (R11)(AX*1), Z23; \
+	FMA16Z; \
+	ADDQ    $64, AX
+
+#define TF16ZSTEP \
+	X4Z(2); \
+	VCVTPH2PS (SI)(AX*1), Z20; \
+	VCVTPH2PS (R9)(AX*1), Z21; \
+	VCVTPH2PS (R10)(AX*1), Z22; \
+	VCVTPH2PS (R11)(AX*1), Z23; \
+	FMA16Z; \
+	ADDQ      $32, AX
+
+#define TBF16ZSTEP \
+	X4Z(2); \
+	VPMOVZXWD (SI)(AX*1), Z20; \
+	VPMOVZXWD (R9)(AX*1), Z21; \
+	VPMOVZXWD (R10)(AX*1), Z22; \
+	VPMOVZXWD (R11)(AX*1), Z23; \
+	VPSLLD    $16, Z20, Z20; \
+	VPSLLD    $16, Z21, Z21; \
+	VPSLLD    $16, Z22, Z22; \
+	VPSLLD    $16, Z23, Z23; \
+	FMA16Z; \
+	ADDQ      $32, AX
+
+// TZPFLIN4 and TZPFLIN2 prefetch rows that lie back to back as one
+// stream (R14, from PF after the group's start): the 4 or 2 lines of a
+// step's 4 x 64 (f32) or 4 x 32 (f16, bf16) bytes.
+#define TZPFLIN4 \
+	PREFETCHT0 (R14); \
+	PREFETCHT0 64(R14); \
+	PREFETCHT0 128(R14); \
+	PREFETCHT0 192(R14); \
+	ADDQ       $256, R14
+
+#define TZPFLIN2 \
+	PREFETCHT0 (R14); \
+	PREFETCHT0 64(R14); \
+	ADDQ       $128, R14
+
+// TZLOOPS(STEP, PFLIN, lin, rows, done): the steps, prefetching as one
+// stream (PFLIN) when R15 (the kernel's lin) is nonzero, else PF ahead in
+// each row (PF4); CX is the row bytes, nonzero.
+#define TZLOOPS(STEP, PFLIN, lin, rows, done) \
+	TESTQ R15, R15; \
+	JZ    rows; \
+	LEAQ  PF(SI), R14; \
+lin: \
+	PFLIN; \
+	STEP; \
+	CMPQ  AX, CX; \
+	JLT   lin; \
+	JMP   done; \
+rows: \
+	PF4; \
+	STEP; \
+	CMPQ  AX, CX; \
+	JLT   rows
+
+// func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int)
 // n is a multiple of 16.
-TEXT ·tileF32AVX512(SB), NOSPLIT, $0-56
+TEXT ·tileF32AVX512(SB), NOSPLIT, $0-64
 	TILEARGS
+	MOVQ lin+56(FP), R15
 	ZERO16
 	SHLQ $2, CX
 	JZ   tf32a5done
-
-tf32a5loop:
-	X4Z(1)
-	PF4
-	VMOVUPS (SI)(AX*1), Z20
-	VMOVUPS (R9)(AX*1), Z21
-	VMOVUPS (R10)(AX*1), Z22
-	VMOVUPS (R11)(AX*1), Z23
-	FMA16Z
-	ADDQ    $64, AX
-	CMPQ    AX, CX
-	JLT     tf32a5loop
+	TZLOOPS(TF32ZSTEP, TZPFLIN4, tf32a5lin, tf32a5rows, tf32a5done)
 
 tf32a5done:
 	STORE16
 	RET
 
-// func tileF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
+// func tileF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int)
 // n is a multiple of 16. AX is the offset into the rows (2 bytes a value).
-TEXT ·tileF16AVX512(SB), NOSPLIT, $0-56
+TEXT ·tileF16AVX512(SB), NOSPLIT, $0-64
 	TILEARGS
+	MOVQ lin+56(FP), R15
 	ZERO16
 	SHLQ $1, CX
 	JZ   tf16a5done
-
-tf16a5loop:
-	X4Z(2)
-	PF4
-	VCVTPH2PS (SI)(AX*1), Z20
-	VCVTPH2PS (R9)(AX*1), Z21
-	VCVTPH2PS (R10)(AX*1), Z22
-	VCVTPH2PS (R11)(AX*1), Z23
-	FMA16Z
-	ADDQ      $32, AX
-	CMPQ      AX, CX
-	JLT       tf16a5loop
+	TZLOOPS(TF16ZSTEP, TZPFLIN2, tf16a5lin, tf16a5rows, tf16a5done)
 
 tf16a5done:
 	STORE16
 	RET
 
-// func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int)
+// func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int)
 // n is a multiple of 16.
-TEXT ·tileBF16AVX512(SB), NOSPLIT, $0-56
+TEXT ·tileBF16AVX512(SB), NOSPLIT, $0-64
 	TILEARGS
+	MOVQ lin+56(FP), R15
 	ZERO16
 	SHLQ $1, CX
 	JZ   tbf16a5done
-
-tbf16a5loop:
-	X4Z(2)
-	PF4
-	VPMOVZXWD (SI)(AX*1), Z20
-	VPMOVZXWD (R9)(AX*1), Z21
-	VPMOVZXWD (R10)(AX*1), Z22
-	VPMOVZXWD (R11)(AX*1), Z23
-	VPSLLD    $16, Z20, Z20
-	VPSLLD    $16, Z21, Z21
-	VPSLLD    $16, Z22, Z22
-	VPSLLD    $16, Z23, Z23
-	FMA16Z
-	ADDQ      $32, AX
-	CMPQ      AX, CX
-	JLT       tbf16a5loop
+	TZLOOPS(TBF16ZSTEP, TZPFLIN2, tbf16a5lin, tbf16a5rows, tbf16a5done)
 
 tbf16a5done:
 	STORE16

@@ -2,13 +2,13 @@
 
 package ops
 
-func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
+func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int) {
 	panic(noAsm)
 }
-func tileF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
+func tileF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int) {
 	panic(noAsm)
 }
-func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride int) {
+func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int) {
 	panic(noAsm)
 }
 func tileF32AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int) {
