@@ -79,7 +79,9 @@
 // Note Block's W_gate[:, :d]), prefetches its four rows' bytes as one
 // linear stream, one prefetch per cache line (a row of 24 blocks is 12.75
 // lines, so per-row prefetches asked for most lines twice). The AVX-512
-// tiles prefetch PF ahead in each row too; the AVX2 tiles prefetch
+// tiles (the few tokens of a batched decode step, which read each weight
+// once, stream through them) do the same when the rows lie back to back
+// and prefetch PF ahead in each row otherwise; the AVX2 tiles prefetch
 // nothing, and MatMul prefetches the next group of four rows a share per
 // tile call instead (groupPrefetch), which keeps the memory busy through
 // a whole group and frees the load ports of the AVX2 tiles, their bound

@@ -3,13 +3,15 @@
 
 // PF is how far ahead (bytes) the kernels prefetch: a matrix larger than
 // the cache streams from DRAM several times faster with it.
-// The row kernels and the AVX-512 tiles (for the few tokens of a batched
-// decode step, which read each weight once) prefetch PF ahead in each of
-// their four rows (the AVX2 tiles leave it to MatMul: groupPrefetch);
-// dotQ8RowsAVX512, which runs only on rows stored back to back, prefetches
-// the bytes PF after the start of its four-row group as one linear stream,
-// five lines per step of 4 x 68 bytes, which asks for each line once where
-// two prefetches per row and step asked for most lines twice.
+// The row kernels prefetch PF ahead in each of their four rows (the AVX2
+// tiles leave it to MatMul: groupPrefetch); dotQ8RowsAVX512, which runs
+// only on rows stored back to back, prefetches the bytes PF after the
+// start of its four-row group as one linear stream, five lines per step of
+// 4 x 68 bytes, which asks for each line once where two prefetches per row
+// and step asked for most lines twice. The AVX-512 tiles (the few tokens
+// of a batched decode step, which read each weight once) take that stream
+// too when their rows lie back to back (their lin argument), and per-row
+// prefetches otherwise.
 // (Measurements: BENCHMARKS.md.)
 #define PF 8192
 
