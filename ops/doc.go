@@ -81,11 +81,12 @@
 // lines, so per-row prefetches asked for most lines twice). The AVX-512
 // tiles (the few tokens of a batched decode step, which read each weight
 // once, stream through them) do the same when the rows lie back to back
-// and prefetch PF ahead in each row otherwise; the AVX2 tiles prefetch
-// nothing, and MatMul prefetches the next group of four rows a share per
-// tile call instead (groupPrefetch), which keeps the memory busy through
-// a whole group and frees the load ports of the AVX2 tiles, their bound
-// in the cache. The measurements behind these choices are in
+// and prefetch PF ahead in each row otherwise. Where a group of four rows
+// takes four or more tile calls (prefill, larger batches), the AVX2 tiles
+// and the AVX-512 int8 tile prefetch nothing, and MatMul prefetches the
+// next group of four rows a share per tile call instead (groupPrefetch),
+// which keeps the memory busy through a whole group and frees the load
+// ports of the AVX2 tiles, their bound in the cache. The measurements behind these choices are in
 // BENCHMARKS.md.
 //
 // With AVX-512 the rows of a product go through a many-row kernel

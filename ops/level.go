@@ -111,7 +111,10 @@ type typeKernels struct {
 	tile       kernel // MatMul's tile of 4 rows x tileTokens tokens, or kNone; Q4_0 runs the Q8_0 tile on rows widened to Q8_0
 	tileTokens int
 	// tilePrefetch: the tile kernel prefetches only when its pf argument
-	// asks, so that MatMul can prefetch for it (tilePrefetching).
+	// asks, so that MatMul can prefetch for it (tilePrefetching). At
+	// AVX-512 only the int8 tile takes it: there it made int8 prefill
+	// 1.19x faster (Zen 4), while the float tiles' batch-16 steps were as
+	// fast or slower with it.
 	tilePrefetch bool
 }
 
@@ -130,7 +133,7 @@ var levels = [...]kernelSet{
 		f32:  typeKernels{row: kDotF32x4AVX512, lanes: 16, rows: kDotF32RowsAVX512, tile: kTileF32AVX512, tileTokens: 4},
 		f16:  typeKernels{row: kDotF16x4AVX512, lanes: 16, rows: kDotF16RowsAVX512, tile: kTileF16AVX512, tileTokens: 4},
 		bf16: typeKernels{row: kDotBF16x4AVX512, lanes: 16, rows: kDotBF16RowsAVX512, tile: kTileBF16AVX512, tileTokens: 4},
-		q8:   typeKernels{row: kDotQ8x4AVX512, block: true, rows: kDotQ8RowsAVX512, tile: kTileQ8AVX512, tileTokens: 4},
+		q8:   typeKernels{row: kDotQ8x4AVX512, block: true, rows: kDotQ8RowsAVX512, tile: kTileQ8AVX512, tileTokens: 4, tilePrefetch: true},
 		q4:   typeKernels{row: kDotQ4x4AVX512, block: true, tile: kTileQ8AVX512, tileTokens: 4},
 		vec8: true, scan16: true, attend: kAttendAVX512, quantize: kQuantQ8AVX512,
 	},

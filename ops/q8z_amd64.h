@@ -10,8 +10,8 @@
 // 4 x 68 bytes, which asks for each line once where two prefetches per row
 // and step asked for most lines twice. The AVX-512 tiles (the few tokens
 // of a batched decode step, which read each weight once) take that stream
-// too when their rows lie back to back (their lin argument), and per-row
-// prefetches otherwise.
+// too when their rows lie back to back (their pf argument 2), and per-row
+// prefetches otherwise (1).
 // (Measurements: BENCHMARKS.md.)
 #define PF 8192
 

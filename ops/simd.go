@@ -84,55 +84,59 @@ const (
 	kQuantQ8AVX512
 )
 
-// callTile runs tile kernel k; pf asks the AVX2 tiles to prefetch PF ahead
-// in each row (the AVX-512 tiles always prefetch: as one stream where the
-// rows lie back to back, stride = n*size, else per row; see tileF32AVX512).
+// callTile runs tile kernel k; pf nonzero asks it to prefetch PF ahead:
+// the AVX2 tiles in each row, the AVX-512 ones as one stream where the
+// rows lie back to back (stride = n*size), else in each row (see
+// tileF32AVX512). Zero: MatMul prefetches for it (groupPrefetch).
 func callTile(k kernel, w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int) {
-	lin := 0
 	switch k {
 	case kTileF32AVX512:
-		if stride == 4*n {
-			lin = 1
-		}
+		pf = avx512TilePF(pf, stride == 4*n)
 	case kTileF16AVX512, kTileBF16AVX512:
-		if stride == 2*n {
-			lin = 1
-		}
+		pf = avx512TilePF(pf, stride == 2*n)
 	}
 	switch k {
 	case kTileF32AVX2:
 		tileF32AVX2(w, stride, n, x, xstride, out, ostride, pf)
 	case kTileF32AVX512:
-		tileF32AVX512(w, stride, n, x, xstride, out, ostride, lin)
+		tileF32AVX512(w, stride, n, x, xstride, out, ostride, pf)
 	case kTileF16AVX2:
 		tileF16AVX2(w, stride, n, x, xstride, out, ostride, pf)
 	case kTileF16AVX512:
-		tileF16AVX512(w, stride, n, x, xstride, out, ostride, lin)
+		tileF16AVX512(w, stride, n, x, xstride, out, ostride, pf)
 	case kTileBF16AVX2:
 		tileBF16AVX2(w, stride, n, x, xstride, out, ostride, pf)
 	case kTileBF16AVX512:
-		tileBF16AVX512(w, stride, n, x, xstride, out, ostride, lin)
+		tileBF16AVX512(w, stride, n, x, xstride, out, ostride, pf)
 	default:
 		panic("ops: no float tile kernel")
 	}
 }
 
-// callBlockTile runs block tile kernel k; pf as for callTile (the AVX2
-// tile), and for the AVX-512 tile, which always prefetches, whether the
-// rows lie back to back (stride = nb*34: tileQ8AVX512's lin).
+// callBlockTile runs block tile kernel k; pf as for callTile (the
+// AVX-512 tile's rows lie back to back when stride = nb*34).
 func callBlockTile(k kernel, w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int) {
 	switch k {
 	case kTileQ8AVX2:
 		tileQ8AVX2(w, stride, nb, xq, xstride, xd, out, ostride, pf)
 	case kTileQ8AVX512:
-		lin := 0
-		if stride == nb*quant.Q8_0BlockBytes {
-			lin = 1
-		}
-		tileQ8AVX512(w, stride, nb, xq, xstride, xd, out, ostride, lin)
+		tileQ8AVX512(w, stride, nb, xq, xstride, xd, out, ostride, avx512TilePF(pf, stride == nb*quant.Q8_0BlockBytes))
 	default:
 		panic("ops: no block tile kernel")
 	}
+}
+
+// avx512TilePF is the AVX-512 tiles' pf for callTile's: 0 (none) stays,
+// else 2 (one stream) for rows that lie back to back, 1 (each row) for
+// others.
+func avx512TilePF(pf int, backToBack bool) int {
+	switch {
+	case pf == 0:
+		return 0
+	case backToBack:
+		return 2
+	}
+	return 1
 }
 
 func callFloat(k kernel, w *byte, stride, n int, x *float32, out *[4]float32) {
@@ -348,7 +352,8 @@ const groupPrefetchCalls = 4
 // typeKernels.tilePrefetch): their load ports are the bound once the
 // weights are in the cache, and a PREFETCHT0 per row and step in every
 // call, most of them for lines already there, took a fifth of the prefill
-// tile's speed (BENCHMARKS.md).
+// tile's speed (BENCHMARKS.md). The AVX-512 int8 tile likewise (int8
+// prefill 1.19x faster on Zen 4).
 type groupPrefetch struct {
 	next  []byte // what is left to prefetch of the next group
 	share int    // bytes per call, a multiple of 64

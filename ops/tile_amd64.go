@@ -23,27 +23,27 @@ package ops
 //		}
 //	}
 //
-// It prefetches PF ahead as tileQ8AVX512 does: lin nonzero says the rows
-// lie back to back (stride = n*4) and the prefetches follow them as one
-// stream, a line for each 64 bytes of a step (batch-4 decode steps of
+// pf picks its prefetch as tileQ8AVX512's does: 2 for rows that lie back
+// to back (stride = n*4), the prefetches following them as one stream PF
+// ahead, a line for each 64 bytes of a step (batch-4 decode steps of
 // mamba-130m 1.2-1.4x faster at f16 and f32 than four prefetches a step,
-// one a row, Zen 4); lin zero prefetches each row. tileF16AVX512 and
+// one a row, Zen 4); 1 PF ahead in each row; 0 none. tileF16AVX512 and
 // tileBF16AVX512 likewise, with stride = n*2.
 //
 //go:noescape
-func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int)
+func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int)
 
 // tileF16AVX512 is tileF32AVX512's loop on f16 rows (dotF16x4AVX512's
 // bits).
 //
 //go:noescape
-func tileF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int)
+func tileF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int)
 
 // tileBF16AVX512 is tileF32AVX512's loop on bf16 rows (dotBF16x4AVX512's
 // bits).
 //
 //go:noescape
-func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int)
+func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int)
 
 // tileF32AVX2 is 4 f32 rows x 2 tokens, n columns (a multiple of 8), with
 // dotF32x4AVX2's bits for each row and token:
@@ -135,13 +135,14 @@ func tileQ8T4AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd4 *float32, 
 //		dotQ8x4AVX512(w, stride, nb, xq[t*xstride:], xd[t*nb:], out[t*ostride:t*ostride+4])
 //	}
 //
-// It prefetches PF ahead: lin nonzero says the rows lie back to back
-// (stride = nb*34), and the prefetches follow them as one stream, five
-// lines a step (which made batch-4 int8 decode steps 1.5x faster than
-// two lines a row and step, Zen 4); lin zero prefetches each row.
+// pf picks its prefetch: 2 for rows that lie back to back (stride =
+// nb*34), the prefetches following them as one stream PF ahead, five
+// lines a step (which made batch-4 int8 decode steps 1.5x faster than two
+// lines a row and step, Zen 4); 1 PF ahead in each row; 0 none (MatMul
+// prefetches for it: groupPrefetch, for four or more calls a group).
 //
 //go:noescape
-func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, lin int)
+func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int)
 
 // quantQ8AVX512 is QuantizeQ8 on nb blocks of 32, with the bits of its Go
 // loop:

@@ -379,12 +379,15 @@ q8done: \
 	PREFETCHT0 64(R14); \
 	ADDQ       $128, R14
 
-// TZLOOPS(STEP, PFLIN, lin, rows, done): the steps, prefetching as one
-// stream (PFLIN) when R15 (the kernel's lin) is nonzero, else PF ahead in
-// each row (PF4); CX is the row bytes, nonzero.
-#define TZLOOPS(STEP, PFLIN, lin, rows, done) \
+// TZLOOPS(STEP, PFLIN, lin, rows, none, done): the steps, with R15 (the
+// kernel's pf) picking the prefetch: 2 as one stream (PFLIN), 1 PF ahead
+// in each row (PF4), 0 none (MatMul prefetches for it: groupPrefetch); CX
+// is the row bytes, nonzero.
+#define TZLOOPS(STEP, PFLIN, lin, rows, none, done) \
 	TESTQ R15, R15; \
-	JZ    rows; \
+	JZ    none; \
+	CMPQ  R15, $1; \
+	JEQ   rows; \
 	LEAQ  PF(SI), R14; \
 lin: \
 	PFLIN; \
@@ -396,45 +399,50 @@ rows: \
 	PF4; \
 	STEP; \
 	CMPQ  AX, CX; \
-	JLT   rows
+	JLT   rows; \
+	JMP   done; \
+none: \
+	STEP; \
+	CMPQ  AX, CX; \
+	JLT   none
 
-// func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int)
+// func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int)
 // n is a multiple of 16.
 TEXT ·tileF32AVX512(SB), NOSPLIT, $0-64
 	TILEARGS
-	MOVQ lin+56(FP), R15
+	MOVQ pf+56(FP), R15
 	ZERO16
 	SHLQ $2, CX
 	JZ   tf32a5done
-	TZLOOPS(TF32ZSTEP, TZPFLIN4, tf32a5lin, tf32a5rows, tf32a5done)
+	TZLOOPS(TF32ZSTEP, TZPFLIN4, tf32a5lin, tf32a5rows, tf32a5none, tf32a5done)
 
 tf32a5done:
 	STORE16
 	RET
 
-// func tileF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int)
+// func tileF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int)
 // n is a multiple of 16. AX is the offset into the rows (2 bytes a value).
 TEXT ·tileF16AVX512(SB), NOSPLIT, $0-64
 	TILEARGS
-	MOVQ lin+56(FP), R15
+	MOVQ pf+56(FP), R15
 	ZERO16
 	SHLQ $1, CX
 	JZ   tf16a5done
-	TZLOOPS(TF16ZSTEP, TZPFLIN2, tf16a5lin, tf16a5rows, tf16a5done)
+	TZLOOPS(TF16ZSTEP, TZPFLIN2, tf16a5lin, tf16a5rows, tf16a5none, tf16a5done)
 
 tf16a5done:
 	STORE16
 	RET
 
-// func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int)
+// func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int)
 // n is a multiple of 16.
 TEXT ·tileBF16AVX512(SB), NOSPLIT, $0-64
 	TILEARGS
-	MOVQ lin+56(FP), R15
+	MOVQ pf+56(FP), R15
 	ZERO16
 	SHLQ $1, CX
 	JZ   tbf16a5done
-	TZLOOPS(TBF16ZSTEP, TZPFLIN2, tbf16a5lin, tbf16a5rows, tbf16a5done)
+	TZLOOPS(TBF16ZSTEP, TZPFLIN2, tbf16a5lin, tbf16a5rows, tbf16a5none, tbf16a5done)
 
 tbf16a5done:
 	STORE16
@@ -810,7 +818,7 @@ loop: \
 	DECQ R14; \
 	JNZ  loop
 
-// func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int, lin int)
+// func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride int, pf int)
 TEXT ·tileQ8AVX512(SB), NOSPLIT, $0-72
 	TQ8ARGS
 	MOVL         $0x80808080, AX
@@ -819,15 +827,21 @@ TEXT ·tileQ8AVX512(SB), NOSPLIT, $0-72
 	MOVQ         CX, R14
 	SHRQ         $1, R14
 	JZ           tq8zodd
-	MOVQ         lin+64(FP), AX
+	MOVQ         pf+64(FP), AX
 	TESTQ        AX, AX
-	JZ           tq8zrows
+	JZ           tq8znone
+	CMPQ         AX, $1
+	JEQ          tq8zrows
 	LEAQ         PF(SI), R15
 	TQ8ZLOOP(TQ8ZPFLIN, tq8zlin)
 	JMP          tq8zodd
 
 tq8zrows:
 	TQ8ZLOOP(TQ8ZPFROWS, tq8zrow)
+	JMP          tq8zodd
+
+tq8znone:
+	TQ8ZLOOP(NOPF, tq8znp)
 
 tq8zodd:
 	FOLD4(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3)

@@ -2,13 +2,13 @@
 
 package ops
 
-func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int) {
+func tileF32AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int) {
 	panic(noAsm)
 }
-func tileF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int) {
+func tileF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int) {
 	panic(noAsm)
 }
-func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, lin int) {
+func tileBF16AVX512(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int) {
 	panic(noAsm)
 }
 func tileF32AVX2(w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int) {
@@ -29,7 +29,7 @@ func tileQ8DAVX2(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, ou
 func tileQ8T4AVX2(w *byte, stride, nb int, xq *int8, xstride int, xd4 *float32, out *float32, ostride, pf int) {
 	panic(noAsm)
 }
-func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, lin int) {
+func tileQ8AVX512(w *byte, stride, nb int, xq *int8, xstride int, xd *float32, out *float32, ostride, pf int) {
 	panic(noAsm)
 }
 

@@ -335,9 +335,9 @@ func TestFloatKernelsTwin(t *testing.T) {
 							}
 						}
 					}
-					// the tile: tt tokens n+3 apart, outputs 6 apart, with and
-					// without the kernel's prefetch (AVX2), per row and as one stream (AVX-512)
-					for pf := 0; pf < 2; pf++ {
+					// the tile: tt tokens n+3 apart, outputs 6 apart, with each
+					// pf (AVX2: none, prefetch; AVX-512: none, per row, one stream)
+					for pf := 0; pf < 3; pf++ {
 						const ostride = 6
 						got, check := guarded(k.tt*ostride, off)
 						k.tile(&w[0], stride, n, &x[0], 4*(n+3), &got[0], 4*ostride, pf)
@@ -432,7 +432,7 @@ func TestBlockKernelsTwin(t *testing.T) {
 					if k.level == simdAVX512 {
 						tt, tile = 4, tileQ8AVX512 // pf: lin, the prefetch stream
 					}
-					for pf := 0; pf < 2; pf++ { // without and with the AVX2 tile's prefetch; per row and linear at AVX-512
+					for pf := 0; pf < 3; pf++ { // each pf, as for the float tiles
 						const ostride = 6
 						got, check := guarded(tt*ostride, off)
 						tile(&w[0], stride, nb, &xq[0], nb*32, &xd[0], &got[0], 4*ostride, pf)
