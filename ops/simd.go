@@ -90,24 +90,18 @@ const (
 // tileF32AVX512). Zero: MatMul prefetches for it (groupPrefetch).
 func callTile(k kernel, w *byte, stride, n int, x *float32, xstride int, out *float32, ostride, pf int) {
 	switch k {
-	case kTileF32AVX512:
-		pf = avx512TilePF(pf, stride == 4*n)
-	case kTileF16AVX512, kTileBF16AVX512:
-		pf = avx512TilePF(pf, stride == 2*n)
-	}
-	switch k {
 	case kTileF32AVX2:
 		tileF32AVX2(w, stride, n, x, xstride, out, ostride, pf)
 	case kTileF32AVX512:
-		tileF32AVX512(w, stride, n, x, xstride, out, ostride, pf)
+		tileF32AVX512(w, stride, n, x, xstride, out, ostride, avx512TilePF(pf, stride == 4*n))
 	case kTileF16AVX2:
 		tileF16AVX2(w, stride, n, x, xstride, out, ostride, pf)
 	case kTileF16AVX512:
-		tileF16AVX512(w, stride, n, x, xstride, out, ostride, pf)
+		tileF16AVX512(w, stride, n, x, xstride, out, ostride, avx512TilePF(pf, stride == 2*n))
 	case kTileBF16AVX2:
 		tileBF16AVX2(w, stride, n, x, xstride, out, ostride, pf)
 	case kTileBF16AVX512:
-		tileBF16AVX512(w, stride, n, x, xstride, out, ostride, pf)
+		tileBF16AVX512(w, stride, n, x, xstride, out, ostride, avx512TilePF(pf, stride == 2*n))
 	default:
 		panic("ops: no float tile kernel")
 	}
