@@ -96,22 +96,32 @@ func softplusVec(dst, x []float32) {
 
 // siluVec sets dst[i] = x[i] / (1 + vexp(-x[i])) (siluAVX2), every
 // value through the kernel as in mulSiLUVec.
-func siluVec(dst, x []float32) { padded8(siluAVX2, dst, x) }
+func siluVec(dst, x []float32) { padded8(false, dst, x) }
 
 // sigmoidVec sets dst[i] = 1 / (1 + vexp(-x[i])) (sigmoidAVX2).
-func sigmoidVec(dst, x []float32) { padded8(sigmoidAVX2, dst, x) }
+func sigmoidVec(dst, x []float32) { padded8(true, dst, x) }
 
-// padded8 runs an 8-lane elementwise kernel over x, the last partial group
-// through a zero-padded copy.
-func padded8(k func(dst, src *float32, n int), dst, x []float32) {
+// padded8 runs siluAVX2 (or sigmoidAVX2) over x, the last partial group
+// through a zero-padded copy. The kernels are called directly, not as a
+// function value: the padded arrays would escape through an indirect call,
+// two allocations a call.
+func padded8(sigmoid bool, dst, x []float32) {
 	n := len(x) &^ 7
 	if n > 0 {
-		k(&dst[0], &x[0], n)
+		if sigmoid {
+			sigmoidAVX2(&dst[0], &x[0], n)
+		} else {
+			siluAVX2(&dst[0], &x[0], n)
+		}
 	}
 	if n < len(x) {
 		var in, out [8]float32
 		copy(in[:], x[n:])
-		k(&out[0], &in[0], 8)
+		if sigmoid {
+			sigmoidAVX2(&out[0], &in[0], 8)
+		} else {
+			siluAVX2(&out[0], &in[0], 8)
+		}
 		copy(dst[n:], out[:len(x)-n])
 	}
 }
