@@ -50,9 +50,20 @@ func convStep(out, window, x, w, b []float32, E, K int) {
 // the channels are independent, so any split gives the same bits. It goes
 // channel by channel, the channel's window in registers across the tokens
 // (K = 4, Mamba's width, has its own loop); each output is summed in the
-// plain loop's order.
+// plain loop's order. With K = 4 the vector kernels take whole groups of
+// channels: convK4AVX2 eight at a time over 8 or more tokens, and at
+// AVX-512 convStep16AVX512 sixteen at a time for a decode step's one token.
 func convRange(out, window, x, w, b []float32, E, K, T, lo, hi int) {
 	k1 := K - 1
+	if K == 4 && cur().step16 && T == 1 && hi-lo >= 16 {
+		n := (hi - lo) &^ 15
+		var bp *float32
+		if b != nil {
+			bp = &b[lo]
+		}
+		convStep16AVX512(&out[lo], &window[lo*3], &x[lo], &w[lo*4], bp, n)
+		lo += n
+	}
 	if K == 4 && cur().vec8 && T >= 8 {
 		lo = convK4Blocks(out, window, x, w, b, E, T, lo, hi)
 	}
@@ -68,10 +79,12 @@ func convRange(out, window, x, w, b []float32, E, K, T, lo, hi int) {
 			for i := e; i < T*E; i += E {
 				xv := x[i]
 				c := c0
-				c += we[0] * s0
-				c += we[1] * s1
-				c += we[2] * s2
-				c += we[3] * xv
+				// The conversions round each product, as the vector
+				// kernels do: Go may otherwise fuse them into the adds.
+				c += float32(we[0] * s0)
+				c += float32(we[1] * s1)
+				c += float32(we[2] * s2)
+				c += float32(we[3] * xv)
 				out[i] = c
 				s0, s1, s2 = s1, s2, xv
 			}
@@ -88,10 +101,10 @@ func convRange(out, window, x, w, b []float32, E, K, T, lo, hi int) {
 				c = b[e]
 			}
 			for k, v := range win {
-				c += we[k] * v
+				c += float32(we[k] * v)
 			}
 			xv := x[i]
-			c += we[k1] * xv
+			c += float32(we[k1] * xv)
 			out[i] = c
 			if k1 > 0 {
 				for k := 0; k < k1-1; k++ {

@@ -196,9 +196,17 @@ func refConvStep(out, window, x, w, b []float32, E, K int) {
 	}
 }
 
+// TestConv holds the conv at each level to its plain loop, stepping and
+// over a sequence; E covers the vector kernels' groups (8 channels over
+// tokens, 16 for one token at AVX-512) and their remainders, and guard
+// values follow the outputs and the window.
 func TestConv(t *testing.T) {
+	forLevels(t, testConv)
+}
+
+func testConv(t *testing.T) {
 	rng := newRNG(9)
-	for _, E := range []int{0, 1, 3, 17, 64, 70} {
+	for _, E := range []int{0, 1, 3, 16, 17, 48, 64, 70} {
 		for _, K := range []int{1, 2, 4, 5} {
 			for _, bias := range []bool{true, false} {
 				for _, off := range []int{0, 1} {
@@ -212,7 +220,8 @@ func TestConv(t *testing.T) {
 					win0 := randVec(rng, E*(K-1))
 					x := offsetCopy(randVec(rng, T*E), off)
 					// Stepping vs the plain loop.
-					winS := offsetCopy(win0, off)
+					winS, checkWin := guarded(E*(K-1), off)
+					copy(winS, win0)
 					winR := append([]float32(nil), win0...)
 					stepOut := make([]float32, T*E)
 					for tok := 0; tok < T; tok++ {
@@ -230,6 +239,7 @@ func TestConv(t *testing.T) {
 							}
 						}
 						sameBits(t, name+" window", winS, winR)
+						checkWin(t)
 						copy(stepOut[tok*E:], out)
 					}
 					// The sequence form equals stepping exactly.

@@ -98,6 +98,7 @@ type kernelSet struct {
 
 	vec8     bool   // 8-lane exp, SiLU, sigmoid, softplus, the K=4 conv and the scan (scan_amd64.s)
 	scan16   bool   // the scan's 16-lane kernel over many channels (scanChansAVX512), for N%16 == 0
+	step16   bool   // one token's K=4 conv and N=16 scan sixteen channels at a time (convStep16AVX512, scan1x16AVX512)
 	attend   kernel // the Note Block's attention kernels (kAttendAVX2, kAttendAVX512: attendScores* and attendAccum*), or kNone
 	quantize kernel // QuantizeQ8's vector kernel (kQuantQ8AVX2, kQuantQ8AVX512), or kNone
 }
@@ -135,7 +136,7 @@ var levels = [...]kernelSet{
 		bf16: typeKernels{row: kDotBF16x4AVX512, lanes: 16, rows: kDotBF16RowsAVX512, tile: kTileBF16AVX512, tileTokens: 4},
 		q8:   typeKernels{row: kDotQ8x4AVX512, block: true, rows: kDotQ8RowsAVX512, tile: kTileQ8AVX512, tileTokens: 4, tilePrefetch: true},
 		q4:   typeKernels{row: kDotQ4x4AVX512, block: true, tile: kTileQ8AVX512, tileTokens: 4},
-		vec8: true, scan16: true, attend: kAttendAVX512, quantize: kQuantQ8AVX512,
+		vec8: true, scan16: true, step16: true, attend: kAttendAVX512, quantize: kQuantQ8AVX512,
 	},
 }
 

@@ -961,3 +961,255 @@ TEXT ·attendScoresAVX2(SB), NOSPLIT, $0-52
 // attendAccumAVX512 in 8 lanes.
 TEXT ·attendAccumAVX2(SB), NOSPLIT, $0-48
 	ATTACCUM(Y0, Y1, 32)
+
+// ---- one token, sixteen channels at a time (AVX-512) ----
+
+// scan1Idx is the lane order that puts channel c's sum, left by the
+// reduction tree of scan1x16AVX512 at lane 4*(c%4) + c/4, at lane c.
+DATA scan1Idx<>+0(SB)/4, $0
+DATA scan1Idx<>+4(SB)/4, $4
+DATA scan1Idx<>+8(SB)/4, $8
+DATA scan1Idx<>+12(SB)/4, $12
+DATA scan1Idx<>+16(SB)/4, $1
+DATA scan1Idx<>+20(SB)/4, $5
+DATA scan1Idx<>+24(SB)/4, $9
+DATA scan1Idx<>+28(SB)/4, $13
+DATA scan1Idx<>+32(SB)/4, $2
+DATA scan1Idx<>+36(SB)/4, $6
+DATA scan1Idx<>+40(SB)/4, $10
+DATA scan1Idx<>+44(SB)/4, $14
+DATA scan1Idx<>+48(SB)/4, $3
+DATA scan1Idx<>+52(SB)/4, $7
+DATA scan1Idx<>+56(SB)/4, $11
+DATA scan1Idx<>+60(SB)/4, $15
+GLOBL scan1Idx<>(SB), RODATA|NOPTR, $64
+
+// SCAN1(c4, c64, s) updates channel c's state row (c4 = 4c, c64 = 64c
+// bytes from the group's first channel) and leaves its 16-lane sum in s:
+// the operations of scanChansAVX512's state loop, in its order. B is in
+// Z29, C in Z30; Z0-Z8 are scratch.
+#define SCAN1(c4, c64, s) \
+	VBROADCASTSS c4(R11), Z0; \
+	VBROADCASTSS c4(R12), Z1; \
+	VMULPS       c64(R9), Z0, Z3; \
+	EXP512(Z3, Z4); \
+	VMULPS       Z29, Z0, Z5; \
+	VMULPS       Z1, Z5, Z5; \
+	VMOVUPS      c64(SI), Z6; \
+	VFMADD231PS  Z6, Z4, Z5; \
+	VMOVUPS      Z5, c64(SI); \
+	VXORPS       s, s, s; \
+	VFMADD231PS  Z30, Z5, s
+
+// PAIR(c4, c64, w) runs channels c and c+1 and folds their sums into w:
+// lanes 0-7 hold channel c's u[i] = s[i] + s[i+8], lanes 8-15 channel
+// c+1's.
+#define PAIR(c4, c64, c4b, c64b, w) \
+	SCAN1(c4, c64, Z9); \
+	SCAN1(c4b, c64b, Z10); \
+	VSHUFF64X2 $0x44, Z10, Z9, w; \
+	VSHUFF64X2 $0xEE, Z10, Z9, Z2; \
+	VADDPS     Z2, w, w
+
+// QUAD(w1, w2, x) folds two PAIRs into x, one channel per 128-bit lane:
+// x[i] = u[i] + u[i+4], i < 4.
+#define QUAD(w1, w2, x) \
+	VSHUFF64X2 $0x88, w2, w1, x; \
+	VSHUFF64X2 $0xDD, w2, w1, Z2; \
+	VADDPS     Z2, x, x
+
+// HALVES(x1, x2, v) folds two QUADs into v: lane k holds x[0]+x[1] and
+// x[2]+x[3] of x1's channel k, then those of x2's.
+#define HALVES(x1, x2, v) \
+	VSHUFPS $0x88, x2, x1, Z2; \
+	VSHUFPS $0xDD, x2, x1, v; \
+	VADDPS  Z2, v, v
+
+
+
+
+// func scan1x16AVX512(h, A, B, C, dt, a, y, D *float32, count int)
+// One token (T = 1) through count consecutive channels with N = 16,
+// count a positive multiple of 16: the bits of scanChansAVX512 with T = 1,
+// the channels' horizontal sums done sixteen at a time by a transposing
+// tree of the same pairs, so a group's independent channels overlap.
+TEXT ·scan1x16AVX512(SB), NOSPLIT, $0-72
+	MOVQ    h+0(FP), SI
+	MOVQ    A+8(FP), R9
+	MOVQ    B+16(FP), BX
+	MOVQ    C+24(FP), R10
+	MOVQ    dt+32(FP), R11
+	MOVQ    a+40(FP), R12
+	MOVQ    y+48(FP), R13
+	MOVQ    D+56(FP), DI
+	MOVQ    count+64(FP), DX
+	SHRQ    $4, DX
+	JZ      s1done
+	LOADEXP512
+	VMOVUPS (BX), Z29
+	VMOVUPS (R10), Z30
+	VMOVUPS scan1Idx<>(SB), Z31
+
+s1group:
+	PREFETCHT0 SPF(SI)
+	PREFETCHT0 SPF+64(SI)
+	PREFETCHT0 SPF+128(SI)
+	PREFETCHT0 SPF+192(SI)
+	PAIR(0, 0, 4, 64, Z11)
+	PAIR(8, 128, 12, 192, Z12)
+	QUAD(Z11, Z12, Z13)
+	PAIR(16, 256, 20, 320, Z11)
+	PAIR(24, 384, 28, 448, Z12)
+	QUAD(Z11, Z12, Z14)
+	HALVES(Z13, Z14, Z15)
+	PREFETCHT0 SPF+256(SI)
+	PREFETCHT0 SPF+320(SI)
+	PREFETCHT0 SPF+384(SI)
+	PREFETCHT0 SPF+448(SI)
+	PAIR(32, 512, 36, 576, Z11)
+	PAIR(40, 640, 44, 704, Z12)
+	QUAD(Z11, Z12, Z13)
+	PAIR(48, 768, 52, 832, Z11)
+	PAIR(56, 896, 60, 960, Z12)
+	QUAD(Z11, Z12, Z14)
+	HALVES(Z13, Z14, Z3)
+
+	// (x0+x1) + (x2+x3) of each channel, put in channel order; + D*a.
+	VSHUFPS $0x88, Z3, Z15, Z2
+	VSHUFPS $0xDD, Z3, Z15, Z4
+	VADDPS  Z2, Z4, Z4
+	VPERMPS Z4, Z31, Z5
+	VMOVUPS (R12), Z6
+	VMULPS  (DI), Z6, Z6
+	VADDPS  Z6, Z5, Z5
+	VMOVUPS Z5, (R13)
+
+	ADDQ $1024, SI
+	ADDQ $1024, R9
+	ADDQ $64, R11
+	ADDQ $64, R12
+	ADDQ $64, R13
+	ADDQ $64, DI
+	DECQ DX
+	JNZ  s1group
+
+s1done:
+	VZEROUPPER
+	RET
+
+// ---- one token's conv of width 4, sixteen channels at a time (AVX-512) ----
+
+// convStepV interleaves a window's 12 values (3 per channel, oldest
+// first) with the token's 4 inputs: [s0 s1 s2 x] per channel.
+DATA convStepV<>+0(SB)/4, $0
+DATA convStepV<>+4(SB)/4, $1
+DATA convStepV<>+8(SB)/4, $2
+DATA convStepV<>+12(SB)/4, $16
+DATA convStepV<>+16(SB)/4, $3
+DATA convStepV<>+20(SB)/4, $4
+DATA convStepV<>+24(SB)/4, $5
+DATA convStepV<>+28(SB)/4, $17
+DATA convStepV<>+32(SB)/4, $6
+DATA convStepV<>+36(SB)/4, $7
+DATA convStepV<>+40(SB)/4, $8
+DATA convStepV<>+44(SB)/4, $18
+DATA convStepV<>+48(SB)/4, $9
+DATA convStepV<>+52(SB)/4, $10
+DATA convStepV<>+56(SB)/4, $11
+DATA convStepV<>+60(SB)/4, $19
+GLOBL convStepV<>(SB), RODATA|NOPTR, $64
+
+// convStepW drops the oldest value of each channel's [s0 s1 s2 x]: the
+// window after the token, in its first 12 lanes.
+DATA convStepW<>+0(SB)/4, $1
+DATA convStepW<>+4(SB)/4, $2
+DATA convStepW<>+8(SB)/4, $3
+DATA convStepW<>+12(SB)/4, $5
+DATA convStepW<>+16(SB)/4, $6
+DATA convStepW<>+20(SB)/4, $7
+DATA convStepW<>+24(SB)/4, $9
+DATA convStepW<>+28(SB)/4, $10
+DATA convStepW<>+32(SB)/4, $11
+DATA convStepW<>+36(SB)/4, $13
+DATA convStepW<>+40(SB)/4, $14
+DATA convStepW<>+44(SB)/4, $15
+DATA convStepW<>+48(SB)/4, $0
+DATA convStepW<>+52(SB)/4, $0
+DATA convStepW<>+56(SB)/4, $0
+DATA convStepW<>+60(SB)/4, $0
+GLOBL convStepW<>(SB), RODATA|NOPTR, $64
+
+// CONVQ(q, w12, x4, w16, p) takes channels 4q..4q+3 of a group: their
+// [s0 s1 s2 x] (window bytes w12 = 48q, inputs x4 = 16q), the window
+// after the token stored back (K1 masks its 12 values), and p = w*v,
+// weights (bytes w16 = 64q) times values lane for lane.
+#define CONVQ(w12, x4, w16, v, t, p) \
+	VMOVUPS.Z       w12(SI), K1, v; \
+	VBROADCASTF32X4 x4(BX), t; \
+	VPERMT2PS       t, Z30, v; \
+	VPERMPS         v, Z29, t; \
+	VMOVUPS         t, K1, w12(SI); \
+	VMOVUPS         w16(R9), p; \
+	VMULPS          v, p, p
+
+// func convStep16AVX512(out, window, x, w, b *float32, count int)
+// One token through the conv of width 4 for count consecutive channels,
+// count a positive multiple of 16: convRange's K = 4 loop with T = 1, its
+// products and sums in its order, sixteen channels at a time.
+TEXT ·convStep16AVX512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), DI
+	MOVQ    window+8(FP), SI
+	MOVQ    x+16(FP), BX
+	MOVQ    w+24(FP), R9
+	MOVQ    b+32(FP), R12
+	MOVQ    count+40(FP), DX
+	SHRQ    $4, DX
+	JZ      c16done
+	MOVL    $0x0fff, AX
+	KMOVW   AX, K1
+	VMOVUPS convStepV<>(SB), Z30
+	VMOVUPS convStepW<>(SB), Z29
+	VMOVUPS scan1Idx<>(SB), Z31
+
+c16group:
+	CONVQ(0, 0, 0, Z0, Z4, Z12)
+	CONVQ(48, 16, 64, Z1, Z5, Z13)
+	CONVQ(96, 32, 128, Z2, Z6, Z14)
+	CONVQ(144, 48, 192, Z3, Z7, Z15)
+
+	// Transpose: Q_k's lane L, element m is w_k*s_k of channel 4m+L.
+	VUNPCKLPS Z13, Z12, Z16
+	VUNPCKHPS Z13, Z12, Z17
+	VUNPCKLPS Z15, Z14, Z18
+	VUNPCKHPS Z15, Z14, Z19
+	VUNPCKLPD Z18, Z16, Z20
+	VUNPCKHPD Z18, Z16, Z21
+	VUNPCKLPD Z19, Z17, Z22
+	VUNPCKHPD Z19, Z17, Z23
+
+	// c = b (or 0) in the same lane order, then += each product in turn;
+	// scan1Idx is its own inverse and puts the channels back in order.
+	VXORPS  Z24, Z24, Z24
+	TESTQ   R12, R12
+	JZ      c16sum
+	VPERMPS (R12), Z31, Z24
+	ADDQ    $64, R12
+
+c16sum:
+	VADDPS  Z20, Z24, Z24
+	VADDPS  Z21, Z24, Z24
+	VADDPS  Z22, Z24, Z24
+	VADDPS  Z23, Z24, Z24
+	VPERMPS Z24, Z31, Z25
+	VMOVUPS Z25, (DI)
+
+	ADDQ $64, DI
+	ADDQ $192, SI
+	ADDQ $64, BX
+	ADDQ $256, R9
+	DECQ DX
+	JNZ  c16group
+
+c16done:
+	VZEROUPPER
+	RET

@@ -398,3 +398,37 @@ func CPUFeatures() string {
 	}
 	return "none of avx2, fma, f16c, avx-512"
 }
+
+// scan1x16AVX512 is scanChansAVX512 with N = 16 and T = 1 over count
+// channels, count a positive multiple of 16 (B and C are the token's 16
+// values): the same bits, the horizontal sums of sixteen channels done
+// together. Per channel e < count:
+//
+//	var s [16]float32
+//	for j := 0; j < 16; j++ {
+//		h[e*16+j] = fma(vexp(dt[e]*A[e*16+j]), h[e*16+j], (dt[e]*B[j])*a[e])
+//		s[j] = fma(h[e*16+j], C[j], 0)
+//	}
+//	u := fold16(s)
+//	y[e] = (((u[0]+u[4])+(u[1]+u[5])) + ((u[2]+u[6])+(u[3]+u[7]))) + a[e]*D[e]
+//
+//go:noescape
+func scan1x16AVX512(h, A, B, C, dt, a, y, D *float32, count int)
+
+// convStep16AVX512 is convRange's K = 4 loop for one token (T = 1) over
+// count channels, count a positive multiple of 16 (window is count x 3,
+// w count x 4, b count values or nil): the same products and sums in the
+// same order, so the same bits, sixteen channels at a time. Per channel
+// e < count:
+//
+//	c := float32(0)
+//	if b != nil { c = b[e] }
+//	c += w[e*4+0] * window[e*3+0]
+//	c += w[e*4+1] * window[e*3+1]
+//	c += w[e*4+2] * window[e*3+2]
+//	c += w[e*4+3] * x[e]
+//	out[e] = c
+//	window[e*3+0], window[e*3+1], window[e*3+2] = window[e*3+1], window[e*3+2], x[e]
+//
+//go:noescape
+func convStep16AVX512(out, window, x, w, b *float32, count int)

@@ -641,3 +641,57 @@ func TestScanChan2Twin(t *testing.T) {
 		}
 	}
 }
+
+// TestScan1x16 holds scan1x16AVX512 (one token, sixteen channels a group,
+// their sums folded together) to scanChansAVX512 with T = 1 bit for bit:
+// one to three groups, wild values as in TestScanChan2Twin (subnormal
+// decays, states past float32's range, NaN), and guard values after the
+// state rows and the outputs.
+func TestScan1x16(t *testing.T) {
+	if !levels[simdAVX512].scan16 || simdDetected < simdAVX512 {
+		t.Skip("no AVX-512 on this CPU")
+	}
+	rng := newRNG(96)
+	for _, groups := range []int{1, 2, 3} {
+		for _, wild := range []bool{false, true} {
+			for rep := range 4 {
+				const N = 16
+				E := 16 * groups
+				name := fmt.Sprintf("channels=%d wild=%v rep=%d", E, wild, rep)
+				c := newScanCase(rng.Uint64(), E, N, 1, false)
+				if wild {
+					for i := range c.dt {
+						c.dt[i] = float32(rng.ExpFloat64() * 20)
+					}
+					for i := range c.B {
+						switch rng.IntN(3) {
+						case 0:
+							c.B[i] *= 3e37
+						case 1:
+							c.B[i] = 0
+						}
+					}
+					for i := range c.h0 {
+						if rng.IntN(50) == 0 {
+							c.h0[i] = float32(math.Inf(1 - 2*rng.IntN(2)))
+						}
+					}
+				}
+				run := func(group bool) (h, y []float32) {
+					h = append(append([]float32(nil), c.h0...), guard, guard)
+					y = append(make([]float32, E), guard, guard)
+					if group {
+						scan1x16AVX512(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], &c.D[0], E)
+					} else {
+						scanChansAVX512(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], &c.D[0], N, 1, E, E)
+					}
+					return h, y
+				}
+				h2, y2 := run(true)
+				h1, y1 := run(false)
+				sameBits(t, name+" h", h2, h1)
+				sameBits(t, name+" y", y2, y1)
+			}
+		}
+	}
+}
