@@ -278,6 +278,42 @@ func (m *Model) DecodeWeightBytes() int64 {
 	return n
 }
 
+// ProductMACs returns the multiply-adds of one token's dense products
+// (rows x columns of each matrix it multiplies): those of the layers and
+// those of the LM head. A Note Block's products are each counted once a
+// token, as in DecodeWeightBytes (every block retrieving), and the fused
+// gate's two matrices replace W_gate where it is fused. Prefill runs the
+// LM head once a prompt, a batched decode step once a row, so at
+// prefill's compute rate a batched step reaches layers/(layers+head) of
+// prefill's tokens a second: the ceiling that mmrun bench --batch reports.
+func (m *Model) ProductMACs() (layers, head int64) {
+	macs := func(ms ...*ops.Matrix) (n int64) {
+		for _, x := range ms {
+			n += int64(x.Rows) * int64(x.Cols)
+		}
+		return n
+	}
+	for _, lw := range m.layers {
+		w := &lw.mixer
+		layers += macs(&w.inProj, &w.xProj, &w.dtProj, &w.outProj)
+		if nw := lw.note; nw != nil {
+			layers += macs(&nw.fc1, &nw.fc2, &nw.trigger, &nw.summary)
+			for _, a := range []*attendWeights{&nw.tok, nw.lay} {
+				if a == nil {
+					continue
+				}
+				layers += macs(&a.q, &a.k, &a.v, &a.o)
+				if a.gateM.Rows != 0 {
+					layers += macs(&a.gateR, &a.gateM)
+				} else {
+					layers += macs(&a.gate)
+				}
+			}
+		}
+	}
+	return layers, macs(&m.lmHead)
+}
+
 // Threads is the number of worker threads of the dense kernels.
 func (m *Model) Threads() int { return m.pool.Threads() }
 

@@ -224,3 +224,22 @@ func TestDecodeAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestProductMACs checks the multiply-adds a token's products take against
+// the mixer's shapes (SPEC step 2) for a plain Mamba model, and that a
+// MemMamba model's Note Blocks add to the layers' count only.
+func TestProductMACs(t *testing.T) {
+	m := syntheticModel(t, "mamba-tiny", quant.F32)
+	c := m.Config
+	d, E, N, R := int64(c.HiddenSize), int64(c.Intermediate), int64(c.StateSize), int64(c.TimeStepRank)
+	wantLayers := int64(c.NumLayers) * (d*2*E + E*(R+2*N) + R*E + E*d)
+	layers, head := m.ProductMACs()
+	if layers != wantLayers || head != int64(c.VocabSize)*d {
+		t.Fatalf("mamba-tiny: ProductMACs = %d, %d; want %d, %d", layers, head, wantLayers, int64(c.VocabSize)*d)
+	}
+	mm := syntheticModel(t, "memmamba-tiny", quant.F32)
+	ml, mh := mm.ProductMACs()
+	if mc := mm.Config; mh != int64(mc.VocabSize)*int64(mc.HiddenSize) || ml <= int64(mc.NumLayers)*(int64(mc.HiddenSize)*2*int64(mc.Intermediate)) {
+		t.Fatalf("memmamba-tiny: ProductMACs = %d, %d", ml, mh)
+	}
+}

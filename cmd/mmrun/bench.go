@@ -62,6 +62,11 @@ type benchResult struct {
 	SIMDDetected   string         `json:"simd_detected"`
 	CPUFeatures    string         `json:"cpu_features"`
 	Batches        []batchResult  `json:"batches,omitempty"`
+	// BatchCeiling is batched decode's ceiling as a share of prefill's
+	// tok/s, HeadShare the LM head's share of a decode token's
+	// multiply-adds (batchCeiling); set with --batch.
+	BatchCeiling float64 `json:"batch_ceiling_vs_prefill,omitempty"`
+	HeadShare    float64 `json:"lm_head_mac_share,omitempty"`
 }
 
 func bench(args []string) error {
@@ -132,6 +137,9 @@ func bench(args []string) error {
 	if res.Batches, err = benchBatches(m, batches, *decode, *runs, rng); err != nil {
 		return err
 	}
+	if len(res.Batches) > 0 {
+		res.BatchCeiling, res.HeadShare = batchCeiling(m)
+	}
 	res.PrefillTokS = sysinfo.Summarise(pre)
 	res.DecodeTokS = sysinfo.Summarise(dec)
 	res.BandwidthGBs = sysinfo.MemoryBandwidth(m.Threads()) / 1e9
@@ -161,7 +169,7 @@ func bench(args []string) error {
 	}
 	fmt.Printf("peak RSS:  %.1f MiB (mapped weights %.1f MiB; state %.2f MiB a sequence)\n", res.PeakRSSMiB, res.MappedMiB, float64(res.StateBytes)/(1<<20))
 	if len(res.Batches) > 0 {
-		printBatches(res.Batches, res.PrefillTokS.Median)
+		printBatches(res.Batches, res.PrefillTokS.Median, res.BatchCeiling, res.HeadShare)
 	}
 	return nil
 }
