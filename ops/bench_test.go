@@ -77,6 +77,24 @@ func BenchmarkScan(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*T), "ns/token")
 		})
 	}
+	// One token over many sequences' states in turn, 48 MiB of them, as a
+	// batched decode step runs it: the states come from memory.
+	c := newScanCase(23, E, N, 1, true)
+	hs := make([][]float32, 512)
+	for i := range hs {
+		hs[i] = append([]float32(nil), c.h0...)
+	}
+	y := make([]float32, E)
+	b.Run("T=1/states=512", func(b *testing.B) {
+		b.SetBytes(int64(4 * E * N))
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			Scan(y, hs[i%len(hs)], c.dt, c.A, c.B, c.C, c.a, c.D, c.z, E, N, 1)
+			i++
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/token")
+	})
 }
 
 // BenchmarkConv runs the width-4 conv over one token (decode) and a

@@ -1139,16 +1139,27 @@ DATA convStepW<>+56(SB)/4, $0
 DATA convStepW<>+60(SB)/4, $0
 GLOBL convStepW<>(SB), RODATA|NOPTR, $64
 
-// CONVQ(q, w12, x4, w16, p) takes channels 4q..4q+3 of a group: their
-// [s0 s1 s2 x] (window bytes w12 = 48q, inputs x4 = 16q), the window
-// after the token stored back (K1 masks its 12 values), and p = w*v,
-// weights (bytes w16 = 64q) times values lane for lane.
+// CONVQ(w12, x4, w16, v, t, p) takes channels 4q..4q+3 of a group:
+// their [s0 s1 s2 x] in v (window bytes w12 = 48q, inputs x4 = 16q), the
+// window after the token in t's first 12 lanes, and p = w*v, weights
+// (bytes w16 = 64q) times values lane for lane. The window is loaded
+// whole (the 4 values past a quad's 12 are the next quad's, unused) and
+// the group's windows are stored after all four loads: a load that
+// overlapped an earlier store's bytes would wait for that store.
 #define CONVQ(w12, x4, w16, v, t, p) \
+	VMOVUPS         w12(SI), v; \
+	CONVV(x4, w16, v, t, p)
+
+// CONVQLAST is CONVQ for the group's last quad, whose load stops at the
+// group's end (K1 masks 12 values): past it may lie the end of the window.
+#define CONVQLAST(w12, x4, w16, v, t, p) \
 	VMOVUPS.Z       w12(SI), K1, v; \
+	CONVV(x4, w16, v, t, p)
+
+#define CONVV(x4, w16, v, t, p) \
 	VBROADCASTF32X4 x4(BX), t; \
 	VPERMT2PS       t, Z30, v; \
 	VPERMPS         v, Z29, t; \
-	VMOVUPS         t, K1, w12(SI); \
 	VMOVUPS         w16(R9), p; \
 	VMULPS          v, p, p
 
@@ -1175,7 +1186,18 @@ c16group:
 	CONVQ(0, 0, 0, Z0, Z4, Z12)
 	CONVQ(48, 16, 64, Z1, Z5, Z13)
 	CONVQ(96, 32, 128, Z2, Z6, Z14)
-	CONVQ(144, 48, 192, Z3, Z7, Z15)
+	CONVQLAST(144, 48, 192, Z3, Z7, Z15)
+
+	// The windows after the token, in order: each whole store's last four
+	// lanes land on the next quad's values, which its own store rewrites;
+	// the last quad's 12 values go as 8 and 4, so nothing past the group
+	// is written.
+	VMOVUPS       Z4, (SI)
+	VMOVUPS       Z5, 48(SI)
+	VMOVUPS       Z6, 96(SI)
+	VMOVUPS       Y7, 144(SI)
+	VEXTRACTF32X4 $2, Z7, X7
+	VMOVUPS       X7, 176(SI)
 
 	// Transpose: Q_k's lane L, element m is w_k*s_k of channel 4m+L.
 	VUNPCKLPS Z13, Z12, Z16
