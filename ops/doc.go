@@ -73,15 +73,16 @@
 //     see scan_simd.go), the SiLU gate also through the vector exp.
 //   - The K = 4 conv is vectorised over channels: eight at a time over a
 //     chunk of 8 or more tokens (convK4AVX2).
-//   - A decode step's one token (T = 1, what every sequence of a batched
-//     step runs) has its own AVX-512 kernels, sixteen channels at a time:
-//     the conv builds each channel's window and input with one permute
-//     and sums in the plain loop's order (convStep16AVX512), and the scan
-//     (N = 16) folds sixteen channels' sums together with a transposing
-//     tree of the same pairs (scan1x16AVX512), so both give the bits of
-//     the many-token kernels. At batch 16 the scan then runs at about the
-//     speed of reading and writing the sequences' states (2.25 MiB each for
-//     mamba-130m, out of the caches by the next step).
+//   - With N = 16 (Mamba's) the AVX-512 scan runs sixteen channels at a
+//     time and folds their sums together with a transposing tree of the
+//     same pairs (scan16x16AVX512), so the channels' exp chains overlap
+//     and the bits are the one-channel kernel's. A decode step's one token
+//     (T = 1, what every sequence of a batched step runs) has an AVX-512
+//     conv of its own, sixteen channels at a time, that builds each
+//     channel's window and input with one permute and sums in the plain
+//     loop's order (convStep16AVX512). At batch 16 the scan runs at about
+//     the speed of reading and writing the sequences' states (2.25 MiB
+//     each for mamba-130m, out of the caches by the next step).
 //
 // The kernels prefetch 8 KiB ahead (PF in q8z_amd64.h), because a matrix
 // larger than the cache streams from memory several times faster with it.

@@ -98,7 +98,7 @@ type kernelSet struct {
 
 	vec8     bool   // 8-lane exp, SiLU, sigmoid, softplus, the K=4 conv and the scan (scan_amd64.s)
 	scan16   bool   // the scan's 16-lane kernel over many channels (scanChansAVX512), for N%16 == 0
-	step16   bool   // one token's K=4 conv and N=16 scan sixteen channels at a time (convStep16AVX512, scan1x16AVX512)
+	step16   bool   // the K=4 conv of one token and the N=16 scan sixteen channels at a time (convStep16AVX512, scan16x16AVX512)
 	attend   kernel // the Note Block's attention kernels (kAttendAVX2, kAttendAVX512: attendScores* and attendAccum*), or kNone
 	quantize kernel // QuantizeQ8's vector kernel (kQuantQ8AVX2, kQuantQ8AVX512), or kNone
 }

@@ -965,7 +965,7 @@ TEXT ·attendAccumAVX2(SB), NOSPLIT, $0-48
 // ---- one token, sixteen channels at a time (AVX-512) ----
 
 // scan1Idx is the lane order that puts channel c's sum, left by the
-// reduction tree of scan1x16AVX512 at lane 4*(c%4) + c/4, at lane c.
+// reduction tree of scan16x16AVX512 at lane 4*(c%4) + c/4, at lane c.
 DATA scan1Idx<>+0(SB)/4, $0
 DATA scan1Idx<>+4(SB)/4, $4
 DATA scan1Idx<>+8(SB)/4, $8
@@ -1028,26 +1028,26 @@ GLOBL scan1Idx<>(SB), RODATA|NOPTR, $64
 
 
 
-// func scan1x16AVX512(h, A, B, C, dt, a, y, D *float32, count int)
-// One token (T = 1) through count consecutive channels with N = 16,
-// count a positive multiple of 16: the bits of scanChansAVX512 with T = 1,
-// the channels' horizontal sums done sixteen at a time by a transposing
-// tree of the same pairs, so a group's independent channels overlap.
-TEXT ·scan1x16AVX512(SB), NOSPLIT, $0-72
+// func scan16x16AVX512(h, A, B, C, dt, a, y, D *float32, T, E, count int)
+// T tokens through count consecutive channels with N = 16, count a
+// positive multiple of 16, sixteen channels at a time: the bits of
+// scanChansAVX512, the channels' horizontal sums done together by a
+// transposing tree of the same pairs, so a group's independent channels
+// overlap. A group's state rows (1 KiB) stay in L1 across the tokens.
+TEXT ·scan16x16AVX512(SB), NOSPLIT, $0-88
 	MOVQ    h+0(FP), SI
 	MOVQ    A+8(FP), R9
-	MOVQ    B+16(FP), BX
-	MOVQ    C+24(FP), R10
-	MOVQ    dt+32(FP), R11
-	MOVQ    a+40(FP), R12
-	MOVQ    y+48(FP), R13
 	MOVQ    D+56(FP), DI
-	MOVQ    count+64(FP), DX
+	MOVQ    E+72(FP), R8
+	SHLQ    $2, R8
+	MOVQ    count+80(FP), DX
 	SHRQ    $4, DX
 	JZ      s1done
+	MOVQ    T+64(FP), CX
+	TESTQ   CX, CX
+	JZ      s1done
+	XORQ    AX, AX               // the group's byte offset in dt, a, y
 	LOADEXP512
-	VMOVUPS (BX), Z29
-	VMOVUPS (R10), Z30
 	VMOVUPS scan1Idx<>(SB), Z31
 
 s1group:
@@ -1055,6 +1055,31 @@ s1group:
 	PREFETCHT0 SPF+64(SI)
 	PREFETCHT0 SPF+128(SI)
 	PREFETCHT0 SPF+192(SI)
+	PREFETCHT0 SPF+256(SI)
+	PREFETCHT0 SPF+320(SI)
+	PREFETCHT0 SPF+384(SI)
+	PREFETCHT0 SPF+448(SI)
+	PREFETCHT0 SPF+512(SI)
+	PREFETCHT0 SPF+576(SI)
+	PREFETCHT0 SPF+640(SI)
+	PREFETCHT0 SPF+704(SI)
+	PREFETCHT0 SPF+768(SI)
+	PREFETCHT0 SPF+832(SI)
+	PREFETCHT0 SPF+896(SI)
+	PREFETCHT0 SPF+960(SI)
+	MOVQ B+16(FP), BX
+	MOVQ C+24(FP), R10
+	MOVQ dt+32(FP), R11
+	MOVQ a+40(FP), R12
+	MOVQ y+48(FP), R13
+	ADDQ AX, R11
+	ADDQ AX, R12
+	ADDQ AX, R13
+	MOVQ T+64(FP), CX
+
+s1tok:
+	VMOVUPS (BX), Z29
+	VMOVUPS (R10), Z30
 	PAIR(0, 0, 4, 64, Z11)
 	PAIR(8, 128, 12, 192, Z12)
 	QUAD(Z11, Z12, Z13)
@@ -1062,10 +1087,6 @@ s1group:
 	PAIR(24, 384, 28, 448, Z12)
 	QUAD(Z11, Z12, Z14)
 	HALVES(Z13, Z14, Z15)
-	PREFETCHT0 SPF+256(SI)
-	PREFETCHT0 SPF+320(SI)
-	PREFETCHT0 SPF+384(SI)
-	PREFETCHT0 SPF+448(SI)
 	PAIR(32, 512, 36, 576, Z11)
 	PAIR(40, 640, 44, 704, Z12)
 	QUAD(Z11, Z12, Z13)
@@ -1084,12 +1105,18 @@ s1group:
 	VADDPS  Z6, Z5, Z5
 	VMOVUPS Z5, (R13)
 
+	ADDQ $64, BX
+	ADDQ $64, R10
+	ADDQ R8, R11
+	ADDQ R8, R12
+	ADDQ R8, R13
+	DECQ CX
+	JNZ  s1tok
+
 	ADDQ $1024, SI
 	ADDQ $1024, R9
-	ADDQ $64, R11
-	ADDQ $64, R12
-	ADDQ $64, R13
 	ADDQ $64, DI
+	ADDQ $64, AX
 	DECQ DX
 	JNZ  s1group
 

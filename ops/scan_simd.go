@@ -34,17 +34,17 @@ func vexp(dst, src []float32) {
 
 // scanRangeSIMD runs channels lo..hi-1 over all T tokens with the AVX2
 // kernel, or the AVX-512 one (16 lanes, the channel loop inside the kernel)
-// when the level has it (scan16) and N is a multiple of 16; a decode
-// step's one token with N = 16 takes scan1x16AVX512, sixteen channels at a
-// time, for the same bits. The caller checks that the level has vec8 and N
+// when the level has it (scan16) and N is a multiple of 16; with N = 16
+// (Mamba's) scan16x16AVX512 takes the channels sixteen at a time, for the
+// same bits. The caller checks that the level has vec8 and N
 // is a positive multiple of 8. The gate is applied afterwards, token by
 // token, on the range's outputs.
 func scanRangeSIMD(y, h, dt, A, B, C, a, D, z []float32, E, N, T, lo, hi int) {
 	if cur().scan16 && N%16 == 0 {
 		e := lo
-		if cur().step16 && N == 16 && T == 1 && hi-lo >= 16 {
+		if cur().step16 && N == 16 && hi-lo >= 16 {
 			n := (hi - lo) &^ 15
-			scan1x16AVX512(&h[lo*N], &A[lo*N], &B[0], &C[0], &dt[lo], &a[lo], &y[lo], &D[lo], n)
+			scan16x16AVX512(&h[lo*N], &A[lo*N], &B[0], &C[0], &dt[lo], &a[lo], &y[lo], &D[lo], T, E, n)
 			e += n
 		}
 		if hi > e {

@@ -399,21 +399,21 @@ func CPUFeatures() string {
 	return "none of avx2, fma, f16c, avx-512"
 }
 
-// scan1x16AVX512 is scanChansAVX512 with N = 16 and T = 1 over count
-// channels, count a positive multiple of 16 (B and C are the token's 16
-// values): the same bits, the horizontal sums of sixteen channels done
-// together. Per channel e < count:
+// scan16x16AVX512 is scanChansAVX512 with N = 16 over count channels,
+// count a positive multiple of 16: the same bits, sixteen channels at a
+// time, their horizontal sums done together. Per channel e < count and
+// token t < T (i = e + t*E):
 //
 //	var s [16]float32
 //	for j := 0; j < 16; j++ {
-//		h[e*16+j] = fma(vexp(dt[e]*A[e*16+j]), h[e*16+j], (dt[e]*B[j])*a[e])
-//		s[j] = fma(h[e*16+j], C[j], 0)
+//		h[e*16+j] = fma(vexp(dt[i]*A[e*16+j]), h[e*16+j], (dt[i]*B[t*16+j])*a[i])
+//		s[j] = fma(h[e*16+j], C[t*16+j], 0)
 //	}
 //	u := fold16(s)
-//	y[e] = (((u[0]+u[4])+(u[1]+u[5])) + ((u[2]+u[6])+(u[3]+u[7]))) + a[e]*D[e]
+//	y[i] = (((u[0]+u[4])+(u[1]+u[5])) + ((u[2]+u[6])+(u[3]+u[7]))) + a[i]*D[e]
 //
 //go:noescape
-func scan1x16AVX512(h, A, B, C, dt, a, y, D *float32, count int)
+func scan16x16AVX512(h, A, B, C, dt, a, y, D *float32, T, E, count int)
 
 // convStep16AVX512 is convRange's K = 4 loop for one token (T = 1) over
 // count channels, count a positive multiple of 16 (window is count x 3,

@@ -56,7 +56,7 @@ func softplusAVX2(dst, src *float32, n int) { panic(noAsm) }
 
 func scanChansAVX512(h, A, B, C, dt, a, y, D *float32, N, T, E, count int) { panic(noAsm) }
 
-func scan1x16AVX512(h, A, B, C, dt, a, y, D *float32, count int) { panic(noAsm) }
+func scan16x16AVX512(h, A, B, C, dt, a, y, D *float32, T, E, count int) { panic(noAsm) }
 
 func convStep16AVX512(out, window, x, w, b *float32, count int) { panic(noAsm) }
 

@@ -642,23 +642,24 @@ func TestScanChan2Twin(t *testing.T) {
 	}
 }
 
-// TestScan1x16 holds scan1x16AVX512 (one token, sixteen channels a group,
-// their sums folded together) to scanChansAVX512 with T = 1 bit for bit:
-// one to three groups, wild values as in TestScanChan2Twin (subnormal
-// decays, states past float32's range, NaN), and guard values after the
-// state rows and the outputs.
-func TestScan1x16(t *testing.T) {
+// TestScan16x16 holds scan16x16AVX512 (sixteen channels a group, their
+// sums folded together) to scanChansAVX512 bit for bit: one to three
+// groups, token counts from none up, wild values as in TestScanChan2Twin
+// (subnormal decays, states past float32's range, NaN), and guard values
+// after the state rows and around the outputs (a guard column per token).
+func TestScan16x16(t *testing.T) {
 	if !levels[simdAVX512].scan16 || simdDetected < simdAVX512 {
 		t.Skip("no AVX-512 on this CPU")
 	}
 	rng := newRNG(96)
 	for _, groups := range []int{1, 2, 3} {
-		for _, wild := range []bool{false, true} {
-			for rep := range 4 {
+		for _, T := range []int{0, 1, 2, 5} {
+			for _, wild := range []bool{false, true} {
 				const N = 16
-				E := 16 * groups
-				name := fmt.Sprintf("channels=%d wild=%v rep=%d", E, wild, rep)
-				c := newScanCase(rng.Uint64(), E, N, 1, false)
+				C := 16 * groups // channels run; E has one more, a guard column
+				E := C + 1
+				name := fmt.Sprintf("channels=%d T=%d wild=%v", C, T, wild)
+				c := newScanCase(rng.Uint64(), E, N, T, false)
 				if wild {
 					for i := range c.dt {
 						c.dt[i] = float32(rng.ExpFloat64() * 20)
@@ -678,17 +679,28 @@ func TestScan1x16(t *testing.T) {
 					}
 				}
 				run := func(group bool) (h, y []float32) {
-					h = append(append([]float32(nil), c.h0...), guard, guard)
-					y = append(make([]float32, E), guard, guard)
+					h = append(append([]float32(nil), c.h0[:C*N]...), guard, guard)
+					y = make([]float32, T*E+2)
+					for i := range y {
+						y[i] = guard
+					}
+					if T == 0 {
+						return h, y
+					}
 					if group {
-						scan1x16AVX512(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], &c.D[0], E)
+						scan16x16AVX512(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], &c.D[0], T, E, C)
 					} else {
-						scanChansAVX512(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], &c.D[0], N, 1, E, E)
+						scanChansAVX512(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], &c.D[0], N, T, E, C)
 					}
 					return h, y
 				}
 				h2, y2 := run(true)
 				h1, y1 := run(false)
+				for tok := 0; tok < T; tok++ {
+					if math.Float32bits(y2[tok*E+C]) != math.Float32bits(guard) {
+						t.Fatalf("%s: wrote y outside the channels at token %d", name, tok)
+					}
+				}
 				sameBits(t, name+" h", h2, h1)
 				sameBits(t, name+" y", y2, y1)
 			}
