@@ -1262,3 +1262,149 @@ c16sum:
 c16done:
 	VZEROUPPER
 	RET
+
+// ---- the scan with N = 16, eight channels at a time (AVX2) ----
+
+// scan8Idx puts channel c's sum, left by scan8x16AVX2's tree at lane
+// 4*(c%2) + c/2, at lane c.
+DATA scan8Idx<>+0(SB)/4, $0
+DATA scan8Idx<>+4(SB)/4, $4
+DATA scan8Idx<>+8(SB)/4, $1
+DATA scan8Idx<>+12(SB)/4, $5
+DATA scan8Idx<>+16(SB)/4, $2
+DATA scan8Idx<>+20(SB)/4, $6
+DATA scan8Idx<>+24(SB)/4, $3
+DATA scan8Idx<>+28(SB)/4, $7
+GLOBL scan8Idx<>(SB), RODATA|NOPTR, $32
+
+// SCAN8PAIR(d4, h128, slot) runs channels 2k and 2k+1 of the group for
+// one token (d4 = 8k bytes into dt and a, h128 = 128k bytes into h and
+// A) with scanChan2AVX2's operations in its order, and stores their sums
+// folded once (s[i] + s[i+4]: channel 2k's in the low 128 bits, 2k+1's in
+// the high) at slot(SP).
+#define SCAN8PAIR(d4, d4b, h128, h32, h64, h96, slot) \
+	VBROADCASTSS d4(R11), Y4; \
+	VBROADCASTSS d4b(R11), Y5; \
+	VMULPS       h128(R9), Y4, Y0; \
+	VMULPS       h32(R9), Y4, Y1; \
+	VMULPS       h64(R9), Y5, Y2; \
+	VMULPS       h96(R9), Y5, Y3; \
+	EXP4; \
+	VBROADCASTSS d4(R11), Y4; \
+	VBROADCASTSS d4b(R11), Y5; \
+	VBROADCASTSS d4(R12), Y6; \
+	VBROADCASTSS d4b(R12), Y7; \
+	VMULPS       (BX), Y4, Y0; \
+	VMULPS       32(BX), Y4, Y1; \
+	VMULPS       (BX), Y5, Y2; \
+	VMULPS       32(BX), Y5, Y3; \
+	VMULPS       Y6, Y0, Y0; \
+	VMULPS       Y6, Y1, Y1; \
+	VMULPS       Y7, Y2, Y2; \
+	VMULPS       Y7, Y3, Y3; \
+	VFMADD231PS  h128(SI), Y8, Y0; \
+	VFMADD231PS  h32(SI), Y9, Y1; \
+	VFMADD231PS  h64(SI), Y10, Y2; \
+	VFMADD231PS  h96(SI), Y11, Y3; \
+	VMOVUPS      Y0, h128(SI); \
+	VMOVUPS      Y1, h32(SI); \
+	VMOVUPS      Y2, h64(SI); \
+	VMOVUPS      Y3, h96(SI); \
+	VXORPS       Y12, Y12, Y12; \
+	VXORPS       Y13, Y13, Y13; \
+	VFMADD231PS  (R10), Y0, Y12; \
+	VFMADD231PS  32(R10), Y1, Y12; \
+	VFMADD231PS  (R10), Y2, Y13; \
+	VFMADD231PS  32(R10), Y3, Y13; \
+	VPERM2F128   $0x20, Y13, Y12, Y0; \
+	VPERM2F128   $0x31, Y13, Y12, Y1; \
+	VADDPS       Y1, Y0, Y0; \
+	VMOVUPS      Y0, slot(SP)
+
+// SCAN8HALVES(s1, s2, v): lane k of v holds x[0]+x[1] and x[2]+x[3] of
+// the channel in slot s1's lane k, then those of slot s2's.
+#define SCAN8HALVES(s1, s2, v) \
+	VMOVUPS s1(SP), Y0; \
+	VMOVUPS s2(SP), Y1; \
+	VSHUFPS $0x88, Y1, Y0, Y2; \
+	VSHUFPS $0xDD, Y1, Y0, v; \
+	VADDPS  Y2, v, v
+
+// func scan8x16AVX2(h, A, B, C, dt, a, y, D *float32, T, E, count int)
+// T tokens through count consecutive channels with N = 16, count a
+// positive multiple of 8, eight at a time: the bits of scanChan2AVX2 (and
+// scanChanAVX2), the eight channels' horizontal sums done together by a
+// transposing tree of the same pairs. A group's state rows (512 bytes)
+// stay in L1 across the tokens.
+TEXT ·scan8x16AVX2(SB), NOSPLIT, $128-88
+	MOVQ    h+0(FP), SI
+	MOVQ    A+8(FP), R9
+	MOVQ    D+56(FP), DI
+	MOVQ    E+72(FP), R8
+	SHLQ    $2, R8
+	MOVQ    count+80(FP), DX
+	SHRQ    $3, DX
+	JZ      s8done
+	MOVQ    T+64(FP), CX
+	TESTQ   CX, CX
+	JZ      s8done
+	XORQ    AX, AX                // the group's byte offset in dt, a, y
+	VMOVUPS expHi<>(SB), Y14
+	VMOVUPS expLo<>(SB), Y15
+
+s8group:
+	PREFETCHT0 SPF(SI)
+	PREFETCHT0 SPF+64(SI)
+	PREFETCHT0 SPF+128(SI)
+	PREFETCHT0 SPF+192(SI)
+	PREFETCHT0 SPF+256(SI)
+	PREFETCHT0 SPF+320(SI)
+	PREFETCHT0 SPF+384(SI)
+	PREFETCHT0 SPF+448(SI)
+	MOVQ B+16(FP), BX
+	MOVQ C+24(FP), R10
+	MOVQ dt+32(FP), R11
+	MOVQ a+40(FP), R12
+	MOVQ y+48(FP), R13
+	ADDQ AX, R11
+	ADDQ AX, R12
+	ADDQ AX, R13
+	MOVQ T+64(FP), CX
+
+s8tok:
+	SCAN8PAIR(0, 4, 0, 32, 64, 96, 0)
+	SCAN8PAIR(8, 12, 128, 160, 192, 224, 32)
+	SCAN8PAIR(16, 20, 256, 288, 320, 352, 64)
+	SCAN8PAIR(24, 28, 384, 416, 448, 480, 96)
+	SCAN8HALVES(0, 32, Y3)
+	SCAN8HALVES(64, 96, Y5)
+
+	// (x0+x1) + (x2+x3) of each channel, put in channel order; + a*D.
+	VSHUFPS $0x88, Y5, Y3, Y6
+	VSHUFPS $0xDD, Y5, Y3, Y7
+	VADDPS  Y6, Y7, Y7
+	VMOVDQU scan8Idx<>(SB), Y10
+	VPERMPS Y7, Y10, Y8
+	VMOVUPS (R12), Y9
+	VMULPS  (DI), Y9, Y9
+	VADDPS  Y9, Y8, Y8
+	VMOVUPS Y8, (R13)
+
+	ADDQ $64, BX
+	ADDQ $64, R10
+	ADDQ R8, R11
+	ADDQ R8, R12
+	ADDQ R8, R13
+	DECQ CX
+	JNZ  s8tok
+
+	ADDQ $512, SI
+	ADDQ $512, R9
+	ADDQ $32, DI
+	ADDQ $32, AX
+	DECQ DX
+	JNZ  s8group
+
+s8done:
+	VZEROUPPER
+	RET

@@ -34,11 +34,11 @@ func vexp(dst, src []float32) {
 
 // scanRangeSIMD runs channels lo..hi-1 over all T tokens with the AVX2
 // kernel, or the AVX-512 one (16 lanes, the channel loop inside the kernel)
-// when the level has it (scan16) and N is a multiple of 16; with N = 16
-// (Mamba's) scan16x16AVX512 takes the channels sixteen at a time, for the
-// same bits. The caller checks that the level has vec8 and N
-// is a positive multiple of 8. The gate is applied afterwards, token by
-// token, on the range's outputs.
+// when the level has it (scan16) and N is a multiple of 16. With N = 16
+// (Mamba's) the channels go sixteen at a time at AVX-512 (scan16x16AVX512)
+// and eight at a time at AVX2 (scan8x16AVX2), for the same bits. The
+// caller checks that the level has vec8 and N is a positive multiple of 8.
+// The gate is applied afterwards, token by token, on the range's outputs.
 func scanRangeSIMD(y, h, dt, A, B, C, a, D, z []float32, E, N, T, lo, hi int) {
 	if cur().scan16 && N%16 == 0 {
 		e := lo
@@ -52,6 +52,11 @@ func scanRangeSIMD(y, h, dt, A, B, C, a, D, z []float32, E, N, T, lo, hi int) {
 		}
 	} else {
 		e := lo
+		if N == 16 && hi-lo >= 8 {
+			n := (hi - lo) &^ 7
+			scan8x16AVX2(&h[lo*N], &A[lo*N], &B[0], &C[0], &dt[lo], &a[lo], &y[lo], &D[lo], T, E, n)
+			e += n
+		}
 		if N%16 == 0 {
 			for ; e+1 < hi; e += 2 {
 				scanChan2AVX2(&h[e*N], &A[e*N], &B[0], &C[0], &dt[e], &a[e], &y[e], &D[e], N, T, E)

@@ -432,3 +432,18 @@ func scan16x16AVX512(h, A, B, C, dt, a, y, D *float32, T, E, count int)
 //
 //go:noescape
 func convStep16AVX512(out, window, x, w, b *float32, count int)
+
+// scan8x16AVX2 is scanChanAVX2 with N = 16 over count channels, count a
+// positive multiple of 8: the same bits, eight channels at a time (two
+// through EXP4 at once, as scanChan2AVX2 does), their horizontal sums
+// done together. Per channel e < count and token t < T (i = e + t*E):
+//
+//	var s [8]float32
+//	for j := 0; j < 16; j++ {
+//		h[e*16+j] = fma(vexp(dt[i]*A[e*16+j]), h[e*16+j], (dt[i]*B[t*16+j])*a[i])
+//		s[j%8] = fma(h[e*16+j], C[t*16+j], s[j%8])
+//	}
+//	y[i] = (((s[0]+s[4])+(s[1]+s[5])) + ((s[2]+s[6])+(s[3]+s[7]))) + a[i]*D[e]
+//
+//go:noescape
+func scan8x16AVX2(h, A, B, C, dt, a, y, D *float32, T, E, count int)

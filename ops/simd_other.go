@@ -58,6 +58,8 @@ func scanChansAVX512(h, A, B, C, dt, a, y, D *float32, N, T, E, count int) { pan
 
 func scan16x16AVX512(h, A, B, C, dt, a, y, D *float32, T, E, count int) { panic(noAsm) }
 
+func scan8x16AVX2(h, A, B, C, dt, a, y, D *float32, T, E, count int) { panic(noAsm) }
+
 func convStep16AVX512(out, window, x, w, b *float32, count int) { panic(noAsm) }
 
 func siluAVX2(dst, src *float32, n int) { panic(noAsm) }

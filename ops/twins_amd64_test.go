@@ -707,3 +707,69 @@ func TestScan16x16(t *testing.T) {
 		}
 	}
 }
+
+// TestScan8x16 holds scan8x16AVX2 (eight channels a group, their sums
+// folded together) to scanChan2AVX2 on each pair of channels bit for bit,
+// as TestScan16x16 does for the AVX-512 kernel.
+func TestScan8x16(t *testing.T) {
+	if simdDetected < simdAVX2 {
+		t.Skip("no AVX2 on this CPU")
+	}
+	rng := newRNG(97)
+	for _, groups := range []int{1, 2, 3} {
+		for _, T := range []int{0, 1, 2, 5} {
+			for _, wild := range []bool{false, true} {
+				const N = 16
+				C := 8 * groups // channels run; E has one more, a guard column
+				E := C + 1
+				name := fmt.Sprintf("channels=%d T=%d wild=%v", C, T, wild)
+				c := newScanCase(rng.Uint64(), E, N, T, false)
+				if wild {
+					for i := range c.dt {
+						c.dt[i] = float32(rng.ExpFloat64() * 20)
+					}
+					for i := range c.B {
+						switch rng.IntN(3) {
+						case 0:
+							c.B[i] *= 3e37
+						case 1:
+							c.B[i] = 0
+						}
+					}
+					for i := range c.h0 {
+						if rng.IntN(50) == 0 {
+							c.h0[i] = float32(math.Inf(1 - 2*rng.IntN(2)))
+						}
+					}
+				}
+				run := func(group bool) (h, y []float32) {
+					h = append(append([]float32(nil), c.h0[:C*N]...), guard, guard)
+					y = make([]float32, T*E+2)
+					for i := range y {
+						y[i] = guard
+					}
+					if T == 0 {
+						return h, y
+					}
+					if group {
+						scan8x16AVX2(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], &c.D[0], T, E, C)
+						return h, y
+					}
+					for e := 0; e < C; e += 2 {
+						scanChan2AVX2(&h[e*N], &c.A[e*N], &c.B[0], &c.C[0], &c.dt[e], &c.a[e], &y[e], &c.D[e], N, T, E)
+					}
+					return h, y
+				}
+				h2, y2 := run(true)
+				h1, y1 := run(false)
+				for tok := 0; tok < T; tok++ {
+					if math.Float32bits(y2[tok*E+C]) != math.Float32bits(guard) {
+						t.Fatalf("%s: wrote y outside the channels at token %d", name, tok)
+					}
+				}
+				sameBits(t, name+" h", h2, h1)
+				sameBits(t, name+" y", y2, y1)
+			}
+		}
+	}
+}
