@@ -1028,6 +1028,44 @@ GLOBL scan1Idx<>(SB), RODATA|NOPTR, $64
 
 
 
+// The group loops of scan16x16AVX512 and scan8x16AVX2, whose registers
+// they share: SI the group's state rows, AX the group's byte offset in dt,
+// a and y, R8 E*4, CX the tokens left.
+
+// PF512(off) prefetches 512 bytes of the next group's state rows, SPF
+// ahead of SI plus off.
+#define PF512(off) \
+	PREFETCHT0 SPF+off(SI); \
+	PREFETCHT0 SPF+off+64(SI); \
+	PREFETCHT0 SPF+off+128(SI); \
+	PREFETCHT0 SPF+off+192(SI); \
+	PREFETCHT0 SPF+off+256(SI); \
+	PREFETCHT0 SPF+off+320(SI); \
+	PREFETCHT0 SPF+off+384(SI); \
+	PREFETCHT0 SPF+off+448(SI)
+
+// GROUPTOKENS points BX and R10 at the first token's B and C, R11-R13 at
+// its dt, a and y of the group's first channel, and sets CX to T.
+#define GROUPTOKENS \
+	MOVQ B+16(FP), BX; \
+	MOVQ C+24(FP), R10; \
+	MOVQ dt+32(FP), R11; \
+	MOVQ a+40(FP), R12; \
+	MOVQ y+48(FP), R13; \
+	ADDQ AX, R11; \
+	ADDQ AX, R12; \
+	ADDQ AX, R13; \
+	MOVQ T+64(FP), CX
+
+// NEXTTOKEN moves those pointers on by a token and counts it.
+#define NEXTTOKEN \
+	ADDQ $64, BX; \
+	ADDQ $64, R10; \
+	ADDQ R8, R11; \
+	ADDQ R8, R12; \
+	ADDQ R8, R13; \
+	DECQ CX
+
 // func scan16x16AVX512(h, A, B, C, dt, a, y, D *float32, T, E, count int)
 // T tokens through count consecutive channels with N = 16, count a
 // positive multiple of 16, sixteen channels at a time: the bits of
@@ -1051,31 +1089,9 @@ TEXT ·scan16x16AVX512(SB), NOSPLIT, $0-88
 	VMOVUPS scan1Idx<>(SB), Z31
 
 s1group:
-	PREFETCHT0 SPF(SI)
-	PREFETCHT0 SPF+64(SI)
-	PREFETCHT0 SPF+128(SI)
-	PREFETCHT0 SPF+192(SI)
-	PREFETCHT0 SPF+256(SI)
-	PREFETCHT0 SPF+320(SI)
-	PREFETCHT0 SPF+384(SI)
-	PREFETCHT0 SPF+448(SI)
-	PREFETCHT0 SPF+512(SI)
-	PREFETCHT0 SPF+576(SI)
-	PREFETCHT0 SPF+640(SI)
-	PREFETCHT0 SPF+704(SI)
-	PREFETCHT0 SPF+768(SI)
-	PREFETCHT0 SPF+832(SI)
-	PREFETCHT0 SPF+896(SI)
-	PREFETCHT0 SPF+960(SI)
-	MOVQ B+16(FP), BX
-	MOVQ C+24(FP), R10
-	MOVQ dt+32(FP), R11
-	MOVQ a+40(FP), R12
-	MOVQ y+48(FP), R13
-	ADDQ AX, R11
-	ADDQ AX, R12
-	ADDQ AX, R13
-	MOVQ T+64(FP), CX
+	PF512(0)
+	PF512(512)
+	GROUPTOKENS
 
 s1tok:
 	VMOVUPS (BX), Z29
@@ -1105,12 +1121,7 @@ s1tok:
 	VADDPS  Z6, Z5, Z5
 	VMOVUPS Z5, (R13)
 
-	ADDQ $64, BX
-	ADDQ $64, R10
-	ADDQ R8, R11
-	ADDQ R8, R12
-	ADDQ R8, R13
-	DECQ CX
+	NEXTTOKEN
 	JNZ  s1tok
 
 	ADDQ $1024, SI
@@ -1353,23 +1364,8 @@ TEXT ·scan8x16AVX2(SB), NOSPLIT, $128-88
 	VMOVUPS expLo<>(SB), Y15
 
 s8group:
-	PREFETCHT0 SPF(SI)
-	PREFETCHT0 SPF+64(SI)
-	PREFETCHT0 SPF+128(SI)
-	PREFETCHT0 SPF+192(SI)
-	PREFETCHT0 SPF+256(SI)
-	PREFETCHT0 SPF+320(SI)
-	PREFETCHT0 SPF+384(SI)
-	PREFETCHT0 SPF+448(SI)
-	MOVQ B+16(FP), BX
-	MOVQ C+24(FP), R10
-	MOVQ dt+32(FP), R11
-	MOVQ a+40(FP), R12
-	MOVQ y+48(FP), R13
-	ADDQ AX, R11
-	ADDQ AX, R12
-	ADDQ AX, R13
-	MOVQ T+64(FP), CX
+	PF512(0)
+	GROUPTOKENS
 
 s8tok:
 	SCAN8PAIR(0, 4, 0, 32, 64, 96, 0)
@@ -1390,12 +1386,7 @@ s8tok:
 	VADDPS  Y9, Y8, Y8
 	VMOVUPS Y8, (R13)
 
-	ADDQ $64, BX
-	ADDQ $64, R10
-	ADDQ R8, R11
-	ADDQ R8, R12
-	ADDQ R8, R13
-	DECQ CX
+	NEXTTOKEN
 	JNZ  s8tok
 
 	ADDQ $512, SI

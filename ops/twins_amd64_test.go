@@ -599,17 +599,7 @@ func TestScanChan2Twin(t *testing.T) {
 				name := fmt.Sprintf("N=%d T=%d wild=%v", N, T, wild)
 				c := newScanCase(rng.Uint64(), E, N, T, false)
 				if wild {
-					for i := range c.dt {
-						c.dt[i] = float32(rng.ExpFloat64() * 20) // dt*A below -87 often
-					}
-					for i := range c.B {
-						switch rng.IntN(3) {
-						case 0:
-							c.B[i] *= 3e37 // h overflows to Inf, sums to NaN
-						case 1:
-							c.B[i] = 0 // h decays to subnormal or zero
-						}
-					}
+					wildScan(rng, &c)
 				}
 				run := func(two bool) (h, y []float32) {
 					h = append(append([]float32(nil), c.h0[:2*N]...), guard, guard)
@@ -643,59 +633,74 @@ func TestScanChan2Twin(t *testing.T) {
 }
 
 // TestScan16x16 holds scan16x16AVX512 (sixteen channels a group, their
-// sums folded together) to scanChansAVX512 bit for bit: one to three
-// groups, token counts from none up, wild values as in TestScanChan2Twin
-// (subnormal decays, states past float32's range, NaN), and guard values
-// after the state rows and around the outputs (a guard column per token).
+// sums folded together) to scanChansAVX512 bit for bit.
 func TestScan16x16(t *testing.T) {
 	if !levels[simdAVX512].scan16 || simdDetected < simdAVX512 {
 		t.Skip("no AVX-512 on this CPU")
 	}
-	rng := newRNG(96)
+	testGroupScan(t, 16, func(c scanCase, h, y []float32, T, E, C int, group bool) {
+		if group {
+			scan16x16AVX512(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], &c.D[0], T, E, C)
+		} else {
+			scanChansAVX512(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], &c.D[0], 16, T, E, C)
+		}
+	})
+}
+
+// TestScan8x16 holds scan8x16AVX2 (eight channels a group) to
+// scanChan2AVX2 on each pair of channels bit for bit.
+func TestScan8x16(t *testing.T) {
+	if simdDetected < simdAVX2 {
+		t.Skip("no AVX2 on this CPU")
+	}
+	testGroupScan(t, 8, func(c scanCase, h, y []float32, T, E, C int, group bool) {
+		if group {
+			scan8x16AVX2(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], &c.D[0], T, E, C)
+			return
+		}
+		for e := 0; e < C; e += 2 {
+			scanChan2AVX2(&h[e*16], &c.A[e*16], &c.B[0], &c.C[0], &c.dt[e], &c.a[e], &y[e], &c.D[e], 16, T, E)
+		}
+	})
+}
+
+// testGroupScan runs a grouped scan kernel (run with group set) against
+// its reference (group unset) on C channels of one to three groups of
+// size channels, N = 16, over 0 to 5 tokens, with wild values as in
+// TestScanChan2Twin (subnormal decays, states past float32's range, NaN,
+// infinite states) and guard values after the state rows and in a guard
+// column (E = C+1) of every token's outputs.
+func testGroupScan(t *testing.T, size int, run func(c scanCase, h, y []float32, T, E, C int, group bool)) {
+	rng := newRNG(uint64(90 + size))
 	for _, groups := range []int{1, 2, 3} {
 		for _, T := range []int{0, 1, 2, 5} {
 			for _, wild := range []bool{false, true} {
 				const N = 16
-				C := 16 * groups // channels run; E has one more, a guard column
+				C := size * groups
 				E := C + 1
 				name := fmt.Sprintf("channels=%d T=%d wild=%v", C, T, wild)
 				c := newScanCase(rng.Uint64(), E, N, T, false)
 				if wild {
-					for i := range c.dt {
-						c.dt[i] = float32(rng.ExpFloat64() * 20)
-					}
-					for i := range c.B {
-						switch rng.IntN(3) {
-						case 0:
-							c.B[i] *= 3e37
-						case 1:
-							c.B[i] = 0
-						}
-					}
+					wildScan(rng, &c)
 					for i := range c.h0 {
 						if rng.IntN(50) == 0 {
 							c.h0[i] = float32(math.Inf(1 - 2*rng.IntN(2)))
 						}
 					}
 				}
-				run := func(group bool) (h, y []float32) {
+				out := func(group bool) (h, y []float32) {
 					h = append(append([]float32(nil), c.h0[:C*N]...), guard, guard)
 					y = make([]float32, T*E+2)
 					for i := range y {
 						y[i] = guard
 					}
-					if T == 0 {
-						return h, y
-					}
-					if group {
-						scan16x16AVX512(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], &c.D[0], T, E, C)
-					} else {
-						scanChansAVX512(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], &c.D[0], N, T, E, C)
+					if T > 0 {
+						run(c, h, y, T, E, C, group)
 					}
 					return h, y
 				}
-				h2, y2 := run(true)
-				h1, y1 := run(false)
+				h2, y2 := out(true)
+				h1, y1 := out(false)
 				for tok := 0; tok < T; tok++ {
 					if math.Float32bits(y2[tok*E+C]) != math.Float32bits(guard) {
 						t.Fatalf("%s: wrote y outside the channels at token %d", name, tok)
@@ -708,68 +713,19 @@ func TestScan16x16(t *testing.T) {
 	}
 }
 
-// TestScan8x16 holds scan8x16AVX2 (eight channels a group, their sums
-// folded together) to scanChan2AVX2 on each pair of channels bit for bit,
-// as TestScan16x16 does for the AVX-512 kernel.
-func TestScan8x16(t *testing.T) {
-	if simdDetected < simdAVX2 {
-		t.Skip("no AVX2 on this CPU")
+// wildScan makes a scan case's dt large enough that exp(dt*A) is
+// subnormal or zero, and some B large enough for the states to overflow
+// to Inf (then NaN from Inf*0) or zero.
+func wildScan(rng *rand.Rand, c *scanCase) {
+	for i := range c.dt {
+		c.dt[i] = float32(rng.ExpFloat64() * 20) // dt*A below -87 often
 	}
-	rng := newRNG(97)
-	for _, groups := range []int{1, 2, 3} {
-		for _, T := range []int{0, 1, 2, 5} {
-			for _, wild := range []bool{false, true} {
-				const N = 16
-				C := 8 * groups // channels run; E has one more, a guard column
-				E := C + 1
-				name := fmt.Sprintf("channels=%d T=%d wild=%v", C, T, wild)
-				c := newScanCase(rng.Uint64(), E, N, T, false)
-				if wild {
-					for i := range c.dt {
-						c.dt[i] = float32(rng.ExpFloat64() * 20)
-					}
-					for i := range c.B {
-						switch rng.IntN(3) {
-						case 0:
-							c.B[i] *= 3e37
-						case 1:
-							c.B[i] = 0
-						}
-					}
-					for i := range c.h0 {
-						if rng.IntN(50) == 0 {
-							c.h0[i] = float32(math.Inf(1 - 2*rng.IntN(2)))
-						}
-					}
-				}
-				run := func(group bool) (h, y []float32) {
-					h = append(append([]float32(nil), c.h0[:C*N]...), guard, guard)
-					y = make([]float32, T*E+2)
-					for i := range y {
-						y[i] = guard
-					}
-					if T == 0 {
-						return h, y
-					}
-					if group {
-						scan8x16AVX2(&h[0], &c.A[0], &c.B[0], &c.C[0], &c.dt[0], &c.a[0], &y[0], &c.D[0], T, E, C)
-						return h, y
-					}
-					for e := 0; e < C; e += 2 {
-						scanChan2AVX2(&h[e*N], &c.A[e*N], &c.B[0], &c.C[0], &c.dt[e], &c.a[e], &y[e], &c.D[e], N, T, E)
-					}
-					return h, y
-				}
-				h2, y2 := run(true)
-				h1, y1 := run(false)
-				for tok := 0; tok < T; tok++ {
-					if math.Float32bits(y2[tok*E+C]) != math.Float32bits(guard) {
-						t.Fatalf("%s: wrote y outside the channels at token %d", name, tok)
-					}
-				}
-				sameBits(t, name+" h", h2, h1)
-				sameBits(t, name+" y", y2, y1)
-			}
+	for i := range c.B {
+		switch rng.IntN(3) {
+		case 0:
+			c.B[i] *= 3e37 // h overflows to Inf, sums to NaN
+		case 1:
+			c.B[i] = 0 // h decays to subnormal or zero
 		}
 	}
 }
