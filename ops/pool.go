@@ -37,9 +37,15 @@ type Pool struct {
 
 	// job is seq<<32 | parts<<16 | next: a new seq publishes the call's
 	// fields below (written before it is stored) to whoever claims a part.
-	job     atomic.Uint64
-	pending atomic.Int32 // parts not yet finished
-	parked  atomic.Bool  // the caller waits on done
+	job atomic.Uint64
+	// pending is the call's parts not yet finished, plus callerParked
+	// once the caller waits on done. One word, so that the part that
+	// finishes last learns from its own decrement whether the caller
+	// waits: a separate flag, read after the decrement, could already
+	// belong to the caller's next call (the caller returns as soon as it
+	// sees no part left), and a wake sent for that call would end its
+	// wait early.
+	pending atomic.Int32
 	done    chan struct{}
 
 	// The current call, read by whoever claims one of its parts.
@@ -186,7 +192,7 @@ func (p *Pool) claim(seq uint64) {
 			continue
 		}
 		p.runPart(int(j & 0xffff))
-		if p.pending.Add(-1) == 0 && p.parked.Load() && p.parked.CompareAndSwap(true, false) {
+		if p.pending.Add(-1) == callerParked {
 			p.done <- struct{}{}
 		}
 	}
@@ -325,8 +331,12 @@ func (p *Pool) run(parts int) {
 	clear(p.multi)
 }
 
+// callerParked is the bit of Pool.pending that says the caller waits on
+// done (the parts are far fewer).
+const callerParked = 1 << 30
+
 // wait returns when every part is done: it spins for up to doneWait, then
-// parks on p.done.
+// parks on p.done, which the part that finishes last then signals.
 func (p *Pool) wait() {
 	start := time.Now()
 	for i := 1; p.pending.Load() != 0; i++ {
@@ -335,12 +345,16 @@ func (p *Pool) wait() {
 		}
 		osYield()
 		if time.Since(start) > doneWait {
-			p.parked.Store(true)
-			if p.pending.Load() == 0 && p.parked.CompareAndSwap(true, false) {
-				return
+			for {
+				n := p.pending.Load()
+				if n == 0 {
+					return
+				}
+				if p.pending.CompareAndSwap(n, n|callerParked) {
+					<-p.done
+					return
+				}
 			}
-			<-p.done
-			return
 		}
 	}
 }
