@@ -1029,8 +1029,26 @@ GLOBL scan1Idx<>(SB), RODATA|NOPTR, $64
 
 
 // The group loops of scan16x16AVX512 and scan8x16AVX2, whose registers
-// they share: SI the group's state rows, AX the group's byte offset in dt,
-// a and y, R8 E*4, CX the tokens left.
+// they share: SI the group's state rows, R9 its A rows, DI its D values,
+// AX the group's byte offset in dt, a and y, R8 E*4, CX the tokens left.
+
+// GROUPARGS(shift, done) loads the arguments (h, A, D, E, count, T) of
+// a grouped scan of 1<<shift channels a group into the registers above,
+// DX the groups, AX zero, and jumps to done when there is no group or no
+// token.
+#define GROUPARGS(shift, done) \
+	MOVQ  h+0(FP), SI; \
+	MOVQ  A+8(FP), R9; \
+	MOVQ  D+56(FP), DI; \
+	MOVQ  E+72(FP), R8; \
+	SHLQ  $2, R8; \
+	MOVQ  count+80(FP), DX; \
+	SHRQ  shift, DX; \
+	JZ    done; \
+	MOVQ  T+64(FP), CX; \
+	TESTQ CX, CX; \
+	JZ    done; \
+	XORQ  AX, AX
 
 // PF512(off) prefetches 512 bytes of the next group's state rows, SPF
 // ahead of SI plus off.
@@ -1073,18 +1091,7 @@ GLOBL scan1Idx<>(SB), RODATA|NOPTR, $64
 // transposing tree of the same pairs, so a group's independent channels
 // overlap. A group's state rows (1 KiB) stay in L1 across the tokens.
 TEXT ·scan16x16AVX512(SB), NOSPLIT, $0-88
-	MOVQ    h+0(FP), SI
-	MOVQ    A+8(FP), R9
-	MOVQ    D+56(FP), DI
-	MOVQ    E+72(FP), R8
-	SHLQ    $2, R8
-	MOVQ    count+80(FP), DX
-	SHRQ    $4, DX
-	JZ      s1done
-	MOVQ    T+64(FP), CX
-	TESTQ   CX, CX
-	JZ      s1done
-	XORQ    AX, AX               // the group's byte offset in dt, a, y
+	GROUPARGS($4, s1done)
 	LOADEXP512
 	VMOVUPS scan1Idx<>(SB), Z31
 
@@ -1348,18 +1355,7 @@ GLOBL scan8Idx<>(SB), RODATA|NOPTR, $32
 // transposing tree of the same pairs. A group's state rows (512 bytes)
 // stay in L1 across the tokens.
 TEXT ·scan8x16AVX2(SB), NOSPLIT, $128-88
-	MOVQ    h+0(FP), SI
-	MOVQ    A+8(FP), R9
-	MOVQ    D+56(FP), DI
-	MOVQ    E+72(FP), R8
-	SHLQ    $2, R8
-	MOVQ    count+80(FP), DX
-	SHRQ    $3, DX
-	JZ      s8done
-	MOVQ    T+64(FP), CX
-	TESTQ   CX, CX
-	JZ      s8done
-	XORQ    AX, AX                // the group's byte offset in dt, a, y
+	GROUPARGS($3, s8done)
 	VMOVUPS expHi<>(SB), Y14
 	VMOVUPS expLo<>(SB), Y15
 
